@@ -78,7 +78,7 @@ type ACME struct {
 	Domains []string `yaml:"domains"`
 	Email   string   `yaml:"email"`
 	CA      string   `yaml:"ca"`      // directory URL; default Let's Encrypt production
-	CARoot  string   `yaml:"ca_root"` // PEM file trusted for the ACME server's own HTTPS (test CAs)
+	CARoot  string   `yaml:"ca_root"` // PEM file whose roots replace the system's for the ACME server's own HTTPS (test CAs)
 	// HTTPPort and TLSALPNPort are the ports the challenge solvers listen on
 	// (defaults 80 and 443).
 	HTTPPort    int `yaml:"http_port"`
@@ -312,6 +312,9 @@ func (c *Config) Validate() error {
 		}
 		if len(c.TLS.ACME.Domains) == 0 {
 			return errors.New("tls.acme.domains: at least one domain is needed")
+		}
+		if c.TLS.ACME.Email == "" {
+			return errors.New("tls.acme.email: an address is needed (the CA sends expiry warnings there)")
 		}
 	}
 	if c.Admin.Address != "" {

@@ -76,6 +76,7 @@ func TestErrors(t *testing.T) {
 		{"timeouts: {preauth: soon}", "not a duration"},
 		{"tls: {cert_file: /x}", "key_file"},
 		{"tls: {acme: {email: a@b}}", "tls.acme.domains"},
+		{"tls: {acme: {domains: [a.example]}}", "tls.acme.email"},
 		{"listeners:\n  - address: 127.0.0.1:1\n    upstream: {address: 'noport'}", "listeners[0].upstream.address"},
 	} {
 		_, err := Parse(strings.NewReader(tc.yaml))

@@ -1,0 +1,248 @@
+package certs
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Files of the local mode, in the state directory.
+const (
+	caCertName   = "ca.pem"
+	caKeyName    = "ca-key.pem"
+	leafCertName = "cert.pem"
+	leafKeyName  = "key.pem"
+)
+
+const (
+	caLifetime = 10 * 365 * 24 * time.Hour
+	// leafLifetime stays under the 398 days Apple platforms accept for a
+	// TLS server certificate issued after 2020-09-01
+	// (https://support.apple.com/en-us/102028); 825 days is the limit for
+	// certificates from a user-installed CA, the shorter one fits both.
+	leafLifetime = 397 * 24 * time.Hour
+	// renewBefore is how long before expiry the leaf (or the CA) is
+	// replaced.
+	renewBefore = 30 * 24 * time.Hour
+	// backdate covers clocks a little behind ours (phones, VMs).
+	backdate = time.Hour
+)
+
+// hostIdentities returns the names and addresses the local leaf is for.
+// A variable so that tests can stand in for the host.
+var hostIdentities = systemIdentities
+
+// localCA is the CA that signs the local leaf certificate.
+type localCA struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// localSource serves a leaf certificate signed by a CA of its own, both
+// kept in the state directory.
+type localSource struct {
+	dir string
+	log zerolog.Logger
+	ca  localCA
+
+	cur atomic.Pointer[tls.Certificate]
+	mu  sync.Mutex // serialises checks and leaf renewal
+}
+
+func newLocalSource(dir string, log zerolog.Logger) (*localSource, error) {
+	if dir == "" {
+		return nil, errors.New("state_dir: empty; the local certificate needs a directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	ca, err := loadOrCreateCA(dir, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &localSource{dir: dir, log: log, ca: ca}
+	if err := s.ensureLeaf(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *localSource) caPath() string { return filepath.Join(s.dir, caCertName) }
+
+func (s *localSource) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.cur.Load(), nil
+}
+
+func (s *localSource) leaf() *x509.Certificate { return s.cur.Load().Leaf }
+
+func (s *localSource) close() {}
+
+func (s *localSource) reload() error {
+	if err := s.ensureLeaf(); err != nil {
+		s.log.Error().Err(err).Msg("local certificate check failed, keeping the current certificate")
+		return err
+	}
+	return nil
+}
+
+// check is the periodic form of reload.
+func (s *localSource) check() { _ = s.reload() }
+
+// ensureLeaf loads the leaf from the state directory and issues a new one
+// when it is missing, unusable, signed by another CA, expires within
+// renewBefore, or is not for exactly the host's current names and
+// addresses.
+func (s *localSource) ensureLeaf() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dns, ips := hostIdentities()
+	now := time.Now()
+	certPath, keyPath := filepath.Join(s.dir, leafCertName), filepath.Join(s.dir, leafKeyName)
+	c, reason := s.usableLeaf(certPath, keyPath, dns, ips, now)
+	if reason == "" {
+		if old := s.cur.Load(); old == nil || !old.Leaf.Equal(c.Leaf) {
+			s.cur.Store(c)
+		}
+		return nil
+	}
+	c, err := s.issueLeaf(certPath, keyPath, dns, ips, now)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(c)
+	s.log.Info().Str("reason", reason).Str("leaf_fingerprint", fingerprint(c.Leaf)).
+		Strs("names", certNames(c.Leaf)).Time("not_after", c.Leaf.NotAfter).
+		Str("file", certPath).Msg("issued local certificate")
+	return nil
+}
+
+// usableLeaf returns the leaf on disk, or why a new one is needed.
+func (s *localSource) usableLeaf(certPath, keyPath string, dns []string, ips []net.IP, now time.Time) (*tls.Certificate, string) {
+	c, err := tls.LoadX509KeyPair(certPath, keyPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "no certificate yet"
+	case err != nil:
+		return nil, "unusable: " + err.Error()
+	case c.Leaf.CheckSignatureFrom(s.ca.cert) != nil:
+		return nil, "not issued by the current local CA"
+	case now.Add(renewBefore).After(c.Leaf.NotAfter):
+		return nil, "expires within 30 days"
+	case !slices.Equal(identityList(c.Leaf.DNSNames, c.Leaf.IPAddresses), identityList(dns, ips)):
+		return nil, "host names or addresses changed"
+	}
+	return &c, ""
+}
+
+// issueLeaf creates a key and a leaf certificate for dns and ips, writes
+// both (key first: a crash in between leaves a pair that does not match,
+// which the next start replaces) and returns them.
+func (s *localSource) issueLeaf(certPath, keyPath string, dns []string, ips []net.IP, now time.Time) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("local certificate: generating key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	notAfter := now.Add(leafLifetime)
+	if s.ca.cert.NotAfter.Before(notAfter) {
+		notAfter = s.ca.cert.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: primaryName(dns), Organization: []string{"imapwhy"}},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              dns,
+		IPAddresses:           ips,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.ca.cert, key.Public(), s.ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("local certificate: signing: %w", err)
+	}
+	certPEM, keyPEM, err := encodePair(der, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("local certificate: %w", err) // unreachable: we just made the pair
+	}
+	return &c, nil
+}
+
+func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding key: %w", err)
+	}
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
+	return certPEM, keyPEM, nil
+}
+
+func randomSerial() (*big.Int, error) {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, fmt.Errorf("serial number: %w", err)
+	}
+	return n, nil
+}
+
+// writeFileAtomic replaces path with data: readers see the old file or the
+// new one, never a part. The temporary file is created 0600, so a key is
+// never readable by others, not even briefly.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
