@@ -1,0 +1,147 @@
+package proxy
+
+// LOGIN (RFC 9051 §6.2.3) and AUTHENTICATE PLAIN (RFC 9051 §6.2.2, SASL-IR
+// RFC 4959, PLAIN RFC 4616) before login.
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"strings"
+)
+
+// cmdLogin: LOGIN SP userid SP password, both astrings.
+func (f *front) cmdLogin() (*loginRequest, error) {
+	f.cur.credentials = true
+	if err := f.argSP(); err != nil {
+		return nil, err
+	}
+	user, err := f.argAstring()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.argSP(); err != nil {
+		return nil, err
+	}
+	pass, err := f.argAstring()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.argEnd(); err != nil {
+		return nil, err
+	}
+	if !f.secure() {
+		return nil, f.refusePlaintext()
+	}
+	return &loginRequest{Tag: f.cur.tag, Mechanism: "LOGIN", Username: user, Password: pass}, nil
+}
+
+// cmdAuthenticate: AUTHENTICATE SP auth-type [SP (base64 / "=")]. Only PLAIN
+// is offered; its credentials come in the initial response (SASL-IR) or in
+// one continuation line.
+func (f *front) cmdAuthenticate() (*loginRequest, error) {
+	if err := f.argSP(); err != nil {
+		return nil, err
+	}
+	mech, err := f.argAtom()
+	if err != nil {
+		return nil, err
+	}
+	hasIR, err := f.argNext()
+	if err != nil {
+		return nil, err
+	}
+	ir := ""
+	if hasIR {
+		ir = f.argToken()
+	}
+	if err := f.argEnd(); err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(mech, "PLAIN") {
+		// RFC 5530 CANNOT: this server will never do that mechanism.
+		f.tagged("NO", "CANNOT", "Unsupported authentication mechanism")
+		return nil, nil
+	}
+	if !f.secure() {
+		// Without SASL-IR no "+" is sent, so the password never comes.
+		return nil, f.refusePlaintext()
+	}
+	if !hasIR {
+		line, err := f.readContinuation()
+		if err != nil {
+			return nil, err
+		}
+		if line == "*" {
+			// RFC 9051 §6.2.2: a cancelled exchange gets BAD. Not the
+			// client's fault, so it does not count towards MaxBadCommands.
+			f.tagged("BAD", "", "Authentication cancelled")
+			return nil, nil
+		}
+		ir = line
+	}
+	return f.plainRequest(ir)
+}
+
+// readContinuation asks for the client's SASL response ("+ " with an empty
+// challenge) and reads its line.
+func (f *front) readContinuation() (string, error) {
+	f.writeLine("+ ")
+	if err := f.flush(); err != nil {
+		return "", err
+	}
+	line, _, err := f.readSegment(f.lim.MaxLine)
+	if err != nil {
+		return "", err
+	}
+	return string(line), nil
+}
+
+// plainRequest decodes a base64 PLAIN message into a login request.
+func (f *front) plainRequest(b64 string) (*loginRequest, error) {
+	msg, err := frontDecodeBase64(b64)
+	if err != nil {
+		// RFC 9051 §6.2.2: invalid base64 MUST get a tagged BAD.
+		return nil, frontSyntax("Invalid base64 data")
+	}
+	authzid, user, pass, err := frontDecodePlain(msg)
+	if err != nil {
+		f.failures++
+		f.tagged("NO", "AUTHENTICATIONFAILED", "Malformed PLAIN credentials")
+		return nil, nil
+	}
+	return &loginRequest{Tag: f.cur.tag, Mechanism: "PLAIN", Username: user, Password: pass, Authzid: authzid}, nil
+}
+
+// frontDecodeBase64 decodes a SASL response: "=" (the empty initial
+// response, RFC 4959) and an empty continuation line are empty; anything
+// else must be padded base64.
+func frontDecodeBase64(s string) ([]byte, error) {
+	if s == "=" || s == "" {
+		return nil, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+var errFrontPlain = errors.New("malformed PLAIN message")
+
+// frontDecodePlain splits a PLAIN message: [authzid] NUL authcid NUL passwd
+// (RFC 4616 §2). An empty user name or password is passed on: the diagnosis
+// can explain it.
+func frontDecodePlain(msg []byte) (authzid, authcid, passwd string, err error) {
+	parts := bytes.Split(msg, []byte{0})
+	if len(parts) != 3 {
+		return "", "", "", errFrontPlain
+	}
+	return string(parts[0]), string(parts[1]), string(parts[2]), nil
+}
+
+// refusePlaintext refuses credentials on a connection that is not private
+// (RFC 9051 §6.2.3, RFC 5530 PRIVACYREQUIRED), with an ALERT that tells
+// the user what to change. It counts as a failed login.
+func (f *front) refusePlaintext() error {
+	if err := f.fail(f.cur.tag, "PRIVACYREQUIRED", f.text(frontMsgPrivacy)); err != nil {
+		return err
+	}
+	return errFrontAnswered
+}

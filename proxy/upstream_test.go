@@ -1,0 +1,981 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imapwhy/imapwhy/diagnose"
+)
+
+// upstreamTestTimeout bounds a login that should not wait for anything.
+const upstreamTestTimeout = 10 * time.Second
+
+// upstreamPlain is the SASL PLAIN initial response for user and password.
+func upstreamPlain(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+}
+
+// upstreamLogin runs login against addr and checks what no case may break:
+// no session on error, no password in the error.
+func upstreamLogin(t *testing.T, ctx context.Context, cfg upstreamConfig, req loginRequest, client net.Addr) (*upstream, *diagnose.Observation, error) {
+	t.Helper()
+	if cfg.LoginTimeout == 0 {
+		cfg.LoginTimeout = upstreamTestTimeout
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = upstreamTestTimeout
+	}
+	obs := &diagnose.Observation{}
+	up, err := login(ctx, cfg, &req, client, obs)
+	if err != nil {
+		if up != nil {
+			t.Errorf("login returned a session with error %v", err)
+		}
+		if req.Password != "" && strings.Contains(err.Error(), req.Password) {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+	if up != nil {
+		t.Cleanup(func() { up.conn.Close() })
+	}
+	return up, obs, err
+}
+
+// upstreamWantObs compares obs with want, which leaves out where the login
+// went (Host, Port, TLSMode).
+func upstreamWantObs(t *testing.T, obs *diagnose.Observation, want diagnose.Observation) {
+	t.Helper()
+	got := *obs
+	got.Host, got.Port, got.TLSMode = "", 0, ""
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("observation\n got: %s\nwant: %s", upstreamFormatObs(got), upstreamFormatObs(want))
+	}
+}
+
+func upstreamFormatObs(o diagnose.Observation) string {
+	reply := "<nil>"
+	if o.Reply != nil {
+		reply = fmt.Sprintf("%+v", *o.Reply)
+	}
+	return fmt.Sprintf("phase=%q net=%q notIMAP=%q greeting=%q caps=%q starttls=%v mech=%q untagged=%+v reply=%s",
+		o.Phase, o.NetError, o.NotIMAP, o.Greeting, o.Capabilities, o.StartTLSOffered, o.Mechanism, o.Untagged, reply)
+}
+
+// upstreamFields is an expected capability list as the Observation keeps it.
+func upstreamFields(s string) []string { return strings.Fields(strings.ToUpper(s)) }
+
+// TestUpstreamLoginMemServer logs in to go-imap's imapserver over each TLS
+// mode, uses the connection, and fails with a wrong password.
+func TestUpstreamLoginMemServer(t *testing.T) {
+	pki := upstreamNewPKI(t)
+	const secureGreeting = "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN] IMAP server ready"
+	greetings := map[string]string{
+		"implicit": secureGreeting,
+		"starttls": "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- STARTTLS LOGINDISABLED] IMAP server ready",
+		"none":     secureGreeting,
+	}
+	for _, mode := range []string{"implicit", "starttls", "none"} {
+		t.Run(mode, func(t *testing.T) {
+			addr := upstreamMemServer(t, mode, mode == "none", pki)
+			cfg := upstreamConfig{Address: addr, TLS: mode, ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			pre := diagnose.Observation{
+				Phase:           diagnose.PhaseLogin,
+				ServerName:      "localhost",
+				Greeting:        greetings[mode],
+				Capabilities:    upstreamFields("IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN"),
+				StartTLSOffered: mode == "starttls",
+				Mechanism:       "PLAIN",
+			}
+
+			up, obs, err := upstreamLogin(t, t.Context(), cfg, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+			if err != nil {
+				t.Fatalf("login: %v (%s)", err, upstreamFormatObs(*obs))
+			}
+			if obs.Reply == nil || obs.Reply.Status != "OK" || obs.Reply.Code != "CAPABILITY" {
+				t.Errorf("reply: %s", upstreamFormatObs(*obs))
+			}
+			if !slices.Contains(up.caps, "IMAP4rev1") || slices.Contains(up.caps, "LOGINDISABLED") || !slices.Equal(up.caps, wireCaps(obs.Reply.CodeArg)) {
+				t.Errorf("post-login caps = %q", up.caps)
+			}
+			obs.Reply = nil
+			upstreamWantObs(t, obs, pre)
+			upstreamSelectInbox(t, up)
+
+			_, obs, err = upstreamLogin(t, t.Context(), cfg, loginRequest{Username: "alice", Password: "wrong"}, nil)
+			if err == nil {
+				t.Fatal("login with a wrong password succeeded")
+			}
+			pre.Reply = &diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed"}
+			upstreamWantObs(t, obs, pre)
+		})
+	}
+}
+
+// upstreamSelectInbox shows that the connection login returned is usable.
+func upstreamSelectInbox(t *testing.T, up *upstream) {
+	t.Helper()
+	up.conn.SetDeadline(time.Now().Add(upstreamTestTimeout))
+	if _, err := up.conn.Write([]byte("x SELECT INBOX\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := wireRead(up.br)
+		if err != nil {
+			t.Fatalf("reading the SELECT reply: %v", err)
+		}
+		if r.kind == wireTagged {
+			if r.tag != "x" || r.name != "OK" {
+				t.Fatalf("SELECT INBOX: %q", r.line)
+			}
+			return
+		}
+	}
+}
+
+// TestUpstreamMemServerRefusals: real imapserver refusals before login.
+func TestUpstreamMemServerRefusals(t *testing.T) {
+	pki := upstreamNewPKI(t)
+	t.Run("logindisabled", func(t *testing.T) {
+		addr := upstreamMemServer(t, "none", false, pki)
+		_, obs, err := upstreamLogin(t, t.Context(), upstreamConfig{Address: addr, TLS: "none"}, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+		if !errors.Is(err, errUpstreamNoMechanism) {
+			t.Fatalf("err = %v", err)
+		}
+		upstreamWantObs(t, obs, diagnose.Observation{
+			Phase:        diagnose.PhaseLogin,
+			Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- LOGINDISABLED] IMAP server ready",
+			Capabilities: upstreamFields("IMAP4rev1 SASL-IR LITERAL- LOGINDISABLED"),
+		})
+	})
+	t.Run("starttls unavailable", func(t *testing.T) {
+		addr := upstreamMemServer(t, "none", true, pki)
+		_, obs, err := upstreamLogin(t, t.Context(), upstreamConfig{Address: addr, TLS: "starttls"}, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+		if !errors.Is(err, errUpstreamNoStartTLS) {
+			t.Fatalf("err = %v", err)
+		}
+		upstreamWantObs(t, obs, diagnose.Observation{
+			Phase:        diagnose.PhaseStartTLS,
+			Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN] IMAP server ready",
+			Capabilities: upstreamFields("IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN"),
+		})
+	})
+}
+
+// upstreamScript is one scripted-server case: the server's side of the
+// exchange (which checks the client's exact lines) and the Observation the
+// login must leave.
+type upstreamScript struct {
+	name    string
+	tls     string // "" means none
+	req     loginRequest
+	sendID  bool
+	timeout time.Duration
+	play    func(c *upstreamFakeConn)
+	want    diagnose.Observation
+	wantErr error                           // for errors.Is; nil with want.Phase set means "any error"
+	ok      bool                            // the login must succeed
+	after   func(t *testing.T, u *upstream) // checks on a successful login
+}
+
+const upstreamGmailGreeting = "* OK Gimap ready for requests from 192.0.2.7 is27mb3495359jab"
+
+var upstreamGmailCaps = "IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDREN X-GM-EXT-1 XYZZY SASL-IR AUTH=XOAUTH2 AUTH=PLAIN AUTH=PLAIN-CLIENTTOKEN AUTH=OAUTHBEARER AUTH=XOAUTH"
+
+func upstreamScripts() []upstreamScript {
+	alice := loginRequest{Username: "alice", Password: "alicepass"}
+	return []upstreamScript{
+		{
+			name: "gmail webalert",
+			req:  loginRequest{Username: "someone@gmail.com", Password: "secret"},
+			play: func(c *upstreamFakeConn) {
+				c.send(upstreamGmailGreeting)
+				c.expect("a1 CAPABILITY")
+				c.send("* CAPABILITY "+upstreamGmailCaps, "a1 OK Thats all she wrote! is27mb3495359jab")
+				c.expect("a2 AUTHENTICATE PLAIN " + upstreamPlain("someone@gmail.com", "secret"))
+				c.send("* NO [WEBALERT https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbtt] Web login required.",
+					"a2 NO [ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     upstreamGmailGreeting,
+				Capabilities: upstreamFields(upstreamGmailCaps),
+				Mechanism:    "PLAIN",
+				Untagged: []diagnose.Response{{Status: "NO", Code: "WEBALERT",
+					CodeArg: "https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbtt", Text: "Web login required."}},
+				Reply: &diagnose.Response{Tagged: true, Status: "NO", Code: "ALERT",
+					Text: "Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)"},
+			},
+		},
+		{
+			name: "logindisabled only",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 LITERAL+ LOGINDISABLED] ready")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 LITERAL+ LOGINDISABLED] ready",
+				Capabilities: upstreamFields("IMAP4rev1 LITERAL+ LOGINDISABLED"),
+			},
+			wantErr: errUpstreamNoMechanism,
+		},
+		{
+			name: "oauth only, logindisabled",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED] ready")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED"),
+			},
+			wantErr: errUpstreamNoMechanism,
+		},
+		{
+			// Without LOGINDISABLED, LOGIN is allowed (RFC 9051 6.2.3): try it
+			// and let the server's answer speak.
+			name: "oauth only, login allowed",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready")
+				c.expect(`a1 LOGIN "alice" "alicepass"`)
+				c.send("a1 NO LOGIN failed.")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=XOAUTH2"),
+				Mechanism:    "LOGIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "NO", Text: "LOGIN failed."},
+			},
+		},
+		{
+			name: "authzid needs PLAIN",
+			req:  loginRequest{Username: "admin", Password: "adminpass", Authzid: "alice"},
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=LOGIN] ready")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 AUTH=LOGIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 AUTH=LOGIN"),
+			},
+			wantErr: errUpstreamNoMechanism,
+		},
+		{
+			name: "bye greeting",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* BYE [UNAVAILABLE] Too many connections from your IP")
+			},
+			want: diagnose.Observation{
+				Phase:    diagnose.PhaseGreeting,
+				Greeting: "* BYE [UNAVAILABLE] Too many connections from your IP",
+				Reply:    &diagnose.Response{Status: "BYE", Code: "UNAVAILABLE", Text: "Too many connections from your IP"},
+			},
+		},
+		{
+			name: "preauth greeting",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* PREAUTH [CAPABILITY IMAP4rev1] Logged in as nobody")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:    diagnose.PhaseGreeting,
+				NetError: diagnose.NetProtocol,
+				Greeting: "* PREAUTH [CAPABILITY IMAP4rev1] Logged in as nobody",
+			},
+		},
+		{
+			name: "over-long greeting",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK " + strings.Repeat("x", wireMaxLine))
+				c.waitClose()
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetProtocol},
+		},
+		{
+			name:    "never greets",
+			req:     alice,
+			timeout: time.Second,
+			play:    func(c *upstreamFakeConn) { c.waitClose() },
+			want:    diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetTimeout},
+		},
+		{
+			name: "closed mid-login",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				NetError:     diagnose.NetReset,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+			},
+		},
+		{
+			name: "reply with a foreign tag",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+				c.send("zz9 OK Logged in")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				NetError:     diagnose.NetProtocol,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+			},
+		},
+		{
+			name: "starttls not offered",
+			tls:  "starttls",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseStartTLS,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 AUTH=PLAIN"),
+			},
+			wantErr: errUpstreamNoStartTLS,
+		},
+		{
+			name: "starttls refused",
+			tls:  "starttls",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK ready")
+				c.expect("a1 CAPABILITY")
+				c.send("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED", "a1 OK done")
+				c.expect("a2 STARTTLS")
+				c.send("a2 NO [UNAVAILABLE] TLS is broken here")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:           diagnose.PhaseStartTLS,
+				Greeting:        "* OK ready",
+				Capabilities:    upstreamFields("IMAP4rev1 STARTTLS LOGINDISABLED"),
+				StartTLSOffered: true,
+				Reply:           &diagnose.Response{Tagged: true, Status: "NO", Code: "UNAVAILABLE", Text: "TLS is broken here"},
+			},
+		},
+		{
+			name: "bytes after the STARTTLS OK",
+			tls:  "starttls",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready")
+				c.expect("a1 STARTTLS")
+				c.send("a1 OK Begin TLS negotiation now", "* CAPABILITY IMAP4rev1 AUTH=PLAIN")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:           diagnose.PhaseStartTLS,
+				NetError:        diagnose.NetProtocol,
+				Greeting:        "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready",
+				Capabilities:    upstreamFields("IMAP4rev1 STARTTLS LOGINDISABLED"),
+				StartTLSOffered: true,
+			},
+			wantErr: errUpstreamStartTLSInjection,
+		},
+		{
+			name: "synchronising literals",
+			req:  loginRequest{Username: "jörg", Password: "pässwörd"},
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1] ready")
+				c.expect("a1 LOGIN {5}")
+				c.send("+ Ready for literal data")
+				c.expect("jörg {10}")
+				c.send("+ Ready for literal data")
+				c.expect("pässwörd")
+				c.send("a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
+				c.waitClose()
+			},
+			ok: true,
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1] ready",
+				Capabilities: upstreamFields("IMAP4rev1"),
+				Mechanism:    "LOGIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1 IDLE", Text: "Logged in"},
+			},
+			after: func(t *testing.T, u *upstream) {
+				if !slices.Equal(u.caps, strings.Fields("IMAP4rev1 IDLE")) {
+					t.Errorf("caps = %q", u.caps)
+				}
+			},
+		},
+		{
+			name: "literal refused before the continuation",
+			req:  loginRequest{Username: "alice", Password: "pässwörd"},
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1] ready")
+				c.expect(`a1 LOGIN "alice" {10}`)
+				c.send("a1 BAD [CLIENTBUG] 8-bit passwords are not accepted")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1] ready",
+				Capabilities: upstreamFields("IMAP4rev1"),
+				Mechanism:    "LOGIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "BAD", Code: "CLIENTBUG", Text: "8-bit passwords are not accepted"},
+			},
+		},
+		{
+			name: "literal+",
+			req:  loginRequest{Username: "jörg", Password: "pässwörd"},
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready")
+				c.expect("a1 LOGIN {5+}")
+				c.expect("jörg {10+}")
+				c.expect("pässwörd")
+				c.send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
+				c.waitClose()
+			},
+			ok: true,
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 LITERAL+] ready",
+				Capabilities: upstreamFields("IMAP4rev1 LITERAL+"),
+				Mechanism:    "LOGIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
+			},
+		},
+		{
+			name: "quoted specials",
+			req:  loginRequest{Username: `al"ice`, Password: `pa\ss word`},
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1] ready")
+				c.expect(`a1 LOGIN "al\"ice" "pa\\ss word"`)
+				c.send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1] ready",
+				Capabilities: upstreamFields("IMAP4rev1"),
+				Mechanism:    "LOGIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed."},
+			},
+		},
+		{
+			name: "authenticate by continuation",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
+				c.expect("a1 AUTHENTICATE PLAIN")
+				c.send("+ ")
+				c.expect(upstreamPlain("alice", "alicepass"))
+				c.send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
+				c.waitClose()
+			},
+			ok: true,
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
+			},
+		},
+		{
+			name: "authenticate cancelled on a second challenge",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready")
+				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+				c.send("+ bW9yZT8=")
+				c.expect("*")
+				c.send("a1 BAD Authentication cancelled")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready",
+				Capabilities: upstreamFields("IMAP4rev1 AUTH=PLAIN SASL-IR"),
+				Mechanism:    "PLAIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "BAD", Text: "Authentication cancelled"},
+			},
+		},
+		{
+			// Dovecot when the client asked CAPABILITY before: the post-login
+			// list comes untagged.
+			name: "untagged capability with the OK",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK ready")
+				c.expect("a1 CAPABILITY")
+				c.send("* CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN", "a1 OK Pre-login capabilities listed")
+				c.expect("a2 AUTHENTICATE PLAIN")
+				c.send("+ ")
+				c.expect(upstreamPlain("alice", "alicepass"))
+				c.send("* CAPABILITY IMAP4rev1 IDLE MOVE", "a2 OK Logged in")
+				c.waitClose()
+			},
+			ok: true,
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK ready",
+				Capabilities: upstreamFields("IMAP4rev1 LITERAL+ AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+				Untagged:     []diagnose.Response{{Status: "CAPABILITY", Text: "IMAP4rev1 IDLE MOVE"}},
+				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Text: "Logged in"},
+			},
+			after: func(t *testing.T, u *upstream) {
+				if !slices.Equal(u.caps, strings.Fields("IMAP4rev1 IDLE MOVE")) {
+					t.Errorf("caps = %q", u.caps)
+				}
+			},
+		},
+		{
+			name: "capabilities asked after login",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+				c.send("a1 OK Logged in")
+				c.expect("a2 CAPABILITY")
+				c.send("* CAPABILITY IMAP4rev1 X-TEST", "a2 OK done", "* 3 EXISTS")
+				c.waitClose()
+			},
+			ok: true,
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseAfterLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Text: "Logged in"},
+			},
+			after: func(t *testing.T, u *upstream) {
+				if !slices.Equal(u.caps, strings.Fields("IMAP4rev1 X-TEST")) {
+					t.Errorf("caps = %q", u.caps)
+				}
+				upstreamWantLine(t, u, "* 3 EXISTS")
+			},
+		},
+		{
+			// Dovecot's "badstorage" user: OK, then BYE.
+			name: "bye after login",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+				c.send("a1 OK Logged in")
+				c.expect("a2 CAPABILITY")
+				c.send("* BYE Internal error occurred. Refer to server log for more information.")
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseAfterLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+				Reply:        &diagnose.Response{Status: "BYE", Text: "Internal error occurred. Refer to server log for more information."},
+			},
+		},
+		{
+			name: "bye during login",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+				c.send("* BAD [ALERT] Slow down", "* BYE [UNAVAILABLE] Server shutting down")
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+				Untagged: []diagnose.Response{
+					{Status: "BAD", Code: "ALERT", Text: "Slow down"},
+					{Status: "BYE", Code: "UNAVAILABLE", Text: "Server shutting down"},
+				},
+				Reply: &diagnose.Response{Status: "BYE", Code: "UNAVAILABLE", Text: "Server shutting down"},
+			},
+		},
+		{
+			name: "bytes after the OK stay buffered",
+			req:  alice,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+				c.send("a1 OK [CAPABILITY IMAP4rev1] Logged in", "* 1 EXISTS", "* OK [ALERT] Welcome")
+				c.waitClose()
+			},
+			ok: true,
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
+			},
+			after: func(t *testing.T, u *upstream) {
+				upstreamWantLine(t, u, "* 1 EXISTS")
+				upstreamWantLine(t, u, "* OK [ALERT] Welcome")
+			},
+		},
+		{
+			name:   "id with the client's address",
+			req:    alice,
+			sendID: true,
+			play: func(c *upstreamFakeConn) {
+				host, port, _ := net.SplitHostPort(c.conn.LocalAddr().String())
+				c.send("* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready")
+				c.expect(`a1 ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "50123" "x-connected-ip" "` + host + `" "x-connected-port" "` + port + `")`)
+				c.send(`* ID ("name" {7}`, `Dovecot)`, "a1 OK ID completed.")
+				c.expect("a2 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+				c.send("a2 OK [CAPABILITY IMAP4rev1] Logged in")
+				c.waitClose()
+			},
+			ok: true,
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 ID SASL-IR AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
+			},
+		},
+		{
+			name:   "no id without the capability",
+			req:    alice,
+			sendID: true,
+			play: func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+				c.send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
+				c.expectEOF()
+			},
+			want: diagnose.Observation{
+				Phase:        diagnose.PhaseLogin,
+				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
+				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
+				Mechanism:    "PLAIN",
+				Reply:        &diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed."},
+			},
+		},
+	}
+}
+
+// upstreamWantLine reads one line from the returned session's reader.
+func upstreamWantLine(t *testing.T, u *upstream, want string) {
+	t.Helper()
+	u.conn.SetReadDeadline(time.Now().Add(upstreamTestTimeout))
+	line, err := wireReadLine(u.br, wireMaxLine)
+	if err != nil || string(line) != want {
+		t.Errorf("after login: read %q, %v; want %q", line, err, want)
+	}
+}
+
+// TestUpstreamScripted runs login against scripted servers and compares
+// both the client's lines (in the script) and the Observation.
+func TestUpstreamScripted(t *testing.T) {
+	for _, tc := range upstreamScripts() {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := upstreamFake(t, nil, tc.play)
+			mode := tc.tls
+			if mode == "" {
+				mode = "none"
+			}
+			cfg := upstreamConfig{Address: addr, TLS: mode, SendID: tc.sendID, LoginTimeout: tc.timeout}
+			client := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 50123}
+			up, obs, err := upstreamLogin(t, t.Context(), cfg, tc.req, client)
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("login: %v", err)
+			case !tc.ok && err == nil:
+				t.Errorf("login succeeded")
+			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+				t.Errorf("err = %v, want %v", err, tc.wantErr)
+			}
+			if !tc.ok && err != nil {
+				if ue, ok := errors.AsType[*upstreamError](err); !ok || ue.Phase != obs.Phase {
+					t.Errorf("err = %v: want an upstreamError of phase %q", err, obs.Phase)
+				}
+			}
+			upstreamWantObs(t, obs, tc.want)
+			if up != nil && tc.after != nil {
+				tc.after(t, up)
+			}
+			if up != nil {
+				up.conn.Close() // lets the script finish
+			}
+		})
+	}
+}
+
+// TestUpstreamGreetingNotIMAP: another protocol answers a plaintext connection.
+func TestUpstreamGreetingNotIMAP(t *testing.T) {
+	tests := []struct{ greeting, notIMAP string }{
+		{"+OK Dovecot ready.", "pop3"},
+		{"220 mx.example.com ESMTP Postfix", "smtp"},
+		{"220-mx.example.com ESMTP multi-line", "smtp"},
+		{"HTTP/1.1 400 Bad Request", "http"},
+		{"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3", "other"},
+		{"a1 OK what", "other"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.notIMAP+" "+tc.greeting, func(t *testing.T) {
+			addr := upstreamFake(t, nil, func(c *upstreamFakeConn) {
+				c.send(tc.greeting)
+				c.expectEOF()
+			})
+			_, obs, err := upstreamLogin(t, t.Context(), upstreamConfig{Address: addr, TLS: "starttls"}, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+			if err == nil {
+				t.Fatal("login succeeded")
+			}
+			upstreamWantObs(t, obs, diagnose.Observation{
+				Phase:    diagnose.PhaseGreeting,
+				NetError: diagnose.NetProtocol,
+				NotIMAP:  tc.notIMAP,
+				Greeting: tc.greeting,
+			})
+		})
+	}
+}
+
+// TestUpstreamRefusesUnsafeCredentials: CR, LF and NUL never reach the wire;
+// nothing is dialled.
+func TestUpstreamRefusesUnsafeCredentials(t *testing.T) {
+	tests := []struct {
+		name string
+		req  loginRequest
+	}{
+		{"CRLF in the user name", loginRequest{Username: "alice\r\na2 DELETE INBOX", Password: "alicepass"}},
+		{"CRLF in the password", loginRequest{Username: "alice", Password: "secret\r\na2 DELETE INBOX"}},
+		{"LF in the password", loginRequest{Username: "alice", Password: "sec\nret"}},
+		{"NUL in the password", loginRequest{Username: "alice", Password: "sec\x00ret"}},
+		{"CR in the authorization identity", loginRequest{Username: "alice", Password: "secret", Authzid: "bob\r"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := upstreamConfig{Address: "127.0.0.1:1", TLS: "implicit", Dial: func(context.Context, string, string) (net.Conn, error) {
+				t.Error("dialled with unsafe credentials")
+				return nil, errors.New("no")
+			}}
+			_, obs, err := upstreamLogin(t, t.Context(), cfg, tc.req, nil)
+			if !errors.Is(err, errUpstreamUnsafeCredentials) {
+				t.Errorf("err = %v", err)
+			}
+			upstreamWantObs(t, obs, diagnose.Observation{Phase: diagnose.PhaseProxy})
+		})
+	}
+}
+
+// TestUpstreamConnectionFacts: typed connection failures become NetError facts.
+func TestUpstreamConnectionFacts(t *testing.T) {
+	pki := upstreamNewPKI(t)
+	imapGreeting := func(c *upstreamFakeConn) {
+		c.send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready")
+		c.waitClose()
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T) upstreamConfig
+		want  diagnose.Observation
+	}{
+		{
+			name: "refused",
+			setup: func(t *testing.T) upstreamConfig {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				addr := ln.Addr().String()
+				ln.Close()
+				return upstreamConfig{Address: addr, TLS: "implicit"}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetRefused},
+		},
+		{
+			name: "dns not found",
+			setup: func(t *testing.T) upstreamConfig {
+				return upstreamConfig{Address: "imap.example.invalid:993", TLS: "implicit", Dial: upstreamNXDomainDial(t)}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetDNSNotFound},
+		},
+		{
+			name: "dial timeout",
+			setup: func(t *testing.T) upstreamConfig {
+				hang := func(ctx context.Context, _, _ string) (net.Conn, error) {
+					<-ctx.Done()
+					return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
+				}
+				return upstreamConfig{Address: "192.0.2.1:993", TLS: "implicit", DialTimeout: 200 * time.Millisecond, Dial: hang}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetTimeout},
+		},
+		{
+			name: "tls handshake timeout",
+			setup: func(t *testing.T) upstreamConfig {
+				addr := upstreamFake(t, nil, func(c *upstreamFakeConn) { c.waitClose() })
+				return upstreamConfig{Address: addr, TLS: "implicit", DialTimeout: 300 * time.Millisecond}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTimeout},
+		},
+		{
+			name: "tls to a plaintext imap port",
+			setup: func(t *testing.T) upstreamConfig {
+				return upstreamConfig{Address: upstreamFake(t, nil, imapGreeting), TLS: "implicit"}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain},
+		},
+		{
+			name: "tls to pop3",
+			setup: func(t *testing.T) upstreamConfig {
+				return upstreamConfig{Address: upstreamFake(t, nil, func(c *upstreamFakeConn) {
+					c.send("+OK Dovecot ready.")
+					c.waitClose()
+				}), TLS: "implicit"}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain, NotIMAP: "pop3"},
+		},
+		{
+			name: "tls to smtp",
+			setup: func(t *testing.T) upstreamConfig {
+				return upstreamConfig{Address: upstreamFake(t, nil, func(c *upstreamFakeConn) {
+					c.send("220 mx.example.com ESMTP")
+					c.waitClose()
+				}), TLS: "implicit"}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain, NotIMAP: "smtp"},
+		},
+		{
+			// An HTTP server says nothing first; it answers the ClientHello
+			// as a bad request.
+			name: "tls to http",
+			setup: func(t *testing.T) upstreamConfig {
+				return upstreamConfig{Address: upstreamFake(t, nil, func(c *upstreamFakeConn) {
+					c.br.Peek(1)
+					c.send("HTTP/1.1 400 Bad Request", "Connection: close", "")
+				}), TLS: "implicit"}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain, NotIMAP: "http"},
+		},
+		{
+			name: "plaintext to a tls port",
+			setup: func(t *testing.T) upstreamConfig {
+				good := pki.good
+				addr := upstreamFake(t, &good, func(c *upstreamFakeConn) {
+					c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
+					c.waitClose()
+				})
+				return upstreamConfig{Address: addr, TLS: "starttls", LoginTimeout: 5 * time.Second}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetPlainToTLS},
+		},
+		{
+			name: "certificate for another name",
+			setup: func(t *testing.T) upstreamConfig {
+				cert := pki.otherName
+				return upstreamConfig{Address: upstreamFake(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertName, ServerName: "localhost"},
+		},
+		{
+			name: "expired certificate",
+			setup: func(t *testing.T) upstreamConfig {
+				cert := pki.expired
+				return upstreamConfig{Address: upstreamFake(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertExpired, ServerName: "localhost"},
+		},
+		{
+			name: "self-signed certificate",
+			setup: func(t *testing.T) upstreamConfig {
+				cert := pki.selfSigned
+				return upstreamConfig{Address: upstreamFake(t, &cert, imapGreeting), TLS: "implicit", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertUntrusted},
+		},
+		{
+			name: "self-signed certificate after starttls",
+			setup: func(t *testing.T) upstreamConfig {
+				addr := upstreamMemServerWithCert(t, pki.selfSigned)
+				return upstreamConfig{Address: addr, TLS: "starttls", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			},
+			want: diagnose.Observation{
+				Phase:           diagnose.PhaseTLS,
+				NetError:        diagnose.NetCertUntrusted,
+				Greeting:        "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- STARTTLS LOGINDISABLED] IMAP server ready",
+				Capabilities:    upstreamFields("IMAP4rev1 SASL-IR LITERAL- STARTTLS LOGINDISABLED"),
+				StartTLSOffered: true,
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.setup(t)
+			_, obs, err := upstreamLogin(t, t.Context(), cfg, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+			if err == nil {
+				t.Fatal("login succeeded")
+			}
+			upstreamWantObs(t, obs, tc.want)
+		})
+	}
+}
+
+// upstreamMemServerWithCert is an imapserver offering STARTTLS with cert.
+func upstreamMemServerWithCert(t *testing.T, cert tls.Certificate) string {
+	pki := &upstreamTestPKI{good: cert}
+	return upstreamMemServer(t, "starttls", false, pki)
+}
+
+// TestUpstreamCancel: cancelling the context ends a login that waits.
+func TestUpstreamCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	addr := upstreamFake(t, nil, func(c *upstreamFakeConn) {
+		cancel()
+		c.waitClose()
+	})
+	_, obs, err := upstreamLogin(t, ctx, upstreamConfig{Address: addr, TLS: "none", LoginTimeout: time.Minute}, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if obs.NetError != diagnose.NetOK {
+		t.Errorf("NetError = %q after our own cancel", obs.NetError)
+	}
+}
+
+// BenchmarkUpstreamLogin measures a whole login (dial, greeting,
+// AUTHENTICATE PLAIN, OK) against imapmemserver over loopback, plaintext.
+func BenchmarkUpstreamLogin(b *testing.B) {
+	addr := upstreamMemServer(b, "none", true, upstreamNewPKI(b))
+	cfg := upstreamConfig{Address: addr, TLS: "none"}
+	req := loginRequest{Username: "alice", Password: "alicepass"}
+	for b.Loop() {
+		up, err := login(b.Context(), cfg, &req, nil, &diagnose.Observation{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		up.conn.Close()
+	}
+}
