@@ -1,0 +1,373 @@
+// Package proxy is imapwhy's daemon: it accepts mail apps over TLS, handles
+// everything before login itself, logs in to the real IMAP server with the
+// app's credentials and, when that works, forwards the session byte for
+// byte. When the login fails it asks package diagnose why and answers with a
+// human-readable NO instead of the opaque one.
+//
+// One connection goes through these steps (DESIGN.md, "Data flow"):
+//
+//	accept -> TLS (implicit, or STARTTLS later) -> pre-auth front end (preauth.go)
+//	       -> pick the upstream -> upstream login (upstream.go)
+//	       -> success: tag OK [CAPABILITY ...], then splice (splice.go)
+//	       -> failure: diagnose.Classify, * OK [ALERT] + tag NO [CODE], log auth_failure
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/config"
+)
+
+// Options carries what the configuration file cannot: objects made by the
+// caller.
+type Options struct {
+	// Logger receives the structured events. The zero value discards them.
+	Logger zerolog.Logger
+	// TLS is the proxy's own server certificate configuration
+	// (certs.Manager.TLSConfig()). It is required when any listener uses
+	// implicit TLS or STARTTLS.
+	TLS *tls.Config
+	// UpstreamRoots, if set, are the roots trusted for upstream
+	// certificates instead of the system's (tests and the demo). A
+	// listener's ca_file is added to them.
+	UpstreamRoots *x509.CertPool
+	// Dial, if set, replaces net.Dialer for upstream connections.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Server is the proxy. Create it with New, then Start it; Shutdown stops it.
+type Server struct {
+	opts Options
+	log  zerolog.Logger
+
+	mu        sync.Mutex
+	cfg       config.Config
+	listeners []*listener
+	sessions  map[*session]struct{}
+	closing   bool
+
+	wg     sync.WaitGroup // accept loops and sessions
+	idBase string
+	nextID atomic.Uint64
+}
+
+// listener is one bound address. Its settings can be swapped by Reload while
+// it keeps its socket.
+type listener struct {
+	ln       net.Listener
+	settings atomic.Pointer[listenerSettings]
+}
+
+// listenerSettings is everything a new connection on a listener needs,
+// prepared once per configuration.
+type listenerSettings struct {
+	cfg      config.Listener
+	timeouts config.Timeouts
+	limits   config.Limits
+	upstream *upstreamConfig // nil: chosen per login from the user's domain
+	base     *tls.Config     // upstream TLS base config (roots, verification)
+}
+
+// New checks the configuration against the options and prepares the server.
+// Nothing is bound until Start.
+func New(cfg config.Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.TLS == nil {
+		for i, l := range cfg.Listeners {
+			if l.TLS != config.TLSNone {
+				return nil, fmt.Errorf("listeners[%d]: tls %s needs the proxy's certificate", i, l.TLS)
+			}
+		}
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		cfg:      cfg,
+		sessions: make(map[*session]struct{}),
+		idBase:   hex.EncodeToString(b[:]),
+	}
+	// Check every listener's upstream settings now, so that a bad CA file
+	// is reported before anything is bound.
+	for i := range cfg.Listeners {
+		if _, err := s.settingsFor(cfg, i); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// settingsFor prepares listener i of cfg.
+func (s *Server) settingsFor(cfg config.Config, i int) (*listenerSettings, error) {
+	l := cfg.Listeners[i]
+	base, err := upstreamTLSBase(l.Upstream, s.opts.UpstreamRoots)
+	if err != nil {
+		return nil, fmt.Errorf("listeners[%d].upstream: %w", i, err)
+	}
+	st := &listenerSettings{cfg: l, timeouts: cfg.Timeouts, limits: cfg.Limits, base: base}
+	if l.Upstream.Address != config.UpstreamAuto {
+		st.upstream = &upstreamConfig{
+			Address:      l.Upstream.Address,
+			TLS:          l.Upstream.TLS,
+			ServerName:   l.Upstream.ServerName,
+			TLSConfig:    base,
+			DialTimeout:  cfg.Timeouts.UpstreamDial.D(),
+			LoginTimeout: cfg.Timeouts.UpstreamLogin.D(),
+			SendID:       l.Upstream.SendID,
+			Dial:         s.opts.Dial,
+		}
+	}
+	return st, nil
+}
+
+// upstreamTLSBase builds the TLS client configuration for one upstream:
+// the given roots (or the system's), plus the upstream's ca_file.
+func upstreamTLSBase(u config.Upstream, roots *x509.CertPool) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: u.InsecureSkipVerify}
+	if roots != nil {
+		c.RootCAs = roots.Clone()
+	}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		if c.RootCAs == nil {
+			if c.RootCAs, err = x509.SystemCertPool(); err != nil {
+				c.RootCAs = x509.NewCertPool()
+			}
+		}
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", u.CAFile)
+		}
+	}
+	return c, nil
+}
+
+// Start binds every listener, then serves each in its own goroutine. If one
+// address cannot be bound, the ones already bound are closed again.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listeners != nil {
+		return errors.New("proxy: already started")
+	}
+	var ls []*listener
+	for i, lc := range s.cfg.Listeners {
+		st, err := s.settingsFor(s.cfg, i)
+		if err == nil {
+			var ln net.Listener
+			ln, err = net.Listen("tcp", lc.Address)
+			if err == nil {
+				l := &listener{ln: ln}
+				l.settings.Store(st)
+				ls = append(ls, l)
+				continue
+			}
+		}
+		for _, l := range ls {
+			l.ln.Close()
+		}
+		return fmt.Errorf("listeners[%d]: %w", i, err)
+	}
+	s.listeners = ls
+	for _, l := range ls {
+		st := l.settings.Load()
+		s.log.Info().Str("event", "listening").Str("address", l.ln.Addr().String()).
+			Str("tls", st.cfg.TLS).Str("upstream", st.cfg.Upstream.Address).
+			Str("upstream_tls", st.cfg.Upstream.TLS).Str("language", st.cfg.Language).Msg("listening")
+		if st.cfg.Upstream.InsecureSkipVerify {
+			s.log.Warn().Str("event", "insecure_upstream").Str("upstream", st.cfg.Upstream.Address).
+				Msg("upstream certificate verification is OFF for this listener")
+		}
+		s.wg.Add(1)
+		go s.acceptLoop(l)
+	}
+	return nil
+}
+
+// Addrs returns the bound addresses in the order of the configuration's
+// listeners.
+func (s *Server) Addrs() []net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := make([]net.Addr, len(s.listeners))
+	for i, l := range s.listeners {
+		a[i] = l.ln.Addr()
+	}
+	return a
+}
+
+// Reload applies a new configuration to new connections. Listeners whose
+// address is unchanged keep their socket and their sessions; the others are
+// bound or closed (sessions on a closed listener go on until they end).
+// Timeouts and limits apply to connections accepted after the reload.
+func (s *Server) Reload(cfg config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	settings := make([]*listenerSettings, len(cfg.Listeners))
+	for i := range cfg.Listeners {
+		st, err := s.settingsFor(cfg, i)
+		if err != nil {
+			return err
+		}
+		if st.cfg.TLS != config.TLSNone && s.opts.TLS == nil {
+			return fmt.Errorf("listeners[%d]: tls %s needs the proxy's certificate", i, st.cfg.TLS)
+		}
+		settings[i] = st
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errors.New("proxy: shutting down")
+	}
+	// A listener is kept when the new configuration names it by its
+	// configured or its bound address (the latter matters for ":0").
+	old := map[string]*listener{}
+	for i, l := range s.listeners {
+		old[s.cfg.Listeners[i].Address] = l
+		old[l.ln.Addr().String()] = l
+	}
+	kept := map[*listener]bool{}
+	var next []*listener
+	var fresh []*listener
+	for i, lc := range cfg.Listeners {
+		if l, ok := old[lc.Address]; ok && !kept[l] {
+			l.settings.Store(settings[i])
+			kept[l] = true
+			next = append(next, l)
+			continue
+		}
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			for _, l := range fresh {
+				l.ln.Close()
+			}
+			return fmt.Errorf("listeners[%d]: %w", i, err)
+		}
+		l := &listener{ln: ln}
+		l.settings.Store(settings[i])
+		fresh = append(fresh, l)
+		next = append(next, l)
+	}
+	for _, l := range s.listeners {
+		if !kept[l] {
+			l.ln.Close()
+		}
+	}
+	for _, l := range fresh {
+		s.wg.Add(1)
+		go s.acceptLoop(l)
+	}
+	s.listeners = next
+	s.cfg = cfg
+	s.log.Info().Str("event", "reloaded").Int("listeners", len(next)).Msg("configuration reloaded")
+	return nil
+}
+
+// acceptLoop accepts connections until the listener is closed.
+func (s *Server) acceptLoop(l *listener) {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait a little, as
+			// net/http does, instead of spinning.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			s.log.Error().Err(err).Str("event", "accept_error").Msg("accept failed")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		sess := &session{
+			srv:  s,
+			id:   fmt.Sprintf("%s-%d", s.idBase, s.nextID.Add(1)),
+			raw:  c,
+			st:   l.settings.Load(),
+			born: time.Now(),
+		}
+		if !s.track(sess) {
+			c.Close()
+			return
+		}
+		s.wg.Add(1)
+		go sess.serve()
+	}
+}
+
+// track registers a session; false when the server is shutting down.
+func (s *Server) track(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, says BYE to every session still before login,
+// and waits for forwarded sessions to end until ctx is done; then it closes
+// what is left and waits for every goroutine.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	for sess := range s.sessions {
+		sess.interruptPreAuth()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	n := len(s.sessions)
+	for sess := range s.sessions {
+		sess.closeAll()
+	}
+	s.mu.Unlock()
+	s.log.Warn().Str("event", "drain_timeout").Int("sessions", n).Msg("closed sessions still open at the drain deadline")
+	<-done
+	return ctx.Err()
+}

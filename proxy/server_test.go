@@ -1,0 +1,368 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/config"
+)
+
+// serverLog collects the proxy's JSON log lines for assertions.
+type serverLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *serverLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// events returns the log lines whose "event" is name, decoded.
+func (l *serverLog) events(name string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == name {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (l *serverLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// startTestServer runs the proxy with one plaintext loopback listener in
+// front of an in-memory IMAP server (alice / alicepass).
+func startTestServer(t *testing.T) (*Server, *serverLog) {
+	t.Helper()
+	up := upstreamMemServer(t, "none", true, upstreamNewPKI(t))
+	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+log: {level: debug}
+listeners:
+  - address: 127.0.0.1:0
+    tls: none
+    upstream: {address: %q, tls: none}
+`, up)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &serverLog{}
+	s, err := New(cfg, Options{Logger: zerolog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return s, logs
+}
+
+// testClient is a raw IMAP client: exact lines, nothing hidden.
+type testClient struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialTestClient(t *testing.T, addr net.Addr) *testClient {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	tc := &testClient{t: t, c: c, br: bufio.NewReader(c)}
+	if g := tc.line(); !strings.HasPrefix(g, "* OK ") {
+		t.Fatalf("greeting %q", g)
+	}
+	return tc
+}
+
+func (tc *testClient) send(s string) {
+	tc.t.Helper()
+	if _, err := tc.c.Write([]byte(s)); err != nil {
+		tc.t.Fatal(err)
+	}
+}
+
+func (tc *testClient) line() string {
+	tc.t.Helper()
+	l, err := tc.br.ReadString('\n')
+	if err != nil {
+		tc.t.Fatalf("reading a line: %v (got %q)", err, l)
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// until reads lines up to and including the first that starts with prefix.
+func (tc *testClient) until(prefix string) []string {
+	tc.t.Helper()
+	var lines []string
+	for {
+		l := tc.line()
+		lines = append(lines, l)
+		if strings.HasPrefix(l, prefix) {
+			return lines
+		}
+	}
+}
+
+// TestPipelinedLogin sends LOGIN, SELECT and LOGOUT in one write: the
+// commands after LOGIN must reach the upstream once the session is spliced.
+func TestPipelinedLogin(t *testing.T) {
+	s, logs := startTestServer(t)
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.send("a LOGIN alice alicepass\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+	login := tc.line()
+	if !strings.HasPrefix(login, "a OK [CAPABILITY ") || strings.Contains(login, "AUTH=") {
+		t.Fatalf("login answer %q", login)
+	}
+	sel := tc.until("b ")
+	if !strings.HasPrefix(sel[len(sel)-1], "b OK") {
+		t.Fatalf("SELECT through the proxy: %q", sel)
+	}
+	tc.until("c OK")
+	if _, err := tc.br.ReadByte(); err == nil {
+		t.Error("connection still open after LOGOUT")
+	}
+	tc.c.Close() // as a mail app does when the server has closed
+	waitFor(t, func() bool { return len(logs.events("session_end")) == 1 })
+	ev := logs.events("auth_success")
+	if len(ev) != 1 || ev[0]["user"] != "alice" {
+		t.Errorf("auth_success events: %v", ev)
+	}
+	end := logs.events("session_end")[0]
+	if end["bytes_in"].(float64) <= 0 || end["bytes_out"].(float64) <= 0 {
+		t.Errorf("session_end without byte counts: %v", end)
+	}
+}
+
+// TestFailedLoginAnswer checks the shape of a refusal and its log event,
+// and that the password appears in neither.
+func TestFailedLoginAnswer(t *testing.T) {
+	s, logs := startTestServer(t)
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.send("a1 LOGIN alice Wr0ngPassw0rd\r\n")
+	alert, no := tc.line(), tc.line()
+	if !strings.HasPrefix(alert, "* OK [ALERT] ") {
+		t.Errorf("first line %q, want an ALERT", alert)
+	}
+	if !strings.HasPrefix(no, "a1 NO [AUTHENTICATIONFAILED] ") {
+		t.Errorf("tagged line %q", no)
+	}
+	if strings.TrimPrefix(alert, "* OK [ALERT] ") != strings.TrimPrefix(no, "a1 NO [AUTHENTICATIONFAILED] ") {
+		t.Errorf("ALERT and NO say different things: %q / %q", alert, no)
+	}
+	// The client may try again on the same connection.
+	tc.send("a2 LOGIN alice alicepass\r\n")
+	if l := tc.line(); !strings.HasPrefix(l, "a2 OK ") {
+		t.Errorf("second try: %q", l)
+	}
+	ev := logs.events("auth_failure")
+	if len(ev) != 1 {
+		t.Fatalf("auth_failure events: %v", ev)
+	}
+	for _, k := range []string{"cause", "code", "user", "client", "upstream", "conn"} {
+		if s, _ := ev[0][k].(string); s == "" {
+			t.Errorf("auth_failure without %s: %v", k, ev[0])
+		}
+	}
+	if ev[0]["code"] != "AUTHENTICATIONFAILED" || ev[0]["user"] != "alice" {
+		t.Errorf("auth_failure: %v", ev[0])
+	}
+	if strings.Contains(logs.String(), "Wr0ngPassw0rd") || strings.Contains(logs.String(), "alicepass") {
+		t.Error("a password reached the log")
+	}
+}
+
+// TestShutdownSaysBye: a connection that has not logged in is told BYE.
+func TestShutdownSaysBye(t *testing.T) {
+	s, _ := startTestServer(t)
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.send("a NOOP\r\n")
+	tc.until("a OK")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	if l := tc.line(); !strings.HasPrefix(l, "* BYE ") {
+		t.Errorf("got %q, want BYE", l)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", s.Addrs()[0].String(), time.Second); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+}
+
+// TestShutdownDrains: a logged-in session keeps working during the drain,
+// and Shutdown returns once it ends.
+func TestShutdownDrains(t *testing.T) {
+	s, _ := startTestServer(t)
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.send("a LOGIN alice alicepass\r\n")
+	tc.until("a OK")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- s.Shutdown(ctx)
+	}()
+	// The session goes on while the server drains.
+	tc.send("b SELECT INBOX\r\n")
+	if l := tc.until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
+		t.Errorf("SELECT while draining: %q", l)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v while a session was still open", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	tc.send("c LOGOUT\r\n")
+	tc.until("c OK")
+	tc.c.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last session ended")
+	}
+}
+
+// TestShutdownDeadline: at the drain deadline the remaining sessions are
+// closed and Shutdown reports the deadline.
+func TestShutdownDeadline(t *testing.T) {
+	s, _ := startTestServer(t)
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.send("a LOGIN alice alicepass\r\n")
+	tc.until("a OK")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the deadline", err)
+	}
+	if _, err := tc.br.ReadString('\n'); err == nil {
+		t.Error("session still open after the drain deadline")
+	}
+}
+
+// TestReload: a listener added by Reload serves, a removed one stops
+// accepting, and a session on it goes on.
+func TestReload(t *testing.T) {
+	s, _ := startTestServer(t)
+	old := s.Addrs()[0]
+	tc := dialTestClient(t, old)
+	tc.send("a LOGIN alice alicepass\r\n")
+	tc.until("a OK")
+
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	l := cfg.Listeners[0]
+	l.Address = "127.0.0.1:0"
+	l.Language = "ja"
+	cfg.Listeners = []config.Listener{l}
+	// The old listener's address is "127.0.0.1:0" too, so name it by its
+	// bound address to keep it, then drop it in a second reload.
+	keep := cfg
+	keep.Listeners = []config.Listener{l, l}
+	keep.Listeners[0].Address = old.String()
+	if err := s.Reload(keep); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Addrs(); len(got) != 2 || got[0].String() != old.String() {
+		t.Fatalf("after reload: %v", got)
+	}
+	fresh := s.Addrs()[1]
+	keep.Listeners = keep.Listeners[1:]
+	keep.Listeners[0].Address = fresh.String()
+	if err := s.Reload(keep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", old.String(), time.Second); err == nil {
+		t.Error("removed listener still accepts")
+	}
+	tc2 := dialTestClient(t, fresh)
+	tc2.send("x LOGIN alice alicepass\r\n")
+	tc2.until("x OK")
+	tc.send("b SELECT INBOX\r\n")
+	if l := tc.until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
+		t.Errorf("session on the removed listener: %q", l)
+	}
+	bad := keep
+	bad.Log.Format = "xml"
+	if err := s.Reload(bad); err == nil {
+		t.Error("Reload took an invalid configuration")
+	}
+}
+
+func TestStartBindError(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := config.Default()
+	cfg.Listeners = []config.Listener{
+		{Address: "127.0.0.1:0", TLS: config.TLSNone, Language: "en", Upstream: config.Upstream{Address: "127.0.0.1:1", TLS: config.TLSNone}},
+		{Address: busy.Addr().String(), TLS: config.TLSNone, Language: "en", Upstream: config.Upstream{Address: "127.0.0.1:1", TLS: config.TLSNone}},
+	}
+	s, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), "listeners[1]") {
+		t.Fatalf("Start: %v, want an error naming listeners[1]", err)
+	}
+	if len(s.Addrs()) != 0 {
+		t.Error("listeners left bound after a failed Start")
+	}
+}
+
+func TestNewNeedsCertificate(t *testing.T) {
+	cfg := config.Default()
+	if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("New without a certificate: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/diagnose"
+)
+
+// byeWriteTimeout bounds the last words to a client that is going away.
+const byeWriteTimeout = 2 * time.Second
+
+// session is one client connection, from accept to close.
+type session struct {
+	srv  *Server
+	id   string
+	raw  net.Conn // the accepted TCP connection
+	st   *listenerSettings
+	born time.Time
+
+	mu         sync.Mutex
+	forwarding bool               // logged in: bytes are spliced, no more IMAP
+	stopping   bool               // Shutdown asked a pre-auth session to end
+	cancel     context.CancelFunc // cancels an upstream login in progress
+	up         net.Conn           // the upstream connection while forwarding
+}
+
+// interruptPreAuth makes a session that has not logged in yet stop waiting:
+// its next read fails at once and it says BYE. Forwarded sessions are left
+// alone so that they can drain.
+func (ss *session) interruptPreAuth() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.forwarding {
+		return
+	}
+	ss.stopping = true
+	if ss.cancel != nil {
+		ss.cancel()
+	}
+	ss.raw.SetReadDeadline(time.Now())
+}
+
+// closeAll closes both sides of the session.
+func (ss *session) closeAll() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.raw.Close()
+	if ss.up != nil {
+		ss.up.Close()
+	}
+}
+
+func (ss *session) isStopping() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.stopping
+}
+
+// serve runs the session to its end.
+func (ss *session) serve() {
+	s := ss.srv
+	log := s.log.With().Str("conn", ss.id).Str("client", ss.raw.RemoteAddr().String()).Logger()
+	defer s.wg.Done()
+	defer s.untrack(ss)
+	defer ss.raw.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error().Str("event", "panic").Interface("panic", r).Bytes("stack", debug.Stack()).Msg("session panicked")
+		}
+	}()
+
+	st := ss.st
+	ss.raw.SetDeadline(ss.born.Add(st.timeouts.PreAuth.D()))
+	conn := ss.raw
+	fc := frontConfig{Limits: st.limits, Language: st.cfg.Language}
+	switch st.cfg.TLS {
+	case config.TLSImplicit:
+		tc := tls.Server(ss.raw, s.opts.TLS)
+		if err := tc.Handshake(); err != nil {
+			log.Debug().Str("event", "tls_handshake_failed").Err(err).Msg("client TLS handshake failed")
+			return
+		}
+		conn, fc.Secure = tc, true
+	case config.TLSStartTLS:
+		fc.TLSConfig = s.opts.TLS
+	case config.TLSNone:
+		fc.Secure = true
+	}
+	f := newFront(conn, fc)
+
+	for {
+		req, err := f.next()
+		if err != nil {
+			if ss.isStopping() && !errors.Is(err, errLogout) {
+				ss.sayBye(f, "imapwhy is shutting down; try again in a moment")
+			}
+			log.Debug().Str("event", "preauth_end").Err(err).Msg("connection ended before login")
+			return
+		}
+		up, obs, err := ss.login(req)
+		if err == nil {
+			ss.forward(f, req, up, &log)
+			return
+		}
+		// The front end counts failed logins and says BYE at the limit.
+		ss.refuse(f, req, obs, err, &log)
+		if ss.isStopping() {
+			ss.sayBye(f, "imapwhy is shutting down; try again in a moment")
+			return
+		}
+	}
+}
+
+// sayBye sends a last BYE, bounded in time.
+func (ss *session) sayBye(f *front, text string) {
+	f.conn().SetWriteDeadline(time.Now().Add(byeWriteTimeout))
+	f.bye(text)
+}
+
+// login picks the upstream for req and logs in there.
+func (ss *session) login(req *loginRequest) (*upstream, *diagnose.Observation, error) {
+	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password)}
+	uc, err := ss.upstreamFor(req, obs)
+	if err != nil {
+		return nil, obs, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ss.mu.Lock()
+	if ss.stopping {
+		ss.mu.Unlock()
+		cancel()
+		obs.Phase = diagnose.PhaseProxy
+		return nil, obs, errors.New("shutting down")
+	}
+	ss.cancel = cancel
+	ss.mu.Unlock()
+	defer func() {
+		ss.mu.Lock()
+		ss.cancel = nil
+		ss.mu.Unlock()
+		cancel()
+	}()
+	up, err := login(ctx, *uc, req, ss.raw.RemoteAddr(), obs)
+	return up, obs, err
+}
+
+// upstreamFor returns the listener's fixed upstream, or the one for the
+// user's email domain from the built-in catalog.
+func (ss *session) upstreamFor(req *loginRequest, obs *diagnose.Observation) (*upstreamConfig, error) {
+	if ss.st.upstream != nil {
+		return ss.st.upstream, nil
+	}
+	obs.Phase = diagnose.PhaseProxy
+	user := strings.TrimSpace(req.Username)
+	at := strings.LastIndexByte(user, '@')
+	if at < 0 || at == len(user)-1 {
+		obs.Typed.UserHasDomain = false
+		return nil, errors.New("user name is not an email address")
+	}
+	p, ok := diagnose.LookupDomain(user[at+1:])
+	if !ok || p.IMAP.Host == "" {
+		return nil, errors.New("no known IMAP server for the domain")
+	}
+	uc := &upstreamConfig{
+		Address:      net.JoinHostPort(p.IMAP.Host, strconv.Itoa(p.IMAP.Port)),
+		TLS:          p.IMAP.TLS,
+		ServerName:   p.IMAP.Host,
+		TLSConfig:    ss.st.base,
+		DialTimeout:  ss.st.timeouts.UpstreamDial.D(),
+		LoginTimeout: ss.st.timeouts.UpstreamLogin.D(),
+		Dial:         ss.srv.opts.Dial,
+	}
+	if uc.TLS == "" {
+		uc.TLS = config.TLSImplicit
+	}
+	return uc, nil
+}
+
+// refuse diagnoses a failed login and answers the client.
+func (ss *session) refuse(f *front, req *loginRequest, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) {
+	d := diagnose.Classify(*obs)
+	text := diagnose.Message(d, f.language())
+	if err := f.fail(req.Tag, d.Code, text); err != nil {
+		log.Debug().Err(err).Msg("writing the NO failed")
+	}
+	ev := log.Info().Str("event", "auth_failure").
+		Str("cause", string(d.Cause)).Str("code", d.Code).
+		Str("confidence", string(d.Confidence)).Bool("temporary", d.Temporary).
+		Str("user", req.Username).Str("mechanism", req.Mechanism).
+		Str("upstream", upstreamName(obs)).Str("provider", d.Provider).
+		Str("phase", string(obs.Phase))
+	if d.Alternative != "" {
+		ev = ev.Str("alternative", string(d.Alternative))
+	}
+	if obs.NetError != diagnose.NetOK {
+		ev = ev.Str("net_error", string(obs.NetError))
+	}
+	if d.Detail != "" {
+		ev = ev.Str("detail", d.Detail)
+	}
+	ev.Str("error", loginErr.Error()).Msg("login failed")
+}
+
+// upstreamName is host:port of the upstream as observed, "" if none was chosen.
+func upstreamName(obs *diagnose.Observation) string {
+	if obs.Host == "" {
+		return ""
+	}
+	return net.JoinHostPort(obs.Host, strconv.Itoa(obs.Port))
+}
+
+// forward answers the client's login with the upstream's capabilities and
+// splices the two connections until both sides are done.
+func (ss *session) forward(f *front, req *loginRequest, up *upstream, log *zerolog.Logger) {
+	if err := f.loggedIn(req.Tag, clientCaps(up.caps)); err != nil {
+		up.conn.Close()
+		log.Debug().Err(err).Msg("client went away at login")
+		return
+	}
+	client := f.conn()
+	ss.mu.Lock()
+	ss.forwarding = true
+	ss.up = up.conn
+	ss.mu.Unlock()
+	// No deadlines from here: IDLE may sit quiet for 30 minutes.
+	client.SetDeadline(time.Time{})
+	up.conn.SetDeadline(time.Time{})
+
+	upAddr := up.conn.RemoteAddr().String()
+	log.Info().Str("event", "auth_success").Str("user", req.Username).Str("mechanism", req.Mechanism).
+		Str("upstream", upAddr).Msg("logged in")
+	start := time.Now()
+	toUp, toClient := splice(client, f.reader(), up.conn, up.br)
+	log.Info().Str("event", "session_end").Str("user", req.Username).Str("upstream", upAddr).
+		Int64("bytes_in", toUp).Int64("bytes_out", toClient).
+		Dur("duration", time.Since(start)).Msg("session ended")
+}
+
+// clientCaps is the upstream's post-login capability list without what
+// only made sense before login on the upstream connection.
+func clientCaps(caps []string) []string {
+	out := make([]string, 0, len(caps))
+	for _, c := range caps {
+		u := strings.ToUpper(c)
+		if u == "STARTTLS" || u == "LOGINDISABLED" || strings.HasPrefix(u, "AUTH=") {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
