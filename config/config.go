@@ -273,7 +273,8 @@ func (c *Config) Validate() error {
 		if err != nil {
 			return fmt.Errorf("%s.address: %q is not host:port", key, l.Address)
 		}
-		if seen[l.Address] {
+		// Port 0 asks for a free port, so it may appear more than once.
+		if seen[l.Address] && !strings.HasSuffix(l.Address, ":0") {
 			return fmt.Errorf("%s.address: %s is used twice", key, l.Address)
 		}
 		seen[l.Address] = true

@@ -86,6 +86,12 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+func TestPortZeroTwice(t *testing.T) {
+	if _, err := Parse(strings.NewReader("listeners:\n  - {address: '127.0.0.1:0'}\n  - {address: '127.0.0.1:0'}")); err != nil {
+		t.Errorf("two listeners on free ports refused: %v", err)
+	}
+}
+
 func TestLoopback(t *testing.T) {
 	for host, want := range map[string]bool{"localhost": true, "127.0.0.2": true, "::1": true, "10.0.0.1": false, "example.com": false} {
 		if IsLoopbackHost(host) != want {

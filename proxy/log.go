@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"os"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -14,11 +15,22 @@ import (
 // (auth_success, auth_failure, session_end, ...) that scripts select on.
 func NewLogger(c config.Log, w io.Writer) zerolog.Logger {
 	if c.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}
 	}
 	level, err := zerolog.ParseLevel(c.Level)
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a character device (a terminal), where
+// colours help; in files and pipes they are noise.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
