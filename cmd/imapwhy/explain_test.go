@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The corpus copy and its labels live with the diagnose package.
+var (
+	explainCorpus = filepath.Join("..", "..", "diagnose", "testdata", "provider-responses.jsonl")
+	explainLabels = filepath.Join("..", "..", "diagnose", "testdata", "corpus-labels.yaml")
+)
+
+func explain(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = runExplain(args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+type corpusCase struct {
+	line       int
+	transcript string
+	server     string
+	expect     []string
+}
+
+// corpusCases builds, for each labelled corpus record, the transcript a
+// support desk would paste: greeting, capabilities and response, with the
+// client's AUTHENTICATE line where the record names an OAuth mechanism.
+func corpusCases(t *testing.T) []corpusCase {
+	t.Helper()
+	data, err := os.ReadFile(explainLabels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels struct {
+		Records []struct {
+			Line      int      `yaml:"line"`
+			Starts    string   `yaml:"starts"`
+			Expect    []string `yaml:"expect"`
+			Server    string   `yaml:"server"`
+			Mechanism string   `yaml:"mechanism"`
+			Note      string   `yaml:"note"`
+		} `yaml:"records"`
+	}
+	if err := yaml.Unmarshal(data, &labels); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(explainCorpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var records []map[string]*string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r map[string]*string
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		records = append(records, r)
+	}
+	var cases []corpusCase
+	for _, l := range labels.Records {
+		r := records[l.Line-1]
+		var lines []string
+		if l.Mechanism != "" && l.Mechanism != "LOGIN" && l.Mechanism != "PLAIN" {
+			lines = append(lines, "C: A1 AUTHENTICATE "+l.Mechanism)
+		}
+		for _, k := range []string{"greeting", "capability", "response"} {
+			if r[k] != nil {
+				lines = append(lines, *r[k])
+			}
+		}
+		cases = append(cases, corpusCase{l.Line, strings.Join(lines, "\n"), l.Server, l.Expect})
+	}
+	return cases
+}
+
+// TestExplainCorpus runs every labelled corpus record through
+// `imapwhy explain --json` and checks the object.
+func TestExplainCorpus(t *testing.T) {
+	cases := corpusCases(t)
+	hits := 0
+	for _, tc := range cases {
+		for _, lang := range []string{"en", "ja"} {
+			args := []string{"--json", "--lang", lang}
+			if tc.server != "" {
+				args = append(args, "--server", tc.server)
+			}
+			code, out, errOut := explain(t, tc.transcript, args...)
+			if code != 0 {
+				t.Fatalf("line %d: exit %d: %s", tc.line, code, errOut)
+			}
+			var got map[string]any
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("line %d: %v in %s", tc.line, err, out)
+			}
+			for _, k := range []string{"cause", "code", "confidence", "temporary", "provider", "message", "alternative", "help_url", "detail"} {
+				if _, ok := got[k]; !ok {
+					t.Errorf("line %d: no %q in %s", tc.line, k, out)
+				}
+			}
+			msg, _ := got["message"].(string)
+			if msg == "" || utf8.RuneCountInString(msg) > 200 || strings.ContainsAny(msg, "\r\n") {
+				t.Errorf("line %d: bad message %q", tc.line, msg)
+			}
+			if conf := got["confidence"]; conf != "high" && conf != "medium" && conf != "low" {
+				t.Errorf("line %d: confidence %v", tc.line, conf)
+			}
+			if lang == "en" && contains(tc.expect, fmt.Sprint(got["cause"])) {
+				hits++
+			}
+		}
+	}
+	t.Logf("explain: %d/%d corpus records diagnosed as labelled", hits, len(cases))
+	if hits < len(cases)*95/100 {
+		t.Errorf("explain agrees with the labels on only %d/%d records", hits, len(cases))
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func TestExplainText(t *testing.T) {
+	const transcript = "* OK Gimap ready for requests from 192.0.2.1 x\n" +
+		"a1 NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)\n"
+	code, out, _ := explain(t, transcript)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"provider.app_password_required", "high", "Gmail", "app password", "AUTHENTICATIONFAILED"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	_, out, _ = explain(t, transcript, "--lang", "ja")
+	if !strings.Contains(out, "アプリパスワード") {
+		t.Errorf("ja output:\n%s", out)
+	}
+}
+
+func TestExplainFileAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "transcript.txt")
+	if err := os.WriteFile(file, []byte("* OK IMAPrev1\nNO Invalid user name or password.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Flags after FILE work too; --user gives the user-name facts only.
+	code, out, errOut := explain(t, "", file, "--user", "bob", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["cause"] != "username.missing_domain" || got["provider"] != "hmailserver" {
+		t.Errorf("got %v", got)
+	}
+	// Without a password, no password fact is claimed: the empty
+	// password --user implies must not become password.empty.
+	code, out, _ = explain(t, "NO Authentication failed\n", "--user", "bob@example.com", "--json")
+	if code != 0 || strings.Contains(out, "password.empty") {
+		t.Errorf("exit %d: %s", code, out)
+	}
+	// --server with a port, and "-" for standard input.
+	code, out, _ = explain(t, "2 NO LOGIN failed.\n", "--server", "outlook.office365.com:993", "--json", "-")
+	if code != 0 || !strings.Contains(out, `"provider.oauth_required"`) {
+		t.Errorf("exit %d: %s", code, out)
+	}
+}
+
+func TestExplainErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name  string
+		stdin string
+		args  []string
+		code  int
+		want  string // in stderr
+	}{
+		{"help", "", []string{"-h"}, 0, "Usage: imapwhy explain"},
+		{"unknown flag", "", []string{"--colour"}, 2, "flag provided but not defined"},
+		{"two files", "", []string{"a", "b"}, 2, "one FILE at most"},
+		{"bad language", "NO x", []string{"--lang", "fr"}, 2, "want ja or en"},
+		{"missing file", "", []string{filepath.Join(dir, "nope.txt")}, 2, "no such file"},
+		{"empty input", "", nil, 2, "no server responses"},
+		{"bad port", "NO x", []string{"--server", "imap.example.com:99999"}, 2, "bad port"},
+		{"too large", strings.Repeat("x", 1<<20+1), nil, 2, "larger than 1 MiB"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := explain(t, tc.stdin, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q, want %d and %q", code, errOut, tc.code, tc.want)
+			}
+			if code != 0 && out != "" {
+				t.Errorf("output on error: %q", out)
+			}
+		})
+	}
+}

@@ -1,0 +1,360 @@
+package diagnose
+
+import "strings"
+
+// verdict is a cause, how sure Classify is of it, and a second cause that
+// also fits.
+type verdict struct {
+	cause       Cause
+	confidence  Confidence
+	alternative Cause
+}
+
+var fallback = verdict{cause: CauseCredentialsRejected, confidence: Low}
+
+// Classify works out why a login failed. It is pure: no network, clock or
+// logging, and it never sees a password (Typed holds facts only).
+//
+// Evidence is layered, strongest first:
+//  1. connection facts (NetError, NotIMAP, Phase);
+//  2. the RFC 5530 code of the tagged reply, then of the untagged lines;
+//  3. the known texts of the provider and server software recognised from
+//     the host name, greeting and capabilities, then loose phrase matching
+//     for any server (ALERT, WEBALERT and plain texts alike);
+//  4. for a refusal that says nothing more (AUTHENTICATIONFAILED or no
+//     code): a provider that takes no passwords at all; then history (what
+//     worked before); then what was typed; then what such a refusal usually
+//     means at that provider (Gmail wants app passwords).
+//
+// Typed facts and history never override an explicit code or text. When
+// nothing fits, the result is credentials.rejected with Low confidence.
+func Classify(o Observation) Diagnosis {
+	ev := newEvidence(&o)
+	return ev.diagnosis(ev.decide())
+}
+
+// evidence is an Observation prepared for classification.
+type evidence struct {
+	o     *Observation
+	rec   recognition
+	reply *Response // the reply that ended the login (a BYE when no tagged reply came), upper-cased
+	texts []string  // server texts worth reading, the reply's first
+}
+
+func newEvidence(o *Observation) *evidence {
+	ev := &evidence{o: o, rec: catalogData.recognise(o)}
+	byeIndex := -1
+	switch {
+	case o.Reply != nil:
+		ev.reply = normalised(*o.Reply)
+	case lastBye(o.Untagged) >= 0:
+		byeIndex = lastBye(o.Untagged)
+		ev.reply = normalised(o.Untagged[byeIndex])
+	case hasPrefixFold(o.Greeting, "* BYE"):
+		if r, ok := parseResponse(o.Greeting); ok {
+			ev.reply = &r
+		}
+	}
+	if ev.reply != nil && ev.reply.Text != "" {
+		ev.texts = append(ev.texts, ev.reply.Text)
+	}
+	for i, r := range o.Untagged {
+		if i == byeIndex || r.Text == "" {
+			continue
+		}
+		switch strings.ToUpper(r.Status) {
+		case "NO", "BAD", "BYE":
+		default:
+			if code := strings.ToUpper(r.Code); code != "ALERT" && code != "WEBALERT" {
+				continue
+			}
+		}
+		ev.texts = append(ev.texts, r.Text)
+	}
+	return ev
+}
+
+// normalised copies r with status and code in upper case.
+func normalised(r Response) *Response {
+	r.Status = strings.ToUpper(r.Status)
+	r.Code = strings.ToUpper(r.Code)
+	return &r
+}
+
+func lastBye(rs []Response) int {
+	for i := len(rs) - 1; i >= 0; i-- {
+		if strings.EqualFold(rs[i].Status, "BYE") {
+			return i
+		}
+	}
+	return -1
+}
+
+// decide runs the layers in order.
+func (ev *evidence) decide() verdict {
+	if ev.o.History.Held {
+		return ev.held()
+	}
+	if v, ok := ev.connection(); ok {
+		return v
+	}
+	if ev.o.Phase == PhaseProxy {
+		return ev.proxyRefusal()
+	}
+	if ev.reply == nil {
+		return ev.noReply()
+	}
+	if v, ok := ev.codes(); ok {
+		return v
+	}
+	if v, ok := ev.providerTexts(); ok {
+		return v
+	}
+	if v, ok := ev.phrases(); ok {
+		return v
+	}
+	if ev.o.Phase == PhaseAfterLogin {
+		return ev.afterLogin()
+	}
+	return ev.refusal()
+}
+
+// held: the proxy did not forward this attempt (the same wrong password
+// again). The cause diagnosed when it was last forwarded may also fit.
+func (ev *evidence) held() verdict {
+	v := verdict{cause: CauseCredentialsRepeatedFailure, confidence: High}
+	if c := Cause(ev.o.History.HeldCause); c.Valid() && c != v.cause && c != CauseCredentialsRejected {
+		v.alternative = c
+	}
+	return v
+}
+
+// connection: the server was not reached, or not as IMAP.
+func (ev *evidence) connection() (verdict, bool) {
+	o := ev.o
+	if o.NotIMAP != "" {
+		return verdict{cause: CauseUpstreamNotIMAP, confidence: High}, true
+	}
+	switch o.NetError {
+	case NetOK:
+	case NetDNSNotFound:
+		return verdict{cause: CauseUpstreamDNSNotFound, confidence: High}, true
+	case NetRefused:
+		return verdict{cause: CauseUpstreamRefused, confidence: High}, true
+	case NetTimeout:
+		return verdict{cause: CauseUpstreamTimeout, confidence: High}, true
+	case NetTLSToPlain, NetPlainToTLS:
+		return verdict{cause: CauseUpstreamTLSMismatch, confidence: High}, true
+	case NetCertName:
+		return verdict{cause: CauseUpstreamCertificateName, confidence: High}, true
+	case NetCertExpired:
+		return verdict{cause: CauseUpstreamCertificateExpired, confidence: High}, true
+	case NetCertUntrusted:
+		return verdict{cause: CauseUpstreamCertificateUntrusted, confidence: High}, true
+	case NetTLSOther:
+		// A handshake failure that is neither a plain/TLS mix-up nor a
+		// certificate: most often a port/security mismatch, but an old TLS
+		// version on either side looks the same.
+		return verdict{cause: CauseUpstreamTLSMismatch, confidence: Low}, true
+	case NetProtocol:
+		return verdict{cause: CauseUpstreamNotIMAP, confidence: Low}, true
+	case NetReset:
+		if v, ok := ev.reset(); ok {
+			return v, true
+		}
+	default:
+		return verdict{cause: CauseServerTemporaryFailure, confidence: Low}, true
+	}
+	if o.TLSMode == "starttls" && !o.StartTLSOffered && len(o.Capabilities) > 0 &&
+		(o.Phase == PhaseCapability || o.Phase == PhaseStartTLS) {
+		return verdict{cause: CauseUpstreamStartTLSUnavailable, confidence: High}, true
+	}
+	if o.Phase == PhaseStartTLS && ev.reply != nil && (ev.reply.Status == "NO" || ev.reply.Status == "BAD") {
+		return verdict{cause: CauseUpstreamStartTLSUnavailable, confidence: High}, true
+	}
+	return verdict{}, false
+}
+
+// reset: the server closed the connection. Where a reply came first, the
+// reply explains it.
+func (ev *evidence) reset() (verdict, bool) {
+	switch {
+	case ev.reply != nil:
+		return verdict{}, false
+	case ev.o.Phase == PhaseDial:
+		return verdict{cause: CauseUpstreamRefused, confidence: Medium}, true
+	case ev.o.Phase == PhaseTLS || ev.o.Phase == PhaseStartTLS:
+		return verdict{cause: CauseUpstreamTLSMismatch, confidence: Low}, true
+	}
+	return verdict{cause: CauseServerTemporaryFailure, confidence: Low}, true
+}
+
+// proxyRefusal: the proxy refused on its own, before any upstream attempt.
+// The proxy usually knows its cause and uses Of; this maps what it recorded.
+func (ev *evidence) proxyRefusal() verdict {
+	if r := ev.reply; r != nil {
+		switch strings.ToUpper(r.Code) {
+		case codePrivacyRequired:
+			return verdict{cause: CauseClientPlaintextRefused, confidence: High}
+		case codeLimit:
+			return verdict{cause: CauseClientTooManyConnections, confidence: High}
+		case codeCannot:
+			return verdict{cause: CauseClientUnsupportedMechanism, confidence: High}
+		}
+		if v, ok := ev.phrases(); ok {
+			if c, own := proxyOwnCause[v.cause]; own {
+				v.cause = c
+			}
+			return v
+		}
+		if r.Code == codeUnavailable {
+			// The proxy cannot serve now (shutting down, overloaded).
+			return verdict{cause: CauseServerTemporaryFailure, confidence: High}
+		}
+	}
+	t := ev.o.Typed
+	if t.Username != "" && !t.UserHasDomain {
+		// Routing by email domain needs the domain.
+		return verdict{cause: CauseUsernameMissingDomain, confidence: High}
+	}
+	if ev.o.Host == "" && t.UserHasDomain {
+		return verdict{cause: CauseClientUnknownDomain, confidence: Medium, alternative: CauseServerTemporaryFailure}
+	}
+	return verdict{cause: CauseServerTemporaryFailure, confidence: Low}
+}
+
+// proxyOwnCause maps what a refusal text says to the proxy's own cause.
+var proxyOwnCause = map[Cause]Cause{
+	CauseAccountLocked:             CauseClientRateLimited,
+	CauseAccountTooManyConnections: CauseClientTooManyConnections,
+	CauseServerPrivacyRequired:     CauseClientPlaintextRefused,
+	CauseServerNoUsableMechanism:   CauseClientUnsupportedMechanism,
+}
+
+// noReply: no reply and no connection error. Either the proxy found no way
+// to log in in the capabilities, or the server went quiet after login.
+func (ev *evidence) noReply() verdict {
+	o := ev.o
+	if o.Phase == PhaseAfterLogin {
+		return verdict{cause: CauseServerTemporaryFailure, confidence: Low}
+	}
+	caps := o.Capabilities
+	if o.Mechanism != "" || len(caps) == 0 || hasCap(caps, "AUTH=PLAIN") {
+		return fallback
+	}
+	switch {
+	case oauthOnly(caps):
+		return verdict{cause: CauseProviderOAuthRequired, confidence: High}
+	case !hasCap(caps, "LOGINDISABLED"):
+		return fallback
+	case o.TLSMode == "none" || (o.TLSMode == "starttls" && o.Phase == PhaseCapability):
+		return verdict{cause: CauseServerPrivacyRequired, confidence: High}
+	}
+	return verdict{cause: CauseServerNoUsableMechanism, confidence: High}
+}
+
+// codes reads the RFC 5530 codes of the reply, then of the untagged lines.
+func (ev *evidence) codes() (verdict, bool) {
+	if v, ok := ev.codeVerdict(ev.reply); ok {
+		return v, true
+	}
+	for i := range ev.o.Untagged {
+		if v, ok := ev.codeVerdict(&ev.o.Untagged[i]); ok {
+			return v, true
+		}
+	}
+	return verdict{}, false
+}
+
+// codeVerdict maps one response's code. AUTHENTICATIONFAILED and ALERT say
+// nothing about the cause; the text and the provider do. Where a code
+// covers several causes (UNAVAILABLE, LIMIT, OVERQUOTA), the text picks.
+func (ev *evidence) codeVerdict(r *Response) (verdict, bool) {
+	code := strings.ToUpper(r.Code)
+	switch code {
+	case "WEBALERT":
+		return verdict{cause: CauseProviderWebLoginRequired, confidence: High}, true
+	case codeAuthorizationFailed:
+		return verdict{cause: CauseAuthorizationFailed, confidence: High}, true
+	case codeExpired:
+		return verdict{cause: CauseAccountPasswordExpired, confidence: High}, true
+	case codePrivacyRequired:
+		return verdict{cause: CauseServerPrivacyRequired, confidence: High}, true
+	case codeContactAdmin:
+		return verdict{cause: CauseAccountDisabled, confidence: High}, true
+	case "REFERRAL":
+		return verdict{cause: CauseServerReferral, confidence: High}, true
+	case "INUSE", "SERVERBUG":
+		return verdict{cause: CauseServerTemporaryFailure, confidence: Medium}, true
+	case "NOPERM":
+		return verdict{cause: CauseAuthorizationFailed, confidence: Medium}, true
+	case codeUnavailable, codeLimit, "OVERQUOTA":
+		return refineByText(code, r.Text), true
+	}
+	return verdict{}, false
+}
+
+// refineByText picks among the causes a temporary code covers.
+func refineByText(code, text string) verdict {
+	phrase, ok := matchPhrase(text)
+	if ok && (phrase.cause == CauseAccountLocked || phrase.cause == CauseAccountTooManyConnections) {
+		return phrase
+	}
+	switch code {
+	case codeUnavailable:
+		return verdict{cause: CauseServerTemporaryFailure, confidence: High}
+	case codeLimit:
+		return verdict{cause: CauseAccountTooManyConnections, confidence: Medium}
+	}
+	// Gmail uses OVERQUOTA for its bandwidth and command limits.
+	return verdict{cause: CauseAccountLocked, confidence: Low}
+}
+
+// providerTexts matches the known failure texts of the recognised
+// provider (and the one whose servers it shares) and server software.
+func (ev *evidence) providerTexts() (verdict, bool) {
+	for _, e := range ev.knownEntries() {
+		for _, t := range ev.texts {
+			for _, rule := range e.texts {
+				if rule.re.MatchString(t) {
+					return rule.v, true
+				}
+			}
+		}
+	}
+	return verdict{}, false
+}
+
+func (ev *evidence) knownEntries() []*entry {
+	var es []*entry
+	if p := ev.rec.provider; p != nil {
+		es = append(es, p)
+		if p.primary() != p {
+			es = append(es, p.primary())
+		}
+	}
+	if ev.rec.software != nil {
+		es = append(es, ev.rec.software)
+	}
+	return es
+}
+
+// phrases matches the generic phrase rules, the reply's text first.
+func (ev *evidence) phrases() (verdict, bool) {
+	for _, t := range ev.texts {
+		if v, ok := matchPhrase(t); ok {
+			return v, true
+		}
+	}
+	return verdict{}, false
+}
+
+// afterLogin: the password was accepted, then something failed. It is
+// never the password.
+func (ev *evidence) afterLogin() verdict {
+	if ev.reply.Status == "NO" || ev.reply.Status == "BAD" {
+		// A command after login was refused: the mailbox, not the login.
+		return verdict{cause: CauseAuthorizationFailed, confidence: Low, alternative: CauseServerTemporaryFailure}
+	}
+	return verdict{cause: CauseServerTemporaryFailure, confidence: Low}
+}

@@ -1,0 +1,224 @@
+package diagnose
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The corpus of real login-failure responses (shared/corpus) is copied
+// into testdata so that the test never depends on files outside the repo.
+var (
+	corpusFile       = filepath.Join("testdata", "provider-responses.jsonl")
+	corpusLabelsFile = filepath.Join("testdata", "corpus-labels.yaml")
+	sharedCorpusFile = filepath.Join("..", "..", "shared", "corpus", "provider-responses.jsonl")
+)
+
+// Accuracy thresholds. The labels come from the records' own cause and fix
+// fields. With the server host a support desk knows, every record should be
+// right; the margin leaves room for one or two corpus additions before the
+// classifier catches up. From wire text alone, Microsoft's bare "LOGIN
+// failed." and Fastmail's nginx greeting cannot be recognised (3 records).
+const (
+	minAccuracyWithServer = 0.95
+	minAccuracyWireOnly   = 0.90
+)
+
+type corpusRecord struct {
+	Line           int     `json:"-"`
+	Provider       string  `json:"provider"`
+	ServerSoftware string  `json:"server_software"`
+	Greeting       *string `json:"greeting"`
+	Capability     *string `json:"capability"`
+	Command        string  `json:"command"`
+	Response       *string `json:"response"`
+	Cause          string  `json:"cause"`
+	Fix            string  `json:"fix"`
+}
+
+type corpusLabel struct {
+	Line      int     `yaml:"line"`
+	Starts    string  `yaml:"starts"`
+	Expect    []Cause `yaml:"expect"`
+	Server    string  `yaml:"server"`
+	Mechanism string  `yaml:"mechanism"`
+	Note      string  `yaml:"note"`
+}
+
+func readCorpus(t testing.TB, path string) []corpusRecord {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []corpusRecord
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		var r corpusRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("%s:%d: %v", path, line, err)
+		}
+		r.Line = line
+		recs = append(recs, r)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func readLabels(t testing.TB) map[int]corpusLabel {
+	t.Helper()
+	data, err := os.ReadFile(corpusLabelsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Records []corpusLabel `yaml:"records"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		t.Fatalf("%s: %v", corpusLabelsFile, err)
+	}
+	labels := map[int]corpusLabel{}
+	for _, l := range f.Records {
+		if _, dup := labels[l.Line]; dup {
+			t.Fatalf("%s: line %d labelled twice", corpusLabelsFile, l.Line)
+		}
+		if len(l.Expect) == 0 {
+			t.Fatalf("%s: line %d: no expected cause", corpusLabelsFile, l.Line)
+		}
+		for _, c := range l.Expect {
+			if !c.Valid() {
+				t.Fatalf("%s: line %d: unknown cause %q", corpusLabelsFile, l.Line, c)
+			}
+		}
+		labels[l.Line] = l
+	}
+	return labels
+}
+
+// transcript joins a record's greeting, capability and response lines.
+func (r corpusRecord) transcript() string {
+	var parts []string
+	for _, p := range []*string{r.Greeting, r.Capability, r.Response} {
+		if p != nil {
+			parts = append(parts, *p)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// observation is what Classify sees for a record: its transcript, and
+// optionally the server host and the mechanism from the label.
+func (r corpusRecord) observation(t testing.TB, l corpusLabel, withServer bool) Observation {
+	t.Helper()
+	o, err := ParseTranscript(strings.NewReader(r.transcript()))
+	if err != nil {
+		t.Fatalf("line %d: %v", r.Line, err)
+	}
+	if withServer {
+		o.Host = l.Server
+	}
+	if o.Mechanism == "" {
+		o.Mechanism = l.Mechanism
+	}
+	return o
+}
+
+func (l corpusLabel) accepts(c Cause) bool {
+	for _, e := range l.Expect {
+		if e == c {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCorpus runs every corpus record with wire text through Classify and
+// reports the accuracy against the labels.
+func TestCorpus(t *testing.T) {
+	records := readCorpus(t, corpusFile)
+	labels := readLabels(t)
+	checkSharedCorpus(t)
+
+	var total, withServer, wireOnly int
+	for _, r := range records {
+		l, labelled := labels[r.Line]
+		if r.Response == nil {
+			if labelled {
+				t.Errorf("line %d has no wire text but a label", r.Line)
+			}
+			continue
+		}
+		if !labelled {
+			t.Errorf("line %d (%s) has wire text but no label in %s", r.Line, r.Provider, corpusLabelsFile)
+			continue
+		}
+		if !strings.HasPrefix(*r.Response, l.Starts) {
+			t.Errorf("line %d: response %.40q does not start with the label's %q: corpus changed?", r.Line, *r.Response, l.Starts)
+			continue
+		}
+		total++
+		for _, mode := range []bool{true, false} {
+			d := Classify(r.observation(t, l, mode))
+			for _, lang := range Languages() {
+				checkMessage(t, lang, d, Message(d, lang))
+			}
+			if !l.accepts(d.Cause) {
+				t.Logf("miss (server %v): line %d %s: got %s/%s, want %v", mode, r.Line, r.Provider, d.Cause, d.Confidence, l.Expect)
+				continue
+			}
+			if mode {
+				withServer++
+			} else {
+				wireOnly++
+			}
+		}
+	}
+	for line := range labels {
+		if line < 1 || line > len(records) {
+			t.Errorf("label for line %d: no such record", line)
+		}
+	}
+	if total == 0 {
+		t.Fatal("no corpus records")
+	}
+	summary := fmt.Sprintf("corpus accuracy: %d/%d (with the server host a support desk knows); %d/%d from wire text alone",
+		withServer, total, wireOnly, total)
+	t.Log(summary)
+	fmt.Println(summary) // for the CI log, also without -v
+	if float64(withServer) < minAccuracyWithServer*float64(total) {
+		t.Errorf("accuracy with server %d/%d below %.0f%%", withServer, total, 100*minAccuracyWithServer)
+	}
+	if float64(wireOnly) < minAccuracyWireOnly*float64(total) {
+		t.Errorf("accuracy from wire text %d/%d below %.0f%%", wireOnly, total, 100*minAccuracyWireOnly)
+	}
+}
+
+// checkSharedCorpus notes when the shared corpus (beside the repo, if
+// present) has moved on from the copy in testdata. It does not fail: the
+// copy and its labels are what this test is about.
+func checkSharedCorpus(t *testing.T) {
+	data, err := os.ReadFile(sharedCorpusFile)
+	if err != nil {
+		t.Logf("shared corpus not found (%v); using the copy in testdata", err)
+		return
+	}
+	mine, err := os.ReadFile(corpusFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(data, mine) {
+		t.Logf("NOTE: %s differs from %s: copy it again and label new records", sharedCorpusFile, corpusFile)
+	}
+}

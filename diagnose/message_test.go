@@ -1,0 +1,180 @@
+package diagnose
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+// checkMessage enforces the rules for user text.
+func checkMessage(t *testing.T, lang string, d Diagnosis, msg string) {
+	t.Helper()
+	switch {
+	case msg == "":
+		t.Errorf("%s %+v: empty message", lang, d)
+	case utf8.RuneCountInString(msg) > MaxMessage:
+		t.Errorf("%s %+v: %d characters: %s", lang, d, utf8.RuneCountInString(msg), msg)
+	case strings.IndexFunc(msg, unicode.IsControl) >= 0:
+		t.Errorf("%s %+v: control character in %q", lang, d, msg)
+	case strings.ContainsAny(msg, "{}"):
+		t.Errorf("%s %+v: placeholder left in %q", lang, d, msg)
+	case lang == "en" && !isASCIIPrintable(msg):
+		t.Errorf("%s %+v: not ASCII: %q", lang, d, msg)
+	}
+}
+
+// TestMessagesComplete renders every cause in every language, without and
+// with each catalog provider and help URL, with the longest alternative
+// sentence; and every cause with every alternative, with and without the
+// longest provider name and URL a Diagnosis may carry.
+func TestMessagesComplete(t *testing.T) {
+	providers := []Diagnosis{{}}
+	for _, e := range catalogData.entries {
+		seen := map[string]bool{}
+		for _, u := range []string{"", e.Help.AppPassword, e.Help.EnableIMAP, e.Help.OAuth, e.Help.WebLogin, e.Help.Password, e.Help.General} {
+			if !seen[u] {
+				seen[u] = true
+				providers = append(providers, Diagnosis{Provider: e.ID, ProviderName: e.Name, HelpURL: u})
+			}
+		}
+	}
+	longest := Diagnosis{ProviderName: strings.Repeat("N", maxProviderName), HelpURL: "https://" + strings.Repeat("u", maxHelpURL-8)}
+	for _, lang := range Languages() {
+		cat := messageCatalogs[lang]
+		var longAlt Cause
+		for _, c := range Causes() {
+			if utf8.RuneCountInString(cat.alternatives[c]) > utf8.RuneCountInString(cat.alternatives[longAlt]) {
+				longAlt = c
+			}
+		}
+		check := func(d Diagnosis) {
+			msg := Message(d, lang)
+			checkMessage(t, lang, d, msg)
+			if d.Alternative != "" && d.Alternative != d.Cause && !strings.Contains(msg, cat.alternatives[d.Alternative]) {
+				t.Errorf("%s %s (alternative %s): the alternative is not mentioned: %s", lang, d.Cause, d.Alternative, msg)
+			}
+		}
+		for _, cause := range Causes() {
+			for _, p := range providers {
+				for _, alt := range []Cause{"", longAlt} {
+					d := p
+					d.Cause, d.Alternative = cause, alt
+					check(d)
+				}
+			}
+			for _, alt := range Causes() {
+				for _, p := range []Diagnosis{{}, longest} {
+					d := p
+					d.Cause, d.Alternative = cause, alt
+					check(d)
+				}
+			}
+		}
+	}
+}
+
+func TestMessageUsesProviderAndURL(t *testing.T) {
+	d := Diagnosis{Cause: CauseProviderAppPasswordRequired, Provider: "gmail", ProviderName: "Gmail", HelpURL: "https://myaccount.google.com/apppasswords"}
+	for _, lang := range Languages() {
+		msg := Message(d, lang)
+		if !strings.Contains(msg, "Gmail") || !strings.Contains(msg, d.HelpURL) {
+			t.Errorf("%s: %s", lang, msg)
+		}
+	}
+	d = Diagnosis{Cause: CauseProviderOAuthRequired, Provider: "docomo", ProviderName: "docomo mail"}
+	if msg := Message(d, "ja"); !strings.Contains(msg, "ドコモメール") {
+		t.Errorf("ja: the Japanese name is not used: %s", msg)
+	}
+	if msg := Message(d, "en"); !strings.Contains(msg, "docomo mail") {
+		t.Errorf("en: %s", msg)
+	}
+}
+
+func TestMessageLanguages(t *testing.T) {
+	d := Diagnosis{Cause: CauseCredentialsRejected}
+	en, ja := Message(d, "en"), Message(d, "ja")
+	if en == ja {
+		t.Fatal("en and ja are the same")
+	}
+	for tag, want := range map[string]string{"": en, "fr": en, "EN-us": en, "i-default": en, "ja": ja, "ja-JP": ja, "JA_jp": ja} {
+		if got := Message(d, tag); got != want {
+			t.Errorf("Message(%q) = %s", tag, got)
+		}
+	}
+	if got := Message(Diagnosis{Cause: "no.such"}, "en"); got != en {
+		t.Errorf("unknown cause: %s", got)
+	}
+}
+
+// TestMessageSanitises: the placeholders cannot inject lines, control
+// characters, placeholders or non-https links.
+func TestMessageSanitises(t *testing.T) {
+	cases := []Diagnosis{
+		{Cause: CauseProviderAppPasswordRequired, ProviderName: "Evil\r\n* BYE {help_url}", HelpURL: "https://x.example/\r\nA1 OK"},
+		{Cause: CauseProviderAppPasswordRequired, ProviderName: "Good", HelpURL: "javascript:alert(1)"},
+		{Cause: CauseProviderAppPasswordRequired, ProviderName: "Good", HelpURL: "http://x.example/"},
+		{Cause: CauseProviderAppPasswordRequired, ProviderName: "ドコモ", HelpURL: "https://x.example/ü"},
+		{Cause: CauseProviderAppPasswordRequired, ProviderName: strings.Repeat("x", 300)},
+	}
+	for _, d := range cases {
+		for _, lang := range Languages() {
+			msg := Message(d, lang)
+			checkMessage(t, lang, d, msg)
+			for _, bad := range []string{"javascript", "http://", "Evil", "A1 OK", "ü", "xxxxx"} {
+				if strings.Contains(msg, bad) {
+					t.Errorf("%s: %q got through: %s", lang, bad, msg)
+				}
+			}
+		}
+	}
+	// Server software is not named: users do not know it.
+	if msg := Message(Diagnosis{Cause: CauseUsernameMissingDomain, Provider: "dovecot", ProviderName: "Dovecot"}, "en"); strings.Contains(msg, "Dovecot") {
+		t.Errorf("software named: %s", msg)
+	}
+}
+
+// TestMessageHidesServerDetails: host names and the server's own text stay
+// in Detail, out of the message.
+func TestMessageHidesServerDetails(t *testing.T) {
+	o := refused(dovecotGreeting, no("ALERT", "Account bob@example.com does not exist on backend-7.internal.example"), plainUser)
+	o.Host = "imap.internal.example"
+	d := Classify(o)
+	for _, lang := range Languages() {
+		msg := Message(d, lang)
+		for _, bad := range []string{"internal", "backend", "does not exist", "bob@"} {
+			if strings.Contains(msg, bad) {
+				t.Errorf("%s: %q in message: %s", lang, bad, msg)
+			}
+		}
+	}
+}
+
+func TestLoadMessagesRejects(t *testing.T) {
+	data, err := messageFiles.ReadFile("messages/en.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := string(data)
+	if _, err := loadMessages("en", data); err != nil {
+		t.Fatalf("en.yaml: %v", err)
+	}
+	const line = `    - "No password was entered. Enter your password in the mail app's account settings."`
+	if !strings.Contains(en, line) {
+		t.Fatal("test needs the password.empty line of en.yaml")
+	}
+	cases := map[string]string{
+		"missing cause":       strings.Replace(en, "  password.empty:\n"+line+"\n", "", 1),
+		"unknown placeholder": strings.Replace(en, line, `    - "No {password} was entered."`, 1),
+		"non-ASCII":           strings.Replace(en, line, `    - "No password was entered…"`, 1),
+		"control character":   strings.Replace(en, line, `    - "No password\nwas entered."`, 1),
+		"placeholder last":    strings.Replace(en, line, `    - "{provider} got no password."`, 1),
+		"unknown cause":       en + "\n  no.such: \"x\"\n",
+		"unknown key":         en + "\nextra: 1\n",
+	}
+	for name, doc := range cases {
+		if _, err := loadMessages("en", []byte(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
