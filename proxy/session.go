@@ -141,6 +141,7 @@ func (ss *session) login(req *loginRequest) (*upstream, *diagnose.Observation, e
 		ss.mu.Unlock()
 		cancel()
 		obs.Phase = diagnose.PhaseProxy
+		obs.Reply = &diagnose.Response{Tagged: true, Status: "NO", Code: "UNAVAILABLE", Text: "imapwhy is shutting down"}
 		return nil, obs, errors.New("shutting down")
 	}
 	ss.cancel = cancel

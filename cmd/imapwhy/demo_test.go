@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// demoBlock returns the printed block of one scenario: from its "-- name:"
+// line to the next blank line.
+func demoBlock(t *testing.T, out, name string) string {
+	t.Helper()
+	i := strings.Index(out, "\n-- "+name+":")
+	if i < 0 {
+		t.Fatalf("no scenario %s in the output:\n%s", name, out)
+	}
+	block := out[i+1:]
+	if j := strings.Index(block, "\n\n"); j >= 0 {
+		block = block[:j]
+	}
+	return block
+}
+
+// nowLine returns the "imapwhy:" line of a block.
+func nowLine(t *testing.T, block string) string {
+	t.Helper()
+	for _, l := range strings.Split(block, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "imapwhy:") {
+			return l
+		}
+	}
+	t.Fatalf("no imapwhy line in\n%s", block)
+	return ""
+}
+
+func runDemoOnce(t *testing.T, lang string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := runDemo([]string{"--once", "--listen", "127.0.0.1:0", "--lang", lang}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit status %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+func TestDemoOnceEnglish(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("os/signal.loop"))
+	out := runDemoOnce(t, "en")
+
+	gmail := demoBlock(t, out, "app-password-required")
+	if !strings.Contains(gmail, "a1 NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)") {
+		t.Errorf("the Gmail block lacks Google's raw line:\n%s", gmail)
+	}
+	if now := nowLine(t, gmail); !regexp.MustCompile(`(?i)app(lication)?[- ]?(specific[- ])?password`).MatchString(now) {
+		t.Errorf("imapwhy's Gmail explanation does not name app passwords: %s", now)
+	}
+
+	ms := demoBlock(t, out, "basic-auth-off")
+	if !strings.Contains(ms, "a1 NO LOGIN failed.") {
+		t.Errorf("the Microsoft block lacks the raw line:\n%s", ms)
+	}
+	if now := nowLine(t, ms); !regexp.MustCompile(`(?i)oauth|sign in with microsoft`).MatchString(now) {
+		t.Errorf("imapwhy's Microsoft explanation does not point to OAuth: %s", now)
+	}
+
+	ok := demoBlock(t, out, "app-password")
+	if now := nowLine(t, ok); !strings.Contains(now, "Welcome to the imitation") {
+		t.Errorf("the successful login did not read INBOX through the proxy: %s", now)
+	}
+	if strings.Contains(out, "could not be tried") {
+		t.Errorf("some logins could not be tried:\n%s", out)
+	}
+}
+
+func TestDemoOnceJapanese(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("os/signal.loop"))
+	out := runDemoOnce(t, "ja")
+	japanese := regexp.MustCompile(`[\p{Hiragana}\p{Katakana}\p{Han}]`)
+	for _, name := range []string{"app-password-required", "basic-auth-off", "password-trailing-space"} {
+		if now := nowLine(t, demoBlock(t, out, name)); !japanese.MatchString(now) {
+			t.Errorf("%s: imapwhy's answer is not in Japanese: %s", name, now)
+		}
+	}
+}
+
+func TestDemoFlags(t *testing.T) {
+	tests := [][]string{
+		{"--lang", "fr", "--once"},
+		{"--listen", "nonsense", "--once"},
+		{"--listen", "127.0.0.1:65534", "--once"}, // no room for every provider
+		{"extra"},
+	}
+	for _, args := range tests {
+		var stdout, stderr bytes.Buffer
+		if code := runDemo(args, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit status %d, want 2", args, code)
+		}
+	}
+}
+
+// TestDemoPortInUse checks that a demo that cannot bind stops what it had
+// started and says why.
+func TestDemoPortInUse(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("os/signal.loop"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stdout, stderr bytes.Buffer
+	code := runDemo([]string{"--once", "--listen", ln.Addr().String()}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), ln.Addr().String()) {
+		t.Errorf("exit status %d, stderr %q; want 1 and the address in use", code, stderr.String())
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/certs"
+	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/proxy"
+)
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML); none: the built-in default")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "imapwhy serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
+		return 2
+	}
+	log := proxy.NewLogger(cfg.Log, stderr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cm, err := certs.New(ctx, cfg.TLS, cfg.StateDir, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
+		return 1
+	}
+	defer cm.Close()
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, TLS: cm.TLSConfig()})
+	if err != nil {
+		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
+		return 2
+	}
+	if err := srv.Start(); err != nil {
+		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
+		return 1
+	}
+	for i, a := range srv.Addrs() {
+		l := cfg.Listeners[i]
+		fmt.Fprintf(stdout, "imapwhy: listening on %s (%s), upstream %s\n", a, l.TLS, l.Upstream.Address)
+	}
+	if f := cm.CAFile(); f != "" {
+		fmt.Fprintf(stdout, "imapwhy: local certificate authority %s\n", f)
+		fmt.Fprintf(stdout, "imapwhy: check this fingerprint when your phone asks to trust it: %s\n", cm.Fingerprint())
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			reload(*path, srv, cm, log)
+		case <-ctx.Done():
+			stop() // a second signal now kills the process
+			log.Info().Str("event", "shutdown").Dur("drain", cfg.Timeouts.Drain.D()).Msg("shutting down")
+			dctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Drain.D())
+			defer cancel()
+			if err := srv.Shutdown(dctx); err != nil {
+				return 1
+			}
+			return 0
+		}
+	}
+}
+
+// loadConfig reads path, or returns the built-in default for "".
+func loadConfig(path string) (config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+// reload re-reads the certificates and the configuration on SIGHUP. A bad
+// new configuration is reported and the running one kept.
+func reload(path string, srv *proxy.Server, cm *certs.Manager, log zerolog.Logger) {
+	if err := cm.Reload(); err != nil {
+		log.Error().Err(err).Str("event", "reload_failed").Msg("certificates not reloaded")
+	}
+	cfg, err := loadConfig(path)
+	if err == nil {
+		err = srv.Reload(cfg)
+	}
+	if err != nil {
+		log.Error().Err(err).Str("event", "reload_failed").Msg("configuration not reloaded; the old one stays")
+	}
+}
