@@ -1,0 +1,447 @@
+package proxy_test
+
+// The rig of the end-to-end tests in dovecot_test.go: a real Dovecot, the
+// proxy in front of it with one listener per route, and the clients.
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	mathrand "math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/dovecottest"
+	"github.com/imapwhy/imapwhy/proxy"
+)
+
+// e2eTimeout bounds each connection (as a deadline) and each external
+// client process.
+const e2eTimeout = 30 * time.Second
+
+// route is one proxy listener: how the client reaches the proxy and how the
+// proxy reaches Dovecot.
+type route struct {
+	client   string // config.TLSImplicit or config.TLSStartTLS
+	upstream string
+}
+
+func (r route) String() string { return "client=" + r.client + "/upstream=" + r.upstream }
+
+// routes are the proxy's listeners, in this order. The STARTTLS upstream is
+// Dovecot's 127.0.0.2 address, where it shows LOGINDISABLED until STARTTLS,
+// as a remote server would.
+var routes = []route{
+	{config.TLSImplicit, config.TLSImplicit},
+	{config.TLSImplicit, config.TLSStartTLS},
+	{config.TLSStartTLS, config.TLSImplicit},
+	{config.TLSStartTLS, config.TLSStartTLS},
+}
+
+// listenHosts are the listeners' hosts, one per route: config.Validate
+// refuses the same address twice, "127.0.0.1:0" included.
+var listenHosts = []string{"127.0.0.1", "127.0.0.3", "127.0.0.4", "127.0.0.5"}
+
+// secrets are the passwords the tests type; none may appear in the proxy's
+// log, nor the AUTHENTICATE PLAIN payloads made of them.
+var secrets = []string{"alicepass", "bobpass", "carolpass", dovecottest.UTF8Password, wrongPassword}
+
+const wrongPassword = "Wr0ng-Passw0rd-4711"
+
+// e2e is the proxy in front of a real Dovecot.
+type e2e struct {
+	dc     *dovecottest.Server
+	addrs  map[route]string // the proxy's listener for each route
+	pool   *x509.CertPool   // trusts the proxy's certificate
+	caFile string           // the same CA as a PEM file, for curl and Python
+	logs   *lockedBuffer    // the proxy's JSON log
+}
+
+// startE2E starts Dovecot and a proxy with one listener per route. Both are
+// stopped when t ends; the proxy's log is checked for passwords and printed
+// if t failed.
+func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	dc := dovecottest.Start(t, dovecottest.Options{})
+	cert, caPEM := newProxyCert(t)
+	e := &e2e{
+		dc:     dc,
+		addrs:  map[route]string{},
+		pool:   x509.NewCertPool(),
+		caFile: filepath.Join(t.TempDir(), "proxy-ca.pem"),
+		logs:   &lockedBuffer{},
+	}
+	e.pool.AppendCertsFromPEM(caPEM)
+	if err := os.WriteFile(e.caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.New(e2eConfig(t, dc), proxy.Options{
+		Logger:        zerolog.New(e.logs).Level(zerolog.DebugLevel),
+		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		UpstreamRoots: dc.CAPool,
+	})
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatalf("proxy Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("proxy Shutdown: %v", err)
+		}
+		e.checkLogHasNoSecrets(t)
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", e.logs)
+		}
+	})
+	addrs := srv.Addrs()
+	if len(addrs) != len(routes) {
+		t.Fatalf("proxy bound %d addresses, want %d", len(addrs), len(routes))
+	}
+	for i, r := range routes {
+		e.addrs[r] = addrs[i].String()
+	}
+	return e
+}
+
+// e2eConfig is the YAML a user would write, with the upstream per route.
+func e2eConfig(t *testing.T, dc *dovecottest.Server) config.Config {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir: %s\nlog: {format: json, level: debug}\nlisteners:\n", t.TempDir())
+	for i, r := range routes {
+		up := dc.IMAPS
+		if r.upstream == config.TLSStartTLS {
+			up = dc.Insecure
+		}
+		fmt.Fprintf(&b, "  - address: %s:0\n    tls: %s\n    language: en\n    upstream: {address: %q, tls: %s}\n",
+			listenHosts[i], r.client, up, r.upstream)
+	}
+	cfg, err := config.Parse(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", b.String(), err)
+	}
+	return cfg
+}
+
+func (e *e2e) checkLogHasNoSecrets(t *testing.T) {
+	t.Helper()
+	log := e.logs.String()
+	for _, user := range []string{"alice", "bob", "carol@example.test", "utf8"} {
+		for _, pass := range secrets {
+			plain := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+			if strings.Contains(log, plain) {
+				t.Errorf("proxy log contains the AUTHENTICATE PLAIN payload of %s", user)
+			}
+		}
+	}
+	for _, pass := range secrets {
+		if strings.Contains(log, pass) {
+			t.Errorf("proxy log contains the password %q", pass)
+		}
+	}
+}
+
+// forEachRoute runs f for every route in parallel subtests, each with a
+// user of its own so that mailbox contents do not mix, and returns when all
+// are done.
+func forEachRoute(t *testing.T, f func(t *testing.T, r route, user, pass string)) {
+	users := [][2]string{{"alice", "alicepass"}, {"bob", "bobpass"}, {"carol@example.test", "carolpass"}, {"utf8", dovecottest.UTF8Password}}
+	t.Run("routes", func(t *testing.T) {
+		for i, r := range routes {
+			t.Run(r.String(), func(t *testing.T) {
+				t.Parallel()
+				f(t, r, users[i][0], users[i][1])
+			})
+		}
+	})
+}
+
+// quote is an IMAP quoted string of an ASCII s.
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// client connects go-imap's imapclient to the proxy on route r, with every
+// operation bounded by e2eTimeout.
+func (e *e2e) client(t *testing.T, r route, h *imapclient.UnilateralDataHandler) *imapclient.Client {
+	t.Helper()
+	addr := e.addrs[r]
+	host, _, _ := net.SplitHostPort(addr)
+	tlsConfig := &tls.Config{RootCAs: e.pool, ServerName: host}
+	opts := &imapclient.Options{TLSConfig: tlsConfig, UnilateralDataHandler: h}
+	conn, err := net.DialTimeout("tcp", addr, e2eTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetDeadline(time.Now().Add(e2eTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	var c *imapclient.Client
+	if r.client == config.TLSImplicit {
+		c = imapclient.New(tls.Client(conn, tlsConfig), opts)
+	} else if c, err = imapclient.NewStartTLS(conn, opts); err != nil {
+		conn.Close()
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func appendMessage(t *testing.T, c *imapclient.Client, msg []byte) imap.UID {
+	t.Helper()
+	cmd := c.Append("INBOX", int64(len(msg)), nil)
+	if _, err := cmd.Write(msg); err != nil {
+		t.Fatalf("APPEND: %v", err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatalf("APPEND: %v", err)
+	}
+	data, err := cmd.Wait()
+	if err != nil {
+		t.Fatalf("APPEND: %v", err)
+	}
+	if data.UID == 0 {
+		t.Fatal("APPEND: no APPENDUID (UIDPLUS)")
+	}
+	return data.UID
+}
+
+func fetchMessage(t *testing.T, c *imapclient.Client, uid imap.UID) []byte {
+	t.Helper()
+	body := &imap.FetchItemBodySection{Peek: true}
+	msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{body}}).Collect()
+	if err != nil {
+		t.Fatalf("FETCH: %v", err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("FETCH UID %d: %d messages", uid, len(msgs))
+	}
+	return msgs[0].FindBodySection(body)
+}
+
+// largeMessage is a text message of about size bytes with CRLF line ends
+// (Dovecot serves what it stores; bare LF would come back as CRLF).
+func largeMessage(size int) []byte {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	var b bytes.Buffer
+	b.Grow(size + 80)
+	b.WriteString("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: large\r\n\r\n")
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	line := make([]byte, 76)
+	for b.Len() < size {
+		for i := range line {
+			line[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		b.Write(line)
+		b.WriteString("\r\n")
+	}
+	return b.Bytes()
+}
+
+// rawConn speaks IMAP line by line over a TLS connection to the proxy.
+type rawConn struct {
+	t  *testing.T
+	c  net.Conn
+	r  *bufio.Reader // over c
+	lr *bufio.Reader // lines: r, or after COMPRESS over a DEFLATE reader over r
+	w  io.Writer     // c, or after COMPRESS fw
+	fw *flate.Writer
+}
+
+// raw connects to route r and returns after the greeting and, for a
+// STARTTLS listener, after STARTTLS.
+func (e *e2e) raw(t *testing.T, r route) *rawConn {
+	t.Helper()
+	addr := e.addrs[r]
+	host, _, _ := net.SplitHostPort(addr)
+	conn, err := net.DialTimeout("tcp", addr, e2eTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(e2eTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	tlsConfig := &tls.Config{RootCAs: e.pool, ServerName: host}
+	var rc *rawConn
+	if r.client == config.TLSImplicit {
+		rc = newRawConn(t, tls.Client(conn, tlsConfig))
+		rc.greeting()
+		return rc
+	}
+	rc = newRawConn(t, conn)
+	rc.greeting()
+	if got := rc.command("s STARTTLS"); !strings.HasPrefix(got[len(got)-1], "s OK") {
+		t.Fatalf("STARTTLS: %q", got)
+	}
+	rc = newRawConn(t, tls.Client(conn, tlsConfig))
+	return rc
+}
+
+func newRawConn(t *testing.T, c net.Conn) *rawConn {
+	r := bufio.NewReader(c)
+	return &rawConn{t: t, c: c, r: r, lr: r, w: c}
+}
+
+func (rc *rawConn) greeting() {
+	rc.t.Helper()
+	if g := rc.line(); !strings.HasPrefix(g, "* OK ") {
+		rc.t.Fatalf("greeting %q", g)
+	}
+}
+
+// deflate switches both directions to DEFLATE (RFC 4978), keeping what the
+// reader already buffered.
+func (rc *rawConn) deflate() {
+	rc.lr = bufio.NewReader(flate.NewReader(rc.r))
+	rc.fw, _ = flate.NewWriter(rc.c, flate.DefaultCompression) // valid level: no error
+	rc.w = rc.fw
+}
+
+func (rc *rawConn) write(s string) {
+	rc.t.Helper()
+	if _, err := io.WriteString(rc.w, s); err != nil {
+		rc.t.Fatal(err)
+	}
+	if rc.fw != nil {
+		if err := rc.fw.Flush(); err != nil {
+			rc.t.Fatal(err)
+		}
+	}
+}
+
+func (rc *rawConn) line() string {
+	rc.t.Helper()
+	l, err := rc.lr.ReadString('\n')
+	if err != nil {
+		rc.t.Fatalf("read: %v (got %q)", err, l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
+// until reads lines up to and including the first that starts with prefix.
+func (rc *rawConn) until(prefix string) []string {
+	rc.t.Helper()
+	var lines []string
+	for {
+		l := rc.line()
+		lines = append(lines, l)
+		if strings.HasPrefix(l, prefix) {
+			return lines
+		}
+	}
+}
+
+// command sends one command line and returns the lines up to its tagged
+// reply.
+func (rc *rawConn) command(cmd string) []string {
+	rc.t.Helper()
+	rc.write(cmd + "\r\n")
+	tag, _, _ := strings.Cut(cmd, " ")
+	return rc.until(tag + " ")
+}
+
+// newProxyCert makes a throwaway CA and a certificate for the proxy's
+// listener hosts, as certs.Manager would in local mode.
+func newProxyCert(t *testing.T) (tls.Certificate, []byte) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "imapwhy e2e test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range listenHosts {
+		leaf.IPAddresses = append(leaf.IPAddresses, net.ParseIP(h))
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+}
+
+// lockedBuffer is a bytes.Buffer safe for the proxy's concurrent logging.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// events returns the JSON log lines of one event.
+func (l *lockedBuffer) events(name string) []string {
+	var out []string
+	for _, line := range strings.Split(l.String(), "\n") {
+		if strings.Contains(line, `"event":"`+name+`"`) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
