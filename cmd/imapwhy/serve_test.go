@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-		"os"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
