@@ -35,6 +35,9 @@ type Config struct {
 	Admin     Admin      `yaml:"admin"`
 	Timeouts  Timeouts   `yaml:"timeouts"`
 	Limits    Limits     `yaml:"limits"`
+	Shield    Shield     `yaml:"shield"`
+	Discovery Discovery  `yaml:"discovery"`
+	Routes    []Route    `yaml:"routes"`
 }
 
 // Log selects the log format and level.
@@ -87,7 +90,10 @@ type ACME struct {
 
 // Admin is the metrics and health listener.
 type Admin struct {
-	Address string `yaml:"address"` // "" disables it
+	// Address is host:port of the HTTP listener serving /metrics and
+	// /healthz; "" (the default) disables it. The host must be given:
+	// 127.0.0.1 keeps it on loopback, 0.0.0.0 must be asked for.
+	Address string `yaml:"address"`
 }
 
 // Timeouts bound each phase of a connection.
@@ -98,14 +104,67 @@ type Timeouts struct {
 	Drain         Duration `yaml:"drain"`          // how long SIGTERM waits for forwarded sessions
 }
 
-// Limits bound what an unauthenticated client may send.
+// Limits bound what an unauthenticated client may send, and how fast.
 type Limits struct {
 	MaxLine        int `yaml:"max_line"`         // bytes in one pre-auth command line
 	MaxLiteral     int `yaml:"max_literal"`      // bytes in one pre-auth literal
 	MaxCommands    int `yaml:"max_commands"`     // commands before login, then BYE
 	MaxBadCommands int `yaml:"max_bad_commands"` // BAD answers before BYE
 	MaxLoginTries  int `yaml:"max_login_tries"`  // failed logins on one connection, then BYE
+
+	// FailureDelayBase is how long a failed login waits before its NO, the
+	// first time; every further failure from the same client address
+	// doubles it, up to FailureDelayMax. The same password sent again does
+	// not count as a further failure, and a successful login starts over
+	// (Dovecot's auth penalty works the same way). Defaults 2s and 15s.
+	FailureDelayBase Duration `yaml:"failure_delay_base"`
+	FailureDelayMax  Duration `yaml:"failure_delay_max"`
+	// Logins per minute from one client address and for one user name;
+	// more are refused with client.rate_limited. Connections open at once
+	// from one client address; more are answered with BYE at once
+	// (client.too_many_connections). For each: 0 takes the default
+	// (60, 20, 50), -1 turns the limit off.
+	PerAddressLoginsPerMinute int `yaml:"per_address_logins_per_minute"`
+	PerUserLoginsPerMinute    int `yaml:"per_user_logins_per_minute"`
+	PerAddressConnections     int `yaml:"per_address_connections"`
 }
+
+// Unlimited turns off a per-address or per-user limit.
+const Unlimited = -1
+
+// Shield stores the outcome of past logins (verifiers, never passwords) to
+// explain failures by history and to stop forwarding a password that keeps
+// failing before the provider locks the account.
+type Shield struct {
+	// Enabled switches the history and the shield; default true. Read it
+	// with On.
+	Enabled *bool `yaml:"enabled"`
+	// Store is where the history lives: memory (the default; forgotten at
+	// exit) or file (state_dir/history.db, kept across restarts).
+	Store string `yaml:"store"`
+	// ForwardedTries is how many times the same failing password of a user
+	// is forwarded within Window; later tries are answered from history
+	// (credentials.repeated_failure). Default 3.
+	ForwardedTries int `yaml:"forwarded_tries"`
+	// Window is how long a failing password is remembered after it was
+	// last forwarded. Default 1h.
+	Window Duration `yaml:"window"`
+	// HistoryTTL is how long the passwords that worked are remembered.
+	// Default 720h (30 days).
+	HistoryTTL Duration `yaml:"history_ttl"`
+	// MaxUsers bounds the users with a history; past it, the record that
+	// would expire first is dropped. Default 100000.
+	MaxUsers int `yaml:"max_users"`
+}
+
+// Shield stores.
+const (
+	StoreMemory = "memory"
+	StoreFile   = "file"
+)
+
+// On reports whether the shield is enabled (the default).
+func (s Shield) On() bool { return s.Enabled == nil || *s.Enabled }
 
 // Duration is a time.Duration written as "30s", "5m".
 type Duration time.Duration
@@ -210,6 +269,7 @@ func (c *Config) applyDefaults() {
 			}
 		}
 	}
+	c.applyRoutingDefaults()
 	t := &c.Timeouts
 	setDur(&t.PreAuth, 60*time.Second)
 	setDur(&t.UpstreamDial, 10*time.Second)
@@ -221,6 +281,23 @@ func (c *Config) applyDefaults() {
 	setInt(&m.MaxCommands, 100)
 	setInt(&m.MaxBadCommands, 5)
 	setInt(&m.MaxLoginTries, 5)
+	setDur(&m.FailureDelayBase, 2*time.Second)
+	setDur(&m.FailureDelayMax, 15*time.Second)
+	setInt(&m.PerAddressLoginsPerMinute, 60)
+	setInt(&m.PerUserLoginsPerMinute, 20)
+	setInt(&m.PerAddressConnections, 50)
+	sh := &c.Shield
+	if sh.Enabled == nil {
+		on := true
+		sh.Enabled = &on
+	}
+	if sh.Store == "" {
+		sh.Store = StoreMemory
+	}
+	setInt(&sh.ForwardedTries, 3)
+	setDur(&sh.Window, time.Hour)
+	setDur(&sh.HistoryTTL, 30*24*time.Hour)
+	setInt(&sh.MaxUsers, 100000)
 	if a := c.TLS.ACME; a != nil {
 		if a.CA == "" {
 			a.CA = "https://acme-v02.api.letsencrypt.org/directory"
@@ -289,20 +366,12 @@ func (c *Config) Validate() error {
 		default:
 			return fmt.Errorf("%s.language: %q is not ja or en", key, l.Language)
 		}
-		u := l.Upstream
-		if err := checkTLSMode(key+".upstream.tls", u.TLS); err != nil {
+		if err := validateUpstream(key+".upstream", l.Upstream); err != nil {
 			return err
 		}
-		if u.Address == UpstreamAuto {
-			continue
-		}
-		uhost, _, err := net.SplitHostPort(u.Address)
-		if err != nil {
-			return fmt.Errorf("%s.upstream.address: %q is not host:port or auto", key, u.Address)
-		}
-		if u.TLS == TLSNone && !IsLoopbackHost(uhost) {
-			return fmt.Errorf("%s.upstream.tls: none is only allowed to a loopback address, not %q", key, uhost)
-		}
+	}
+	if err := c.validateRouting(); err != nil {
+		return err
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return errors.New("tls: cert_file and key_file go together")
@@ -319,9 +388,74 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Admin.Address != "" {
-		if _, _, err := net.SplitHostPort(c.Admin.Address); err != nil {
+		host, _, err := net.SplitHostPort(c.Admin.Address)
+		if err != nil {
 			return fmt.Errorf("admin.address: %q is not host:port", c.Admin.Address)
 		}
+		if host == "" {
+			return fmt.Errorf("admin.address: %q has no host; write 127.0.0.1%s for loopback (0.0.0.0 for every interface)", c.Admin.Address, c.Admin.Address)
+		}
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	return c.Shield.validate()
+}
+
+// validate checks the rate limits; the pre-auth sizes take defaults when
+// unset and need no check.
+func (m *Limits) validate() error {
+	if m.FailureDelayMax < m.FailureDelayBase {
+		return fmt.Errorf("limits.failure_delay_max: %s is less than limits.failure_delay_base (%s)",
+			m.FailureDelayMax.D(), m.FailureDelayBase.D())
+	}
+	for _, l := range []struct {
+		key string
+		v   int
+	}{
+		{"per_address_logins_per_minute", m.PerAddressLoginsPerMinute},
+		{"per_user_logins_per_minute", m.PerUserLoginsPerMinute},
+		{"per_address_connections", m.PerAddressConnections},
+	} {
+		if l.v < Unlimited {
+			return fmt.Errorf("limits.%s: %d is not a limit (a positive number, or -1 for none)", l.key, l.v)
+		}
+	}
+	return nil
+}
+
+func (s *Shield) validate() error {
+	switch s.Store {
+	case StoreMemory, StoreFile:
+	default:
+		return fmt.Errorf("shield.store: %q is not memory or file", s.Store)
+	}
+	if s.ForwardedTries < 1 {
+		return fmt.Errorf("shield.forwarded_tries: %d; at least 1 try must reach the server", s.ForwardedTries)
+	}
+	if s.HistoryTTL < s.Window {
+		return fmt.Errorf("shield.history_ttl: %s is shorter than shield.window (%s)", s.HistoryTTL.D(), s.Window.D())
+	}
+	if s.MaxUsers < 1 {
+		return fmt.Errorf("shield.max_users: %d; at least 1", s.MaxUsers)
+	}
+	return nil
+}
+
+// validateUpstream checks one upstream; key names it in errors.
+func validateUpstream(key string, u Upstream) error {
+	if err := checkTLSMode(key+".tls", u.TLS); err != nil {
+		return err
+	}
+	if u.Address == UpstreamAuto {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(u.Address)
+	if err != nil {
+		return fmt.Errorf("%s.address: %q is not host:port or auto", key, u.Address)
+	}
+	if u.TLS == TLSNone && !IsLoopbackHost(host) {
+		return fmt.Errorf("%s.tls: none is only allowed to a loopback address, not %q", key, host)
 	}
 	return nil
 }

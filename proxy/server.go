@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/discover"
 )
 
 // Options carries what the configuration file cannot: objects made by the
@@ -44,8 +45,13 @@ type Options struct {
 	// certificates instead of the system's (tests and the demo). A
 	// listener's ca_file is added to them.
 	UpstreamRoots *x509.CertPool
-	// Dial, if set, replaces net.Dialer for upstream connections.
+	// Dial, if set, replaces net.Dialer for upstream connections that
+	// were configured (not discovered: those go through discovery's guard
+	// unless discovery.allow_private is set).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Resolver, if set, does discovery's DNS lookups (tests point it at a
+	// DNS server on loopback). nil: the system's.
+	Resolver discover.Resolver
 }
 
 // Server is the proxy. Create it with New, then Start it; Shutdown stops it.
@@ -77,7 +83,8 @@ type listenerSettings struct {
 	cfg      config.Listener
 	timeouts config.Timeouts
 	limits   config.Limits
-	upstream *upstreamConfig // nil: chosen per login from the user's domain
+	upstream *upstreamConfig // nil: chosen per login by router
+	router   *router         // routes and discovery for upstream: auto
 	base     *tls.Config     // upstream TLS base config (roots, verification)
 }
 
@@ -105,22 +112,35 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	}
 	// Check every listener's upstream settings now, so that a bad CA file
 	// is reported before anything is bound.
-	for i := range cfg.Listeners {
-		if _, err := s.settingsFor(cfg, i); err != nil {
-			return nil, err
-		}
+	if _, err := s.prepare(cfg); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
+// prepare makes the settings of every listener of cfg.
+func (s *Server) prepare(cfg config.Config) ([]*listenerSettings, error) {
+	rt, err := newRouter(cfg, s.opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*listenerSettings, len(cfg.Listeners))
+	for i := range cfg.Listeners {
+		if out[i], err = s.settingsFor(cfg, i, rt); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // settingsFor prepares listener i of cfg.
-func (s *Server) settingsFor(cfg config.Config, i int) (*listenerSettings, error) {
+func (s *Server) settingsFor(cfg config.Config, i int, rt *router) (*listenerSettings, error) {
 	l := cfg.Listeners[i]
 	base, err := upstreamTLSBase(l.Upstream, s.opts.UpstreamRoots)
 	if err != nil {
 		return nil, fmt.Errorf("listeners[%d].upstream: %w", i, err)
 	}
-	st := &listenerSettings{cfg: l, timeouts: cfg.Timeouts, limits: cfg.Limits, base: base}
+	st := &listenerSettings{cfg: l, timeouts: cfg.Timeouts, limits: cfg.Limits, base: base, router: rt}
 	if l.Upstream.Address != config.UpstreamAuto {
 		st.upstream = &upstreamConfig{
 			Address:      l.Upstream.Address,
@@ -168,23 +188,22 @@ func (s *Server) Start() error {
 	if s.listeners != nil {
 		return errors.New("proxy: already started")
 	}
+	settings, err := s.prepare(s.cfg)
+	if err != nil {
+		return err
+	}
 	var ls []*listener
 	for i, lc := range s.cfg.Listeners {
-		st, err := s.settingsFor(s.cfg, i)
-		if err == nil {
-			var ln net.Listener
-			ln, err = net.Listen("tcp", lc.Address)
-			if err == nil {
-				l := &listener{ln: ln}
-				l.settings.Store(st)
-				ls = append(ls, l)
-				continue
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			for _, l := range ls {
+				l.ln.Close()
 			}
+			return fmt.Errorf("listeners[%d]: %w", i, err)
 		}
-		for _, l := range ls {
-			l.ln.Close()
-		}
-		return fmt.Errorf("listeners[%d]: %w", i, err)
+		l := &listener{ln: ln}
+		l.settings.Store(settings[i])
+		ls = append(ls, l)
 	}
 	s.listeners = ls
 	for _, l := range ls {
@@ -222,16 +241,14 @@ func (s *Server) Reload(cfg config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	settings := make([]*listenerSettings, len(cfg.Listeners))
-	for i := range cfg.Listeners {
-		st, err := s.settingsFor(cfg, i)
-		if err != nil {
-			return err
-		}
+	settings, err := s.prepare(cfg)
+	if err != nil {
+		return err
+	}
+	for i, st := range settings {
 		if st.cfg.TLS != config.TLSNone && s.opts.TLS == nil {
 			return fmt.Errorf("listeners[%d]: tls %s needs the proxy's certificate", i, st.cfg.TLS)
 		}
-		settings[i] = st
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

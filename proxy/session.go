@@ -131,10 +131,6 @@ func (ss *session) sayBye(f *front, text string) {
 // login picks the upstream for req and logs in there.
 func (ss *session) login(req *loginRequest) (*upstream, *diagnose.Observation, error) {
 	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password)}
-	uc, err := ss.upstreamFor(req, obs)
-	if err != nil {
-		return nil, obs, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ss.mu.Lock()
 	if ss.stopping {
@@ -152,40 +148,28 @@ func (ss *session) login(req *loginRequest) (*upstream, *diagnose.Observation, e
 		ss.mu.Unlock()
 		cancel()
 	}()
+	uc, user, err := ss.upstreamFor(ctx, req, obs)
+	if err != nil {
+		return nil, obs, err
+	}
+	if user != req.Username {
+		// The provider wants another form of the name (its local part).
+		r := *req
+		r.Username = user
+		req = &r
+	}
 	up, err := login(ctx, *uc, req, ss.raw.RemoteAddr(), obs)
 	return up, obs, err
 }
 
-// upstreamFor returns the listener's fixed upstream, or the one for the
-// user's email domain from the built-in catalog.
-func (ss *session) upstreamFor(req *loginRequest, obs *diagnose.Observation) (*upstreamConfig, error) {
+// upstreamFor returns the listener's fixed upstream and the user name to
+// log in with, or the ones routing and discovery choose for the user's
+// email domain.
+func (ss *session) upstreamFor(ctx context.Context, req *loginRequest, obs *diagnose.Observation) (*upstreamConfig, string, error) {
 	if ss.st.upstream != nil {
-		return ss.st.upstream, nil
+		return ss.st.upstream, req.Username, nil
 	}
-	obs.Phase = diagnose.PhaseProxy
-	user := strings.TrimSpace(req.Username)
-	at := strings.LastIndexByte(user, '@')
-	if at < 0 || at == len(user)-1 {
-		obs.Typed.UserHasDomain = false
-		return nil, errors.New("user name is not an email address")
-	}
-	p, ok := diagnose.LookupDomain(user[at+1:])
-	if !ok || p.IMAP.Host == "" {
-		return nil, errors.New("no known IMAP server for the domain")
-	}
-	uc := &upstreamConfig{
-		Address:      net.JoinHostPort(p.IMAP.Host, strconv.Itoa(p.IMAP.Port)),
-		TLS:          p.IMAP.TLS,
-		ServerName:   p.IMAP.Host,
-		TLSConfig:    ss.st.base,
-		DialTimeout:  ss.st.timeouts.UpstreamDial.D(),
-		LoginTimeout: ss.st.timeouts.UpstreamLogin.D(),
-		Dial:         ss.srv.opts.Dial,
-	}
-	if uc.TLS == "" {
-		uc.TLS = config.TLSImplicit
-	}
-	return uc, nil
+	return ss.st.router.route(ctx, req.Username, ss.st, obs)
 }
 
 // refuse diagnoses a failed login and answers the client.

@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/discover"
+)
+
+// router chooses the upstream for a login on an `upstream: auto` listener:
+// a configured route for the user's email domain first, else discovery
+// (built-in catalog, autoconfig, DNS SRV, MX). Discovered servers are
+// dialled through discovery's guard, which refuses non-public addresses
+// unless the operator allowed them.
+type router struct {
+	routes map[string]*upstreamConfig // by lower-case domain
+	disc   *discover.Discoverer
+	// guard resolves and dials discovered hosts with discovery's resolver;
+	// unless discovery.allow_private is set it refuses non-public addresses.
+	guard *discover.Guard
+}
+
+// newRouter prepares the routes and the discoverer of cfg.
+func newRouter(cfg config.Config, opts Options) (*router, error) {
+	r := &router{routes: map[string]*upstreamConfig{}}
+	for i, rt := range cfg.Routes {
+		base, err := upstreamTLSBase(rt.Upstream, opts.UpstreamRoots)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
+		}
+		r.routes[strings.ToLower(strings.TrimSpace(rt.Domain))] = &upstreamConfig{
+			Address:      rt.Upstream.Address,
+			TLS:          rt.Upstream.TLS,
+			ServerName:   rt.Upstream.ServerName,
+			TLSConfig:    base,
+			DialTimeout:  cfg.Timeouts.UpstreamDial.D(),
+			LoginTimeout: cfg.Timeouts.UpstreamLogin.D(),
+			SendID:       rt.Upstream.SendID,
+			Dial:         opts.Dial,
+		}
+	}
+	d := cfg.Discovery
+	r.disc = discover.New(discover.Options{
+		Catalog:      catalogResult,
+		Resolver:     opts.Resolver,
+		AllowPrivate: d.AllowPrivate,
+		AllowDomains: d.AllowDomains,
+		TTL:          d.CacheTTL.D(),
+	})
+	r.guard = r.disc.Guard()
+	return r, nil
+}
+
+// catalogResult answers discovery from diagnose's built-in provider catalog.
+func catalogResult(domain string) (discover.Result, bool) {
+	p, ok := diagnose.LookupDomain(domain)
+	if !ok || p.Kind != diagnose.KindProvider {
+		return discover.Result{}, false
+	}
+	var user string
+	switch p.Username {
+	case diagnose.UsernameAddress:
+		user = "%EMAILADDRESS%"
+	case diagnose.UsernameLocalPart:
+		user = "%EMAILLOCALPART%"
+	}
+	return discover.Result{Host: p.IMAP.Host, Port: p.IMAP.Port, TLS: p.IMAP.TLS, Username: user, Provider: p.ID}, true
+}
+
+// route returns the upstream for user and the user name to log in there
+// with. Errors are the proxy's own refusals; obs says why.
+func (r *router) route(ctx context.Context, user string, st *listenerSettings, obs *diagnose.Observation) (*upstreamConfig, string, error) {
+	obs.Phase = diagnose.PhaseProxy
+	addr := strings.TrimSpace(user)
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || at == len(addr)-1 {
+		obs.Typed.UserHasDomain = false
+		return nil, "", discover.ErrNotAnAddress
+	}
+	if uc, ok := r.routes[strings.ToLower(addr[at+1:])]; ok {
+		return uc, user, nil
+	}
+	res, err := r.disc.Lookup(ctx, addr)
+	if err != nil {
+		if errors.Is(err, discover.ErrNotAnAddress) {
+			obs.Typed.UserHasDomain = false
+		}
+		return nil, "", fmt.Errorf("discovery: %w", err)
+	}
+	// Vet the host now, so that a refusal by policy is the proxy's own
+	// answer; the dial vets again, against DNS answers that change.
+	if _, err := r.guard.Vet(ctx, res.Host); err != nil {
+		return nil, "", fmt.Errorf("discovered server %s: %w", res.Host, err)
+	}
+	uc := &upstreamConfig{
+		Address:      net.JoinHostPort(res.Host, strconv.Itoa(res.Port)),
+		TLS:          res.TLS,
+		ServerName:   res.Host,
+		TLSConfig:    st.base,
+		DialTimeout:  st.timeouts.UpstreamDial.D(),
+		LoginTimeout: st.timeouts.UpstreamLogin.D(),
+		Dial:         r.guard.DialContext,
+	}
+	if uc.TLS == "" {
+		uc.TLS = config.TLSImplicit
+	}
+	login := user
+	if res.Username != "" {
+		login = res.Username
+	}
+	return uc, login, nil
+}

@@ -1,0 +1,208 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/config"
+)
+
+// routeUpstream is an in-memory IMAP server on 127.0.0.1 whose one user is
+// named by a full address, as providers do.
+func routeUpstream(t *testing.T, user, pass string) string {
+	t.Helper()
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser(user, pass)
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		Logger:       log.New(io.Discard, "", 0),
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// routeDNS serves, on 127.0.0.1, an SRV record pointing _imap._tcp.<domain>
+// at imap.<domain>:port and an A record for imap.<domain> of 127.0.0.1.
+func routeDNS(t *testing.T, domain string, port uint16) *net.Resolver {
+	t.Helper()
+	mux := dns.NewServeMux()
+	mux.HandleFunc(".", func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		name := strings.ToLower(q.Question[0].Name)
+		host := "imap." + domain + "."
+		switch {
+		case q.Question[0].Qtype == dns.TypeSRV && name == "_imap._tcp."+domain+".":
+			m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 60}, Port: port, Target: host})
+		case q.Question[0].Qtype == dns.TypeA && name == host:
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 1)})
+		case name == host || strings.HasSuffix(name, "."+domain+".") || name == domain+".":
+			// The name exists, without records of that type.
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: mux}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	addr := pc.LocalAddr().String()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx contextT, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", addr)
+	}}
+}
+
+// startAutoServer runs the proxy with one plaintext `upstream: auto`
+// listener and the given extra configuration.
+func startAutoServer(t *testing.T, extra string, opts Options) (*Server, *serverLog) {
+	t.Helper()
+	cfg, err := config.Parse(strings.NewReader(`
+listeners:
+  - address: 127.0.0.1:0
+    tls: none
+    upstream: {address: auto}
+` + extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &serverLog{}
+	opts.Logger = zerolog.New(logs)
+	s, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdownNow(s) })
+	return s, logs
+}
+
+// loginAnswer sends one LOGIN and returns the tagged answer.
+func loginAnswer(t *testing.T, s *Server, user, pass string) string {
+	t.Helper()
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.send(fmt.Sprintf("a LOGIN %q %q\r\n", user, pass))
+	lines := tc.until("a ")
+	return lines[len(lines)-1]
+}
+
+// lastCause returns the cause of the n-th auth_failure event, waiting for
+// it: the NO reaches the client before the event is written.
+func lastCause(t *testing.T, logs *serverLog, n int) string {
+	t.Helper()
+	waitFor(t, func() bool { return len(logs.events("auth_failure")) >= n })
+	c, _ := logs.events("auth_failure")[n-1]["cause"].(string)
+	return c
+}
+
+func TestAutoRoute(t *testing.T) {
+	up := routeUpstream(t, "taro@corp.test", "pw")
+	s, logs := startAutoServer(t, fmt.Sprintf("routes:\n  - {domain: corp.test, upstream: {address: %q, tls: none}}\n", up), Options{})
+	if l := loginAnswer(t, s, "taro@corp.test", "pw"); !strings.HasPrefix(l, "a OK ") {
+		t.Errorf("routed login: %q", l)
+	}
+	if l := loginAnswer(t, s, "taro", "pw"); !strings.HasPrefix(l, "a NO ") {
+		t.Errorf("user name without a domain: %q", l)
+	}
+	if c := lastCause(t, logs, 1); c != "username.missing_domain" {
+		t.Errorf("user name without a domain: cause %s", c)
+	}
+}
+
+// TestAutoDiscoveryRefusesPrivate: a domain whose DNS points at a loopback
+// address is refused unless discovery.allow_private is set, and then the
+// discovered server is used.
+func TestAutoDiscoveryRefusesPrivate(t *testing.T) {
+	up := routeUpstream(t, "taro@corp.test", "pw")
+	_, port, _ := net.SplitHostPort(up)
+	var p uint16
+	fmt.Sscan(port, &p)
+	res := routeDNS(t, "corp.test", p)
+
+	s, logs := startAutoServer(t, "", Options{Resolver: res})
+	if l := loginAnswer(t, s, "taro@corp.test", "pw"); !strings.HasPrefix(l, "a NO ") {
+		t.Fatalf("a discovered loopback server was used: %q", l)
+	}
+	if c := lastCause(t, logs, 1); c != "client.unknown_domain" {
+		t.Errorf("cause %s, want client.unknown_domain", c)
+	}
+	if !strings.Contains(logs.String(), "not public") && !strings.Contains(logs.String(), "127.0.0.1") {
+		t.Errorf("the log does not say why:\n%s", logs)
+	}
+
+	// Allowed, the discovered server is contacted. RFC 6186's _imap
+	// record means STARTTLS, which this plaintext test server lacks: the
+	// answer proves the proxy talked to it.
+	s2, logs2 := startAutoServer(t, "discovery: {allow_private: true}\n", Options{Resolver: res})
+	loginAnswer(t, s2, "taro@corp.test", "pw")
+	lastCause(t, logs2, 1)
+	ev := logs2.events("auth_failure")
+	if len(ev) != 1 || ev[0]["upstream"] != "imap.corp.test:"+port || ev[0]["cause"] != "upstream.starttls_unavailable" {
+		t.Errorf("with allow_private the discovered server was not contacted: %v", ev)
+	}
+}
+
+// TestAutoAllowDomains: with an allow-list, other domains are refused
+// before any lookup.
+func TestAutoAllowDomains(t *testing.T) {
+	s, logs := startAutoServer(t, "discovery: {allow_domains: [corp.test]}\n", Options{})
+	if l := loginAnswer(t, s, "someone@elsewhere.test", "pw"); !strings.HasPrefix(l, "a NO ") {
+		t.Fatalf("a domain off the allow-list was served: %q", l)
+	}
+	if c := lastCause(t, logs, 1); c != "client.unknown_domain" {
+		t.Errorf("cause %s, want client.unknown_domain", c)
+	}
+}
+
+func shutdownNow(s *Server) {
+	ctx, cancel := contextWithTimeout(5 * time.Second)
+	defer cancel()
+	s.Shutdown(ctx)
+}
+
+type contextT = context.Context
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
