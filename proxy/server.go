@@ -30,6 +30,8 @@ import (
 
 	"github.com/imapwhy/imapwhy/config"
 	"github.com/imapwhy/imapwhy/discover"
+	"github.com/imapwhy/imapwhy/metrics"
+	"github.com/imapwhy/imapwhy/shield"
 )
 
 // Options carries what the configuration file cannot: objects made by the
@@ -52,12 +54,21 @@ type Options struct {
 	// Resolver, if set, does discovery's DNS lookups (tests point it at a
 	// DNS server on loopback). nil: the system's.
 	Resolver discover.Resolver
+	// Shield, if set, keeps the login history: it explains failures by
+	// what worked before and holds back a password that keeps failing
+	// (shield.Open builds it from config's shield section). nil: off. The
+	// caller closes it after Shutdown.
+	Shield *shield.Shield
+	// Metrics, if set, counts logins, failures, sessions and latencies
+	// (metrics.New; the caller serves them with metrics.Serve). nil: off.
+	Metrics *metrics.Metrics
 }
 
 // Server is the proxy. Create it with New, then Start it; Shutdown stops it.
 type Server struct {
-	opts Options
-	log  zerolog.Logger
+	opts     Options
+	log      zerolog.Logger
+	throttle *shield.Throttle // failure delay, rate and connection limits (config.Limits)
 
 	mu        sync.Mutex
 	cfg       config.Config
@@ -106,6 +117,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
+		throttle: shield.NewThrottle(cfg.Limits, nil),
 		cfg:      cfg,
 		sessions: make(map[*session]struct{}),
 		idBase:   hex.EncodeToString(b[:]),
@@ -295,6 +307,7 @@ func (s *Server) Reload(cfg config.Config) error {
 	}
 	s.listeners = next
 	s.cfg = cfg
+	s.throttle.SetLimits(cfg.Limits)
 	s.log.Info().Str("event", "reloaded").Int("listeners", len(next)).Msg("configuration reloaded")
 	return nil
 }
@@ -325,8 +338,10 @@ func (s *Server) acceptLoop(l *listener) {
 			srv:  s,
 			id:   fmt.Sprintf("%s-%d", s.idBase, s.nextID.Add(1)),
 			raw:  c,
+			addr: clientAddr(c),
 			st:   l.settings.Load(),
 			born: time.Now(),
+			stop: make(chan struct{}),
 		}
 		if !s.track(sess) {
 			c.Close()

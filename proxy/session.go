@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -24,9 +25,11 @@ const byeWriteTimeout = 2 * time.Second
 type session struct {
 	srv  *Server
 	id   string
-	raw  net.Conn // the accepted TCP connection
+	raw  net.Conn   // the accepted TCP connection
+	addr netip.Addr // the client's IP, for the per-address limits
 	st   *listenerSettings
 	born time.Time
+	stop chan struct{} // closed when Shutdown interrupts the session before login
 
 	mu         sync.Mutex
 	forwarding bool               // logged in: bytes are spliced, no more IMAP
@@ -43,6 +46,9 @@ func (ss *session) interruptPreAuth() {
 	defer ss.mu.Unlock()
 	if ss.forwarding {
 		return
+	}
+	if !ss.stopping {
+		close(ss.stop)
 	}
 	ss.stopping = true
 	if ss.cancel != nil {
@@ -80,6 +86,10 @@ func (ss *session) serve() {
 		}
 	}()
 
+	if !ss.admitConnection(&log) {
+		return
+	}
+	defer ss.releaseConnection()
 	st := ss.st
 	ss.raw.SetDeadline(ss.born.Add(st.timeouts.PreAuth.D()))
 	conn := ss.raw
@@ -108,13 +118,14 @@ func (ss *session) serve() {
 			log.Debug().Str("event", "preauth_end").Err(err).Msg("connection ended before login")
 			return
 		}
-		up, obs, err := ss.login(req)
+		g := ss.beginLogin(req)
+		up, obs, err := ss.login(g)
 		if err == nil {
-			ss.forward(f, req, up, &log)
+			ss.forward(f, req, up, g.succeeded, &log)
 			return
 		}
 		// The front end counts failed logins and says BYE at the limit.
-		ss.refuse(f, req, obs, err, &log)
+		ss.refuse(f, g, obs, err, &log)
 		if ss.isStopping() {
 			ss.sayBye(f, "imapwhy is shutting down; try again in a moment")
 			return
@@ -128,9 +139,14 @@ func (ss *session) sayBye(f *front, text string) {
 	f.bye(text)
 }
 
-// login picks the upstream for req and logs in there.
-func (ss *session) login(req *loginRequest) (*upstream, *diagnose.Observation, error) {
+// login picks the upstream for the request and, unless a protection stops
+// it (protect.go), logs in there.
+func (ss *session) login(g *guard) (*upstream, *diagnose.Observation, error) {
+	req := g.req
 	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password)}
+	if err := g.allow(obs); err != nil {
+		return nil, obs, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ss.mu.Lock()
 	if ss.stopping {
@@ -152,13 +168,18 @@ func (ss *session) login(req *loginRequest) (*upstream, *diagnose.Observation, e
 	if err != nil {
 		return nil, obs, err
 	}
+	if err := g.check(*uc, obs); err != nil {
+		return nil, obs, err
+	}
 	if user != req.Username {
 		// The provider wants another form of the name (its local part).
 		r := *req
 		r.Username = user
 		req = &r
 	}
-	up, err := login(ctx, *uc, req, ss.raw.RemoteAddr(), obs)
+	start := time.Now()
+	up, err := login(ctx, g.upstream(*uc), req, ss.raw.RemoteAddr(), obs)
+	ss.srv.opts.Metrics.UpstreamLogin(time.Since(start), err == nil)
 	return up, obs, err
 }
 
@@ -172,9 +193,12 @@ func (ss *session) upstreamFor(ctx context.Context, req *loginRequest, obs *diag
 	return ss.st.router.route(ctx, req.Username, ss.st, obs)
 }
 
-// refuse diagnoses a failed login and answers the client.
-func (ss *session) refuse(f *front, req *loginRequest, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) {
-	d := diagnose.Classify(*obs)
+// refuse diagnoses a failed login and, after the failure delay, answers
+// the client.
+func (ss *session) refuse(f *front, g *guard, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) {
+	req := g.req
+	d := g.diagnose(obs, loginErr)
+	g.delay()
 	text := diagnose.Message(d, f.language())
 	if err := f.fail(req.Tag, d.Code, text); err != nil {
 		log.Debug().Err(err).Msg("writing the NO failed")
@@ -194,6 +218,7 @@ func (ss *session) refuse(f *front, req *loginRequest, obs *diagnose.Observation
 	if d.Detail != "" {
 		ev = ev.Str("detail", d.Detail)
 	}
+	ev = g.logFacts(ev, obs)
 	ev.Str("error", loginErr.Error()).Msg("login failed")
 }
 
@@ -207,8 +232,12 @@ func upstreamName(obs *diagnose.Observation) string {
 
 // forward answers the client's login with the upstream's capabilities and
 // splices the two connections until both sides are done.
-func (ss *session) forward(f *front, req *loginRequest, up *upstream, log *zerolog.Logger) {
-	if err := f.loggedIn(req.Tag, clientCaps(up.caps)); err != nil {
+// succeeded runs once the client has its OK: recording a success costs a
+// password hash, which the login answer should not wait for.
+func (ss *session) forward(f *front, req *loginRequest, up *upstream, succeeded func(), log *zerolog.Logger) {
+	err := f.loggedIn(req.Tag, clientCaps(up.caps))
+	succeeded()
+	if err != nil {
 		up.conn.Close()
 		log.Debug().Err(err).Msg("client went away at login")
 		return
@@ -226,7 +255,9 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream, log *zerol
 	log.Info().Str("event", "auth_success").Str("user", req.Username).Str("mechanism", req.Mechanism).
 		Str("upstream", upAddr).Msg("logged in")
 	start := time.Now()
+	ss.srv.opts.Metrics.SessionStarted()
 	toUp, toClient := splice(client, f.reader(), up.conn, up.br)
+	ss.srv.opts.Metrics.SessionEnded(toUp, toClient)
 	log.Info().Str("event", "session_end").Str("user", req.Username).Str("upstream", upAddr).
 		Int64("bytes_in", toUp).Int64("bytes_out", toClient).
 		Dur("duration", time.Since(start)).Msg("session ended")

@@ -13,7 +13,9 @@ import (
 
 	"github.com/imapwhy/imapwhy/certs"
 	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/metrics"
 	"github.com/imapwhy/imapwhy/proxy"
+	"github.com/imapwhy/imapwhy/shield"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -42,7 +44,27 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer cm.Close()
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log, TLS: cm.TLSConfig()})
+	sh, err := shield.Open(cfg.Shield, cfg.StateDir, shield.Options{OnError: func(err error) {
+		log.Warn().Err(err).Str("event", "shield_error").Msg("failure history store")
+	}})
+	if err != nil {
+		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
+		return 1
+	}
+	if sh != nil {
+		defer sh.Close()
+	}
+	m := metrics.New()
+	if cfg.Admin.Address != "" {
+		admin, err := metrics.Serve(cfg.Admin.Address, m, nil)
+		if err != nil {
+			fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
+			return 1
+		}
+		defer admin.Close()
+		fmt.Fprintf(stdout, "imapwhy: metrics on http://%s/metrics\n", admin.Addr())
+	}
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, TLS: cm.TLSConfig(), Shield: sh, Metrics: m})
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 2

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,6 +137,8 @@ func TestServe(t *testing.T) {
 		// The upstream is a closed port: every login fails with upstream.refused.
 		cfg := fmt.Sprintf(`state_dir: %s
 log: {format: json, level: info}
+admin: {address: "127.0.0.1:0"}
+limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
 listeners:
   - address: 127.0.0.1:0
     tls: implicit
@@ -147,6 +151,7 @@ listeners:
 	}
 	writeConfig("en")
 	p := startServe(t, bin, cfgFile)
+	metricsURL := p.expect(`metrics on (http://\S+/metrics)`)[1]
 	addr := p.expect(`listening on (\S+) \(implicit\)`)[1]
 	caFile := p.expect(`local certificate authority (\S+)`)[1]
 	fp := p.expect(`fingerprint[^:]*: (SHA256 [0-9A-F:]+)`)[1]
@@ -163,6 +168,16 @@ listeners:
 	}
 	if no := loginNo(t, addr, ca); !strings.HasPrefix(no, "a1 NO [UNAVAILABLE] ") || !strings.Contains(no, "993") {
 		t.Errorf("English answer for a refused upstream: %q", no)
+	}
+
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`imapwhy_login_failures_total\{cause="upstream.refused",provider="[a-z]+"\} 1`).Match(body) {
+		t.Errorf("metrics do not count the failure:\n%s", body)
 	}
 
 	writeConfig("ja")

@@ -1,0 +1,213 @@
+package proxy
+
+// The protections around a login (issue 5), between the pre-auth front end
+// and the upstream:
+//
+//	accept -> per-address connection limit (BYE at once past it)
+//	login  -> rate limits per address and per user (client.rate_limited)
+//	       -> the shield: the same failing password again is answered from
+//	          history (credentials.repeated_failure), nothing is sent upstream
+//	       -> upstream login
+//	       -> refused: history facts for diagnose, the failure recorded,
+//	          the failure delay, then NO
+//	       -> logged in: the password that worked recorded, the delay reset
+//
+// The throttle is always on, with config.Limits; the shield and the metrics
+// are Options (nil: off). Metrics are counted where each outcome is known.
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/shield"
+)
+
+// refusal is a login the proxy refused on its own, for a cause of its own.
+type refusal struct {
+	cause  diagnose.Cause
+	reason string // for the log
+}
+
+func (r *refusal) Error() string { return r.reason }
+
+// errHeld: the shield answered the login from history.
+var errHeld = errors.New("held by the shield: this password failed before, not forwarded")
+
+// clientAddr is the client's IP, the unit of the per-address limits. An
+// address that is not TCP (net.Pipe in tests) is the zero Addr, which the
+// limits count as one client.
+func clientAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// admitConnection counts the connection against its address's limit. Past
+// the limit it says BYE (after the TLS handshake on an implicit-TLS
+// listener: a mail app reads nothing else there) and returns false; the
+// caller then closes the connection. When it returns true, the caller calls
+// releaseConnection at the end.
+func (ss *session) admitConnection(log *zerolog.Logger) bool {
+	s := ss.srv
+	if s.throttle.Connect(ss.addr) {
+		return true
+	}
+	s.opts.Metrics.ConnectionRefused()
+	// Debug: a flood would flood the log; the metric counts them.
+	log.Debug().Str("event", "connection_refused").Str("cause", string(diagnose.CauseClientTooManyConnections)).
+		Msg("too many connections from this address")
+	ss.raw.SetDeadline(time.Now().Add(byeWriteTimeout))
+	conn := ss.raw
+	if ss.st.cfg.TLS == config.TLSImplicit {
+		tc := tls.Server(ss.raw, s.opts.TLS)
+		if err := tc.Handshake(); err != nil {
+			return false
+		}
+		conn = tc
+	}
+	text := diagnose.Message(diagnose.Of(diagnose.CauseClientTooManyConnections), ss.st.cfg.Language)
+	newFront(conn, frontConfig{Language: ss.st.cfg.Language}).bye(text)
+	return false
+}
+
+func (ss *session) releaseConnection() { ss.srv.throttle.Disconnect(ss.addr) }
+
+// guard is one login attempt under the protections.
+type guard struct {
+	ss      *session
+	req     *loginRequest
+	start   time.Time
+	attempt *shield.Attempt // nil when the shield is off
+	held    bool            // the shield answered from history
+}
+
+// beginLogin starts the protections of one login attempt. The password
+// stays in req; the shield computes verifiers from it only as needed.
+func (ss *session) beginLogin(req *loginRequest) *guard {
+	g := &guard{ss: ss, req: req, start: time.Now()}
+	if sh := ss.srv.opts.Shield; sh != nil {
+		g.attempt = sh.Begin(req.Username, req.Password)
+	}
+	return g
+}
+
+// allow applies the login rate limits, before anything else is done for
+// the login.
+func (g *guard) allow(obs *diagnose.Observation) error {
+	if g.ss.srv.throttle.AllowLogin(g.ss.addr, g.req.Username) {
+		return nil
+	}
+	obs.Phase = diagnose.PhaseProxy
+	return &refusal{cause: diagnose.CauseClientRateLimited, reason: "login rate limit reached"}
+}
+
+// check asks the shield whether to forward the login to uc. When it holds
+// the login, obs says why and nothing is sent upstream.
+func (g *guard) check(uc upstreamConfig, obs *diagnose.Observation) error {
+	if g.attempt == nil {
+		return nil
+	}
+	hold, hist := g.attempt.Check()
+	if !hold {
+		return nil
+	}
+	g.held = true
+	upstreamObserveTarget(uc, obs) // the upstream it would have gone to, for the log and the provider
+	obs.Phase = diagnose.PhaseProxy
+	obs.History = hist
+	return errHeld
+}
+
+// upstream is uc with the dial timed for the metrics.
+func (g *guard) upstream(uc upstreamConfig) upstreamConfig {
+	m := g.ss.srv.opts.Metrics
+	if m == nil {
+		return uc
+	}
+	dial := uc.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	uc.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		start := time.Now()
+		c, err := dial(ctx, network, addr)
+		m.UpstreamDial(time.Since(start))
+		return c, err
+	}
+	return uc
+}
+
+// diagnose works out why the login failed: the proxy's own refusals are
+// what they are; an upstream refusal of the credentials gets the history
+// facts first, and is recorded in the history with its cause. It counts the
+// failure in the metrics.
+func (g *guard) diagnose(obs *diagnose.Observation, loginErr error) diagnose.Diagnosis {
+	var d diagnose.Diagnosis
+	var r *refusal
+	switch {
+	case errors.As(loginErr, &r):
+		d = diagnose.Of(r.cause)
+	case g.attempt != nil && credentialsRefused(obs, loginErr):
+		obs.History = g.attempt.Explain()
+		d = diagnose.Classify(*obs)
+		g.attempt.Failed(d.Cause)
+	default:
+		d = diagnose.Classify(*obs)
+	}
+	m := g.ss.srv.opts.Metrics
+	m.LoginFailed(string(d.Cause), d.Provider)
+	if g.held {
+		m.AttemptSaved()
+	}
+	return d
+}
+
+// credentialsRefused: the upstream answered the login itself with NO, so
+// it has judged these credentials.
+func credentialsRefused(obs *diagnose.Observation, err error) bool {
+	var se *upstreamStatusError
+	return obs.Phase == diagnose.PhaseLogin && errors.As(err, &se) && se.Resp.Status == "NO"
+}
+
+// delay waits out the failure delay before the NO: the NO goes out no
+// sooner than the delay after the login arrived, however long the upstream
+// took. Shutdown cuts it short.
+func (g *guard) delay() {
+	d := g.ss.srv.throttle.Failed(g.ss.addr, g.req.Username, g.req.Password)
+	wait := time.Until(g.start.Add(d))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-g.ss.stop:
+	}
+}
+
+// succeeded records a login the upstream accepted.
+func (g *guard) succeeded() {
+	g.ss.srv.throttle.Succeeded(g.ss.addr)
+	if g.attempt != nil {
+		g.attempt.Succeeded()
+	}
+	g.ss.srv.opts.Metrics.LoginSucceeded()
+}
+
+// logFacts adds what the protections did to a failure's log event.
+func (g *guard) logFacts(ev *zerolog.Event, obs *diagnose.Observation) *zerolog.Event {
+	if g.held {
+		ev = ev.Bool("held", true).Int("repeated_failures", obs.History.RepeatedFailures)
+	}
+	return ev
+}

@@ -1,0 +1,475 @@
+package proxy
+
+// Tests of the protections (protect.go) through the whole proxy, against an
+// in-memory IMAP server whose passwords the test changes, with the shield's
+// clock faked and the metrics scraped over HTTP.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/metrics"
+	"github.com/imapwhy/imapwhy/shield"
+)
+
+// memUpstream is an in-memory IMAP server (no TLS, loopback) that counts
+// the logins reaching it and whose passwords can be changed.
+type memUpstream struct {
+	addr   string
+	mem    *imapmemserver.Server
+	logins atomic.Int64
+}
+
+func startMemUpstream(t *testing.T, users map[string]string) *memUpstream {
+	t.Helper()
+	u := &memUpstream{mem: imapmemserver.New()}
+	for name, pw := range users {
+		u.setPassword(t, name, pw)
+	}
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &countingSession{Session: u.mem.NewSession(), logins: &u.logins}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
+		Logger:       log.New(io.Discard, "", 0),
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	u.addr = ln.Addr().String()
+	return u
+}
+
+// setPassword creates the user or changes its password.
+func (u *memUpstream) setPassword(t *testing.T, name, pw string) {
+	user := imapmemserver.NewUser(name, pw)
+	if err := user.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	u.mem.AddUser(user)
+}
+
+// countingSession counts the LOGIN commands that reach the server.
+type countingSession struct {
+	imapserver.Session
+	logins *atomic.Int64
+}
+
+func (s *countingSession) Login(user, pw string) error {
+	s.logins.Add(1)
+	return s.Session.Login(user, pw)
+}
+
+// testClock is a clock the test moves, for the shield.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// protectRig is the proxy with a shield on a fake clock and metrics served
+// on a loopback admin listener, in front of a memUpstream.
+type protectRig struct {
+	srv     *Server
+	logs    *serverLog
+	up      *memUpstream
+	clock   *testClock
+	metrics *metrics.Metrics
+	admin   *metrics.Admin
+}
+
+// startProtectRig starts the rig. limits is YAML for the limits section;
+// every wait in it is short unless the test says otherwise.
+func startProtectRig(t *testing.T, limits string) *protectRig {
+	t.Helper()
+	leaks := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, leaks) }) // runs last
+	r := &protectRig{
+		logs:    &serverLog{},
+		up:      startMemUpstream(t, map[string]string{"alice": "alicepass"}),
+		clock:   &testClock{t: time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)},
+		metrics: metrics.New(),
+	}
+	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+log: {level: debug}
+listeners:
+  - address: 127.0.0.1:0
+    tls: none
+    upstream: {address: %q, tls: none}
+limits: {%s}
+`, r.up.addr, limits)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := shield.New(shield.NewMemoryStore(100), shield.NewSecret(), shield.Options{
+		Params:  shield.Params{Time: 1, Memory: 64, Threads: 1},
+		Now:     r.clock.Now,
+		OnError: func(err error) { t.Errorf("shield store: %v", err) },
+	})
+	r.srv, err = New(cfg, Options{Logger: zerolog.New(r.logs), Shield: sh, Metrics: r.metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.admin, err = metrics.Serve("127.0.0.1:0", r.metrics, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := r.srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := r.admin.Shutdown(ctx); err != nil {
+			t.Errorf("admin Shutdown: %v", err)
+		}
+		sh.Close()
+	})
+	return r
+}
+
+// quickLimits: no failure delay to speak of, no rate limits.
+const quickLimits = `failure_delay_base: 1ms, failure_delay_max: 1ms, per_address_logins_per_minute: -1, per_user_logins_per_minute: -1`
+
+// tryLogin logs in on a new connection, the password sent as a LITERAL+
+// (any bytes), and returns the tagged answer and, for a NO, the ALERT text.
+// The connection is closed afterwards, as a phone does between retries.
+func (r *protectRig) tryLogin(t *testing.T, user, pw string) (tagged, alert string) {
+	t.Helper()
+	failures := len(r.logs.events("auth_failure"))
+	tc := dialTestClient(t, r.srv.Addrs()[0])
+	defer tc.c.Close()
+	tc.send(fmt.Sprintf("a LOGIN %s {%d+}\r\n%s\r\n", user, len(pw), pw))
+	lines := tc.until("a ")
+	tagged = lines[len(lines)-1]
+	for _, l := range lines {
+		if s, ok := strings.CutPrefix(l, "* OK [ALERT] "); ok {
+			alert = s
+		}
+	}
+	if strings.HasPrefix(tagged, "a OK") {
+		tc.send("b LOGOUT\r\n")
+		tc.until("b ")
+	} else {
+		// The event is logged right after the NO is written.
+		waitFor(t, func() bool { return len(r.logs.events("auth_failure")) > failures })
+	}
+	return tagged, alert
+}
+
+// lastFailure is the latest auth_failure log event.
+func (r *protectRig) lastFailure(t *testing.T) map[string]any {
+	t.Helper()
+	ev := r.logs.events("auth_failure")
+	if len(ev) == 0 {
+		t.Fatal("no auth_failure event")
+	}
+	return ev[len(ev)-1]
+}
+
+// scrape GETs /metrics from the admin listener: series -> value.
+func (r *protectRig) scrape(t *testing.T) (map[string]float64, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + r.admin.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s %v", resp.Status, err)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad sample %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out, string(body)
+}
+
+// wantMessage checks that the client was told the message of cause.
+func wantMessage(t *testing.T, alert string, cause diagnose.Cause) {
+	t.Helper()
+	if want := diagnose.Message(diagnose.Of(cause), "en"); !strings.HasPrefix(alert, want) {
+		t.Errorf("the client was told %q, want the message of %s (%q)", alert, cause, want)
+	}
+}
+
+// TestShieldStaleDevice: the password is changed on the server; a phone
+// keeps sending the old one every 30 s for an hour. It is told the password
+// was changed, the server sees at most forwarded_tries of its logins, and
+// the rest are answered from history. The right password still works, and
+// no password reaches the log or the metrics.
+func TestShieldStaleDevice(t *testing.T) {
+	r := startProtectRig(t, quickLimits)
+	if got, _ := r.tryLogin(t, "alice", "alicepass"); !strings.HasPrefix(got, "a OK") {
+		t.Fatalf("first login: %q", got)
+	}
+	r.up.setPassword(t, "alice", "n3w-Secret")
+	before := r.up.logins.Load()
+
+	attempts, held := 0, 0
+	for elapsed := time.Duration(0); elapsed < time.Hour; elapsed += 30 * time.Second {
+		attempts++
+		got, alert := r.tryLogin(t, "alice", "alicepass")
+		if !strings.HasPrefix(got, "a NO [AUTHENTICATIONFAILED] ") {
+			t.Fatalf("attempt %d: %q", attempts, got)
+		}
+		ev := r.lastFailure(t)
+		switch cause := diagnose.Cause(ev["cause"].(string)); cause {
+		case diagnose.CauseCredentialsPasswordChanged:
+			wantMessage(t, alert, cause)
+		case diagnose.CauseCredentialsRepeatedFailure:
+			held++
+			wantMessage(t, alert, cause)
+			if ev["held"] != true || ev["alternative"] != string(diagnose.CauseCredentialsPasswordChanged) {
+				t.Errorf("held attempt logged as %v", ev)
+			}
+		default:
+			t.Errorf("attempt %d: cause %s", attempts, cause)
+		}
+		r.clock.Advance(30 * time.Second)
+	}
+	reached := int(r.up.logins.Load() - before)
+	t.Logf("shield: %d of %d attempts reached the upstream", reached, attempts)
+	fmt.Printf("shield: %d of %d attempts reached the upstream (through the proxy)\n", reached, attempts)
+	if tries := config.Default().Shield.ForwardedTries; reached > tries || held != attempts-reached {
+		t.Errorf("%d of %d attempts reached the upstream (%d held), want at most %d", reached, attempts, held, tries)
+	}
+
+	// The new password is forwarded and works.
+	if got, _ := r.tryLogin(t, "alice", "n3w-Secret"); !strings.HasPrefix(got, "a OK") {
+		t.Errorf("the new password: %q", got)
+	}
+	waitFor(t, func() bool { return len(r.logs.events("session_end")) == 2 })
+
+	m, body := r.scrape(t)
+	want := map[string]float64{
+		`imapwhy_logins_total{result="success"}`:                                                2,
+		`imapwhy_logins_total{result="failure"}`:                                                float64(attempts),
+		`imapwhy_login_failures_total{cause="credentials.password_changed",provider="unknown"}`: float64(reached),
+		`imapwhy_login_failures_total{cause="credentials.repeated_failure",provider="unknown"}`: float64(held),
+		`imapwhy_shield_saved_attempts_total`:                                                   float64(held),
+		`imapwhy_sessions_active`:                                                               0,
+		`imapwhy_upstream_dial_seconds_count`:                                                   float64(reached + 2),
+		`imapwhy_upstream_login_seconds_count{result="success"}`:                                2,
+		`imapwhy_upstream_login_seconds_count{result="failure"}`:                                float64(reached),
+	}
+	for series, v := range want {
+		if got, ok := m[series]; !ok || got != v {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, v)
+		}
+	}
+	for _, dir := range []string{"to_upstream", "to_client"} {
+		if m[`imapwhy_forwarded_bytes_total{direction="`+dir+`"}`] <= 0 {
+			t.Errorf("no bytes forwarded %s", dir)
+		}
+	}
+	for _, pw := range []string{"alicepass", "n3w-Secret"} {
+		if strings.Contains(r.logs.String(), pw) || strings.Contains(body, pw) {
+			t.Errorf("the password %q reached the log or the metrics", pw)
+		}
+	}
+}
+
+// TestShieldHistoryCauses: what worked before explains the refusal, end to
+// end: Caps Lock, a space around the password, full-width input.
+func TestShieldHistoryCauses(t *testing.T) {
+	r := startProtectRig(t, quickLimits)
+	if got, _ := r.tryLogin(t, "alice", "alicepass"); !strings.HasPrefix(got, "a OK") {
+		t.Fatalf("first login: %q", got)
+	}
+	for _, tt := range []struct {
+		typed string
+		cause diagnose.Cause
+	}{
+		{"ALICEPASS", diagnose.CauseCredentialsCapsLock},
+		{"alicepass ", diagnose.CausePasswordSurroundingSpace},
+		{"ａｌｉｃｅｐａｓｓ", diagnose.CausePasswordFullwidth},
+	} {
+		t.Run(string(tt.cause), func(t *testing.T) {
+			got, alert := r.tryLogin(t, "alice", tt.typed)
+			if !strings.HasPrefix(got, "a NO [AUTHENTICATIONFAILED] ") {
+				t.Fatalf("answer %q", got)
+			}
+			ev := r.lastFailure(t)
+			if ev["cause"] != string(tt.cause) || ev["confidence"] != string(diagnose.High) {
+				t.Errorf("logged %v, want %s with high confidence", ev, tt.cause)
+			}
+			wantMessage(t, alert, tt.cause)
+		})
+	}
+	for _, pw := range []string{"alicepass", "ALICEPASS", "ａｌｉｃｅｐａｓｓ"} {
+		if strings.Contains(r.logs.String(), pw) {
+			t.Errorf("the password %q reached the log", pw)
+		}
+	}
+}
+
+// TestRateLimits: past per_user_logins_per_minute the login is refused by
+// the proxy itself, without reaching the server.
+func TestRateLimits(t *testing.T) {
+	r := startProtectRig(t, `failure_delay_base: 1ms, failure_delay_max: 1ms, per_user_logins_per_minute: 2`)
+	for i := range 2 {
+		if got, _ := r.tryLogin(t, "alice", "alicepass"); !strings.HasPrefix(got, "a OK") {
+			t.Fatalf("login %d: %q", i, got)
+		}
+	}
+	before := r.up.logins.Load()
+	got, alert := r.tryLogin(t, "alice", "alicepass")
+	if !strings.HasPrefix(got, "a NO [UNAVAILABLE] ") {
+		t.Fatalf("third login in a minute: %q", got)
+	}
+	wantMessage(t, alert, diagnose.CauseClientRateLimited)
+	if ev := r.lastFailure(t); ev["cause"] != string(diagnose.CauseClientRateLimited) {
+		t.Errorf("logged %v", ev)
+	}
+	if r.up.logins.Load() != before {
+		t.Error("a rate-limited login reached the server")
+	}
+	// Another user from the same address is not limited by alice's count.
+	if got, _ := r.tryLogin(t, "bob", "x"); strings.HasPrefix(got, "a NO [UNAVAILABLE] ") {
+		t.Errorf("bob limited by alice's logins: %q", got)
+	}
+}
+
+// TestConnectionLimit: past per_address_connections a connection gets BYE
+// at once; when one closes, the next is served.
+func TestConnectionLimit(t *testing.T) {
+	r := startProtectRig(t, quickLimits+`, per_address_connections: 2`)
+	a := dialTestClient(t, r.srv.Addrs()[0])
+	dialTestClient(t, r.srv.Addrs()[0])
+	c, err := net.DialTimeout("tcp", r.srv.Addrs()[0].String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	bye, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "* BYE ")
+	if err != nil || !ok {
+		t.Fatalf("third connection got %q, %v; want BYE", line, err)
+	}
+	wantMessage(t, bye, diagnose.CauseClientTooManyConnections)
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the refused connection stayed open")
+	}
+	a.c.Close()
+	waitFor(t, func() bool {
+		m, _ := r.scrape(t)
+		return m["imapwhy_connections_refused_total"] == 1
+	})
+	// The closed connection's slot is free again once its session ended.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", r.srv.Addrs()[0].String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if strings.HasPrefix(line, "* OK ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no slot after a connection closed: %q", line)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFailureDelay: a NO waits for the failure delay; Shutdown cuts the
+// wait short and the client still gets its NO, then BYE.
+func TestFailureDelay(t *testing.T) {
+	r := startProtectRig(t, `failure_delay_base: 300ms, failure_delay_max: 1s, per_user_logins_per_minute: -1`)
+	start := time.Now()
+	got, _ := r.tryLogin(t, "alice", "wrong-1")
+	if !strings.HasPrefix(got, "a NO ") {
+		t.Fatalf("answer %q", got)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("NO after %v, before the failure delay", waited)
+	}
+
+	r2 := startProtectRig(t, `failure_delay_base: 1h, failure_delay_max: 1h`)
+	tc := dialTestClient(t, r2.srv.Addrs()[0])
+	tc.send("a LOGIN alice wrong-2\r\n")
+	waitFor(t, func() bool { return r2.up.logins.Load() == 1 }) // refused upstream; now waiting
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- r2.srv.Shutdown(ctx)
+	}()
+	lines := tc.until("* BYE ")
+	if !containsLine(lines, "a NO [AUTHENTICATIONFAILED] ") {
+		t.Errorf("no NO before the BYE: %q", lines)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+func containsLine(lines []string, prefix string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return true
+		}
+	}
+	return false
+}
