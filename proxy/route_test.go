@@ -3,55 +3,16 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/config"
 )
-
-// routeUpstream is an in-memory IMAP server on 127.0.0.1 whose one user is
-// named by a full address, as providers do.
-func routeUpstream(t *testing.T, user, pass string) string {
-	t.Helper()
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(user, pass)
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
-		Logger:       log.New(io.Discard, "", 0),
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	return ln.Addr().String()
-}
 
 // routeDNS serves, on 127.0.0.1, an SRV record pointing _imap._tcp.<domain>
 // at imap.<domain>:port and an A record for imap.<domain> of 127.0.0.1.
@@ -137,7 +98,7 @@ func lastCause(t *testing.T, logs *serverLog, n int) string {
 }
 
 func TestAutoRoute(t *testing.T) {
-	up := routeUpstream(t, "taro@corp.test", "pw")
+	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"}).addr
 	s, logs := startAutoServer(t, fmt.Sprintf("routes:\n  - {domain: corp.test, upstream: {address: %q, tls: none}}\n", up), Options{})
 	if l := loginAnswer(t, s, "taro@corp.test", "pw"); !strings.HasPrefix(l, "a OK ") {
 		t.Errorf("routed login: %q", l)
@@ -154,7 +115,7 @@ func TestAutoRoute(t *testing.T) {
 // address is refused unless discovery.allow_private is set, and then the
 // discovered server is used.
 func TestAutoDiscoveryRefusesPrivate(t *testing.T) {
-	up := routeUpstream(t, "taro@corp.test", "pw")
+	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"}).addr
 	_, port, _ := net.SplitHostPort(up)
 	var p uint16
 	fmt.Sscan(port, &p)
