@@ -62,6 +62,7 @@ listeners:
   - address: 127.0.0.1:0
     tls: none
     upstream: {address: auto}
+limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
 ` + extra))
 	if err != nil {
 		t.Fatal(err)
