@@ -275,9 +275,7 @@ func (s *upstreamSession) handshake(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseTLS
 	tc := tls.Client(s.raw, s.tlsConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
-		if rh, ok := errors.AsType[tls.RecordHeaderError](err); ok {
-			s.obs.NetError, s.obs.NotIMAP = upstreamRecordHeader(rh)
-		}
+		s.obs.NotIMAP = diagnose.NotIMAPOf(err)
 		return fmt.Errorf("TLS handshake: %w", err)
 	}
 	s.conn, s.secure = tc, true
@@ -299,7 +297,7 @@ func (s *upstreamSession) readGreeting(ctx context.Context) error {
 	s.obs.Greeting = r.line
 	if r.kind != wireUntagged {
 		s.obs.NetError = diagnose.NetProtocol
-		s.obs.NotIMAP = upstreamSniff([]byte(r.line))
+		s.obs.NotIMAP = diagnose.SniffProtocol([]byte(r.line))
 		return &upstreamProtocolError{what: "the greeting is not IMAP (" + s.obs.NotIMAP + ")"}
 	}
 	switch r.name {
@@ -327,7 +325,7 @@ func (s *upstreamSession) awaitPlaintextGreeting(ctx context.Context) error {
 	s.conn.SetReadDeadline(time.Now().Add(min(upstreamProbeDelay, time.Until(s.deadline)/3)))
 	_, err := s.br.Peek(2)
 	s.conn.SetReadDeadline(s.deadline)
-	if err != nil && upstreamIsTimeout(err) && ctx.Err() == nil {
+	if err != nil && diagnose.NetErrorOf(err) == diagnose.NetTimeout && ctx.Err() == nil {
 		if s.portSpeaksTLS(ctx) {
 			s.obs.NetError = diagnose.NetPlainToTLS
 			return errUpstreamPlainToTLS
@@ -337,7 +335,7 @@ func (s *upstreamSession) awaitPlaintextGreeting(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("waiting for the greeting: %w", err)
 	}
-	if head, _ := s.br.Peek(2); upstreamIsTLSRecord(head) {
+	if head, _ := s.br.Peek(2); diagnose.LooksLikeTLSRecord(head) {
 		s.obs.NetError = diagnose.NetPlainToTLS
 		return &upstreamProtocolError{what: "a TLS record where the plaintext greeting belongs"}
 	}

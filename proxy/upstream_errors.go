@@ -5,15 +5,8 @@ package proxy
 // error strings (STYLE.md point 7).
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"io"
-	"net"
-	"os"
-	"syscall"
 
 	"github.com/imapwhy/imapwhy/diagnose"
 )
@@ -59,26 +52,14 @@ var (
 )
 
 // upstreamNetError derives the connection fact from err, the error of the
-// given phase. Causes from the Observation's own checks (NetProtocol,
-// NetTLSToPlain...) are set where they are seen, not here.
+// given phase: diagnose.NetErrorOf for the typed errors it knows (shared with
+// `imapwhy check`), then what only the upstream client knows: its own
+// protocol errors, and a handshake failure of no known kind. Facts from the
+// Observation's own checks (NetPlainToTLS, STARTTLS injection...) are set
+// where they are seen, not here.
 func upstreamNetError(err error, phase diagnose.Phase) diagnose.NetError {
-	if dnsErr, ok := errors.AsType[*net.DNSError](err); ok && dnsErr.IsNotFound {
-		return diagnose.NetDNSNotFound
-	}
-	if errors.Is(err, context.Canceled) {
-		return diagnose.NetOK // our caller gave up; nothing to say about the server
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return diagnose.NetRefused
-	}
-	if cert := upstreamCertError(err); cert != diagnose.NetOK {
-		return cert
-	}
-	if upstreamIsTimeout(err) {
-		return diagnose.NetTimeout
-	}
-	if upstreamIsReset(err) {
-		return diagnose.NetReset
+	if n := diagnose.NetErrorOf(err); n != diagnose.NetOK || errors.Is(err, context.Canceled) {
+		return n // NetOK after context.Canceled: our caller gave up
 	}
 	if _, ok := errors.AsType[*upstreamProtocolError](err); ok {
 		return diagnose.NetProtocol
@@ -87,85 +68,4 @@ func upstreamNetError(err error, phase diagnose.Phase) diagnose.NetError {
 		return diagnose.NetTLSOther
 	}
 	return diagnose.NetOK
-}
-
-// upstreamCertError classifies a certificate verification failure; the
-// x509 errors arrive wrapped in *tls.CertificateVerificationError.
-func upstreamCertError(err error) diagnose.NetError {
-	if _, ok := errors.AsType[x509.HostnameError](err); ok {
-		return diagnose.NetCertName
-	}
-	if inv, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
-		if inv.Reason == x509.Expired { // also "not yet valid"
-			return diagnose.NetCertExpired
-		}
-		return diagnose.NetCertUntrusted // a chain that does not verify
-	}
-	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
-		return diagnose.NetCertUntrusted
-	}
-	if _, ok := errors.AsType[x509.SystemRootsError](err); ok {
-		return diagnose.NetCertUntrusted
-	}
-	return diagnose.NetOK
-}
-
-// upstreamIsTimeout reports a deadline (ours, the dial's or the context's).
-func upstreamIsTimeout(err error) bool {
-	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	netErr, ok := errors.AsType[net.Error](err)
-	return ok && netErr.Timeout()
-}
-
-// upstreamIsReset reports the server closing or resetting the connection.
-func upstreamIsReset(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) ||
-		errors.Is(err, syscall.EPIPE)
-}
-
-// upstreamSniff names the protocol of a server's first bytes: "" for IMAP
-// ("* OK", "* BYE"...), "pop3", "smtp", "http", or "other".
-func upstreamSniff(first []byte) string {
-	switch {
-	case bytes.HasPrefix(first, []byte("* ")):
-		return ""
-	case bytes.HasPrefix(first, []byte("+OK")):
-		return "pop3"
-	case len(first) >= 4 && bytes.HasPrefix(first, []byte("220")) && (first[3] == ' ' || first[3] == '-'):
-		return "smtp"
-	case bytes.HasPrefix(first, []byte("HTTP/")):
-		return "http"
-	}
-	return "other"
-}
-
-// upstreamIsText reports whether b is printable ASCII text (with CR, LF or
-// tab): what a plaintext server's greeting starts with.
-func upstreamIsText(b []byte) bool {
-	for _, c := range b {
-		if (c < 0x20 || c > 0x7e) && c != '\r' && c != '\n' && c != '\t' {
-			return false
-		}
-	}
-	return len(b) > 0
-}
-
-// upstreamIsTLSRecord reports whether b starts like a TLS record: an alert
-// (0x15) or handshake (0x16) of protocol version 3.x.
-func upstreamIsTLSRecord(b []byte) bool {
-	return len(b) >= 2 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03
-}
-
-// upstreamRecordHeader turns the record header of a TLS handshake that got
-// no TLS answer into facts: a plaintext server answered (which one?), or
-// something else did.
-func upstreamRecordHeader(rh tls.RecordHeaderError) (netErr diagnose.NetError, notIMAP string) {
-	head := rh.RecordHeader[:]
-	if !upstreamIsText(head) {
-		return diagnose.NetTLSOther, ""
-	}
-	return diagnose.NetTLSToPlain, upstreamSniff(head)
 }

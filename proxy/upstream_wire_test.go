@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"crypto/tls"
 	"errors"
 	"io"
 	"reflect"
@@ -167,27 +166,5 @@ func TestUpstreamMechanism(t *testing.T) {
 		if got := upstreamMechanism(strings.Fields(tc.caps), tc.authzid); got != tc.want {
 			t.Errorf("upstreamMechanism(%q, authzid=%v) = %q, want %q", tc.caps, tc.authzid, got, tc.want)
 		}
-	}
-}
-
-func TestUpstreamSniff(t *testing.T) {
-	tests := []struct{ first, want string }{
-		{"* OK ", ""},
-		{"* BYE", ""},
-		{"+OK D", "pop3"},
-		{"220 m", "smtp"},
-		{"220-m", "smtp"},
-		{"2200 ", "other"},
-		{"HTTP/", "http"},
-		{"SSH-2", "other"},
-	}
-	for _, tc := range tests {
-		if got := upstreamSniff([]byte(tc.first)); got != tc.want {
-			t.Errorf("upstreamSniff(%q) = %q, want %q", tc.first, got, tc.want)
-		}
-	}
-	binary := tls.RecordHeaderError{RecordHeader: [5]byte{0x17, 0x03, 0x03, 0xff, 0xff}}
-	if n, notIMAP := upstreamRecordHeader(binary); n != diagnose.NetTLSOther || notIMAP != "" {
-		t.Errorf("binary record header: %q %q", n, notIMAP)
 	}
 }

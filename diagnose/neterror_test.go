@@ -1,0 +1,255 @@
+package diagnose
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSniffProtocol(t *testing.T) {
+	tests := []struct{ first, want string }{
+		{"* OK ", ""},
+		{"* BYE", ""},
+		{"+OK D", "pop3"},
+		{"220 m", "smtp"},
+		{"220-m", "smtp"},
+		{"2200 ", "other"},
+		{"HTTP/", "http"},
+		{"SSH-2", "other"},
+		{"", "other"},
+	}
+	for _, tc := range tests {
+		if got := SniffProtocol([]byte(tc.first)); got != tc.want {
+			t.Errorf("SniffProtocol(%q) = %q, want %q", tc.first, got, tc.want)
+		}
+	}
+}
+
+func TestLooksLikeTLSRecord(t *testing.T) {
+	tests := []struct {
+		b    []byte
+		want bool
+	}{
+		{[]byte{0x16, 0x03, 0x01}, true},  // handshake
+		{[]byte{0x15, 0x03, 0x03}, true},  // alert
+		{[]byte{0x17, 0x03, 0x03}, false}, // application data never comes first
+		{[]byte{0x16}, false},
+		{[]byte("* OK"), false},
+	}
+	for _, tc := range tests {
+		if got := LooksLikeTLSRecord(tc.b); got != tc.want {
+			t.Errorf("LooksLikeTLSRecord(%x) = %v, want %v", tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestNetErrorOf classifies typed errors as the standard library builds
+// them, wrapped the way callers wrap them.
+func TestNetErrorOf(t *testing.T) {
+	header := func(s string) error {
+		var rh tls.RecordHeaderError
+		copy(rh.RecordHeader[:], s)
+		return fmt.Errorf("TLS handshake: %w", rh)
+	}
+	dial := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
+	}
+	tests := []struct {
+		name    string
+		err     error
+		want    NetError
+		notIMAP string
+	}{
+		{"nil", nil, NetOK, ""},
+		{"not found", &net.DNSError{Err: "no such host", Name: "imap.example.invalid", IsNotFound: true}, NetDNSNotFound, ""},
+		{"dns timeout", &net.DNSError{Err: "i/o timeout", IsTimeout: true}, NetTimeout, ""},
+		{"dns server failure", &net.DNSError{Err: "server misbehaving", IsTemporary: true}, NetOK, ""},
+		{"our own cancel", fmt.Errorf("dial: %w", context.Canceled), NetOK, ""},
+		{"refused", dial(syscall.ECONNREFUSED), NetRefused, ""},
+		{"reset", dial(syscall.ECONNRESET), NetReset, ""},
+		{"broken pipe", fmt.Errorf("write: %w", syscall.EPIPE), NetReset, ""},
+		{"eof", fmt.Errorf("reading the greeting: %w", io.EOF), NetReset, ""},
+		{"unexpected eof", io.ErrUnexpectedEOF, NetReset, ""},
+		{"deadline", fmt.Errorf("read: %w", os.ErrDeadlineExceeded), NetTimeout, ""},
+		{"context deadline", fmt.Errorf("dial: %w", context.DeadlineExceeded), NetTimeout, ""},
+		{"name", &tls.CertificateVerificationError{Err: x509.HostnameError{Host: "imap.example.com"}}, NetCertName, ""},
+		{"expired", &tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}, NetCertExpired, ""},
+		{"not authorized to sign", x509.CertificateInvalidError{Reason: x509.NotAuthorizedToSign}, NetCertUntrusted, ""},
+		{"unknown authority", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, NetCertUntrusted, ""},
+		{"no system roots", x509.SystemRootsError{}, NetCertUntrusted, ""},
+		{"imap in plaintext", header("* OK "), NetTLSToPlain, ""},
+		{"pop3 in plaintext", header("+OK D"), NetTLSToPlain, "pop3"},
+		{"smtp in plaintext", header("220 s"), NetTLSToPlain, "smtp"},
+		{"http in plaintext", header("HTTP/"), NetTLSToPlain, "http"},
+		{"binary answer", header("\x17\x03\x03\xff\xff"), NetTLSOther, ""},
+		{"something else", errors.New("no"), NetOK, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := NetErrorOf(tc.err); got != tc.want {
+				t.Errorf("NetErrorOf(%v) = %q, want %q", tc.err, got, tc.want)
+			}
+			if got := NotIMAPOf(tc.err); got != tc.notIMAP {
+				t.Errorf("NotIMAPOf(%v) = %q, want %q", tc.err, got, tc.notIMAP)
+			}
+		})
+	}
+}
+
+// TestNetErrorOfRealErrors gets the errors from real operations: a closed
+// loopback port, and TLS handshakes over loopback.
+func TestNetErrorOfRealErrors(t *testing.T) {
+	t.Run("refused", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err == nil {
+			conn.Close()
+			t.Fatal("dial succeeded")
+		}
+		if got := NetErrorOf(err); got != NetRefused {
+			t.Errorf("NetErrorOf(%v) = %q, want %q", err, got, NetRefused)
+		}
+	})
+
+	now := time.Now()
+	ca, caKey := netErrCertificate(t, "test CA", nil, now.Add(time.Hour), nil, nil)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	leaf := func(name string, notAfter time.Time, signed bool) tls.Certificate {
+		if !signed {
+			c, key := netErrCertificate(t, name, []string{name}, notAfter, nil, nil)
+			return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}
+		}
+		c, key := netErrCertificate(t, name, []string{name}, notAfter, ca, caKey)
+		return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}
+	}
+	tests := []struct {
+		name string
+		cert tls.Certificate
+		want NetError
+	}{
+		{"verified", leaf("imap.example.test", now.Add(time.Hour), true), NetOK},
+		{"wrong name", leaf("imap.other.test", now.Add(time.Hour), true), NetCertName},
+		{"expired", leaf("imap.example.test", now.Add(-time.Hour), true), NetCertExpired},
+		{"self-signed", leaf("imap.example.test", now.Add(time.Hour), false), NetCertUntrusted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := netErrHandshake(t, tc.cert, &tls.Config{ServerName: "imap.example.test", RootCAs: roots})
+			if got := NetErrorOf(err); got != tc.want {
+				t.Errorf("NetErrorOf(%v) = %q, want %q", err, got, tc.want)
+			}
+		})
+	}
+
+	t.Run("imap greeting to a ClientHello", func(t *testing.T) {
+		client, server := netErrTCPPair(t)
+		server.Write([]byte("* OK [CAPABILITY IMAP4rev1] ready\r\n"))
+		err := tls.Client(client, &tls.Config{ServerName: "imap.example.test"}).Handshake()
+		if got := NetErrorOf(err); got != NetTLSToPlain {
+			t.Errorf("NetErrorOf(%v) = %q, want %q", err, got, NetTLSToPlain)
+		}
+		if got := NotIMAPOf(err); got != "" {
+			t.Errorf("NotIMAPOf(%v) = %q, want IMAP", err, got)
+		}
+	})
+}
+
+// netErrTCPPair returns the two ends of a loopback TCP connection, with a
+// deadline: unlike net.Pipe it buffers, so both sides may write first.
+func netErrTCPPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		client.Close()
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	client.SetDeadline(deadline)
+	server.SetDeadline(deadline)
+	t.Cleanup(func() {
+		client.Close()
+		server.Close()
+	})
+	return client, server
+}
+
+// netErrHandshake runs a TLS handshake between a client with cfg and a server
+// with cert, and returns the client's error.
+func netErrHandshake(t *testing.T, cert tls.Certificate, cfg *tls.Config) error {
+	t.Helper()
+	client, server := netErrTCPPair(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer server.Close()
+		tls.Server(server, &tls.Config{Certificates: []tls.Certificate{cert}}).Handshake()
+	}()
+	err := tls.Client(client, cfg).Handshake()
+	client.Close()
+	<-done
+	return err
+}
+
+// netErrCertificate makes a certificate for names (a CA when names is nil),
+// signed by parent, or by itself when parent is nil.
+func netErrCertificate(t *testing.T, cn string, names []string, notAfter time.Time, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    notAfter.Add(-48 * time.Hour),
+		NotAfter:     notAfter,
+		DNSNames:     names,
+	}
+	if names == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage = x509.KeyUsageCertSign
+	} else {
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, key
+}
