@@ -47,7 +47,7 @@ func newRouter(cfg config.Config, opts Options) (*router, error) {
 	}
 	d := cfg.Discovery
 	r.disc = discover.New(discover.Options{
-		Catalog:      catalogResult,
+		Catalog:      discover.BuiltinCatalog,
 		Resolver:     opts.Resolver,
 		AllowPrivate: d.AllowPrivate,
 		AllowDomains: d.AllowDomains,
@@ -55,22 +55,6 @@ func newRouter(cfg config.Config, opts Options) (*router, error) {
 	})
 	r.guard = r.disc.Guard()
 	return r, nil
-}
-
-// catalogResult answers discovery from diagnose's built-in provider catalog.
-func catalogResult(domain string) (discover.Result, bool) {
-	p, ok := diagnose.LookupDomain(domain)
-	if !ok || p.Kind != diagnose.KindProvider {
-		return discover.Result{}, false
-	}
-	var user string
-	switch p.Username {
-	case diagnose.UsernameAddress:
-		user = "%EMAILADDRESS%"
-	case diagnose.UsernameLocalPart:
-		user = "%EMAILLOCALPART%"
-	}
-	return discover.Result{Host: p.IMAP.Host, Port: p.IMAP.Port, TLS: p.IMAP.TLS, Username: user, Provider: p.ID}, true
 }
 
 // route returns the upstream for user and the user name to log in there
