@@ -18,6 +18,9 @@ Usage:
   imapwhy demo [--lang ja|en]       offline demo: provider imitations + proxy
   imapwhy explain [--server HOST] [--user NAME] [--lang ja|en] [--json] [FILE]
                                     diagnose a server's raw error text
+  imapwhy check ADDRESS [--server HOST[:PORT]] [--tls implicit|starttls] [--ca-file F]
+                [--password-stdin] [--lang ja|en] [--json]
+                                    test a mailbox login step by step
   imapwhy version                   print the version
 `
 
@@ -37,6 +40,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runDemo(args[1:], stdout, stderr)
 	case "explain":
 		return runExplain(args[1:], stdin, stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "imapwhy", version)
 		return 0

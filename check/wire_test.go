@@ -1,0 +1,195 @@
+package check
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/imapwhy/imapwhy/diagnose"
+)
+
+func TestParseResponse(t *testing.T) {
+	tests := []struct {
+		line string
+		want diagnose.Response
+		tag  string
+		ok   bool
+	}{
+		{"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Dovecot ready.", diagnose.Response{Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1 AUTH=PLAIN", Text: "Dovecot ready."}, "", true},
+		{"* NO [WEBALERT https://accounts.google.com/x?a=1&b=2] Web login required.", diagnose.Response{Status: "NO", Code: "WEBALERT", CodeArg: "https://accounts.google.com/x?a=1&b=2", Text: "Web login required."}, "", true},
+		{"T1 NO [AUTHENTICATIONFAILED] Authentication failed.", diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed."}, "T1", true},
+		{"a1 ok done", diagnose.Response{Tagged: true, Status: "OK", Text: "done"}, "a1", true},
+		{"a1 OK", diagnose.Response{Tagged: true, Status: "OK"}, "a1", true},
+		{"* BYE [ALERT]", diagnose.Response{Status: "BYE", Code: "ALERT"}, "", true},
+		{"* OK [no closing bracket", diagnose.Response{Status: "OK", Text: "[no closing bracket"}, "", true},
+		{"* CAPABILITY IMAP4rev1", diagnose.Response{}, "", false},
+		{"+ ready", diagnose.Response{}, "", false},
+		{"+ OK", diagnose.Response{}, "", false},
+		{"220 smtp.example ESMTP", diagnose.Response{}, "", false},
+		{"", diagnose.Response{}, "", false},
+	}
+	for _, tc := range tests {
+		got, tag, ok := parseResponse(tc.line)
+		if ok != tc.ok || tag != tc.tag || got != tc.want {
+			t.Errorf("parseResponse(%q) = %+v %q %v, want %+v %q %v", tc.line, got, tag, ok, tc.want, tc.tag, tc.ok)
+		}
+	}
+}
+
+func TestCapabilityList(t *testing.T) {
+	caps, ok := capabilityList("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED")
+	if !ok || !reflect.DeepEqual(caps, []string{"IMAP4REV1", "STARTTLS", "LOGINDISABLED"}) {
+		t.Errorf("capabilityList = %q %v", caps, ok)
+	}
+	if _, ok := capabilityList("* OK [CAPABILITY IMAP4rev1] ready"); ok {
+		t.Error("a status line taken for a capability list")
+	}
+}
+
+func TestMechanism(t *testing.T) {
+	tests := []struct{ caps, want string }{
+		{"IMAP4REV1 AUTH=PLAIN AUTH=LOGIN", "PLAIN"},
+		{"IMAP4REV1 AUTH=LOGIN", "LOGIN"},
+		{"IMAP4REV1", "LOGIN"},
+		{"IMAP4REV1 AUTH=XOAUTH2", "LOGIN"},
+		{"IMAP4REV1 AUTH=PLAIN LOGINDISABLED", ""},
+		{"IMAP4REV1 STARTTLS LOGINDISABLED", ""},
+	}
+	for _, tc := range tests {
+		if got := mechanism(strings.Fields(tc.caps)); got != tc.want {
+			t.Errorf("mechanism(%q) = %q, want %q", tc.caps, got, tc.want)
+		}
+	}
+}
+
+// TestLineRecorder: lines split across reads, CRLF and LF, the bound on
+// line length and on the lines kept.
+func TestLineRecorder(t *testing.T) {
+	l := newLineRecorder()
+	l.received([]byte("* OK ready\r\n* CAPA"))
+	mark := l.mark()
+	l.received([]byte("BILITY IMAP4rev1\r\nT1 OK done\nT2 "))
+	if got, want := l.since(mark), []string{"* CAPABILITY IMAP4rev1", "T1 OK done"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("since = %q, want %q", got, want)
+	}
+	if got := l.since(l.mark()); got != nil {
+		t.Errorf("since(now) = %q, want nothing", got)
+	}
+
+	l = newLineRecorder()
+	l.received([]byte(strings.Repeat("x", 3*maxLine) + "\r\n"))
+	if got := l.since(0); len(got) != 1 || len(got[0]) != maxLine {
+		t.Errorf("an over-long line is kept as %d lines, the first of %d bytes", len(got), len(got[0]))
+	}
+
+	l = newLineRecorder()
+	for i := range maxRecorded + 10 {
+		l.received(fmt.Appendf(nil, "* %d\r\n", i))
+	}
+	got := l.since(0)
+	if len(got) != maxRecorded || got[0] != "* 10" {
+		t.Errorf("kept %d lines from %q, want %d from \"* 10\"", len(got), got[0], maxRecorded)
+	}
+	if got := l.since(maxRecorded + 9); !reflect.DeepEqual(got, []string{fmt.Sprintf("* %d", maxRecorded+9)}) {
+		t.Errorf("since(last) = %q", got)
+	}
+}
+
+func TestReadLine(t *testing.T) {
+	br := bufio.NewReaderSize(strings.NewReader("* OK ready\r\nbare LF\n"+strings.Repeat("x", maxLine+1)+"\r\n"), 16)
+	for _, want := range []string{"* OK ready", "bare LF"} {
+		if line, _, err := readLine(br); err != nil || line != want {
+			t.Errorf("readLine = %q, %v; want %q", line, err, want)
+		}
+	}
+	if _, _, err := readLine(br); !errors.Is(err, errLineTooLong) {
+		t.Errorf("an over-long line: %v", err)
+	}
+	br = bufio.NewReader(strings.NewReader("* OK no line end"))
+	if _, _, err := readLine(br); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a line without its end: %v", err)
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"* OK ready", 100, "* OK ready"},
+		{"evil\x1b[2Jclear", 100, "evil?[2Jclear"},
+		{"right\u202eto left", 100, "right?to left"},
+		{"bad \xff utf-8", 100, "bad ? utf-8"},
+		{"line\r\nbreak", 100, "line??break"},
+		{"日本語のテキスト", 3, "日本語…"},
+	}
+	for _, tc := range tests {
+		if got := printable(tc.in, tc.max); got != tc.want {
+			t.Errorf("printable(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0ms"},
+		{1500 * time.Microsecond, "1ms"},
+		{523 * time.Millisecond, "523ms"},
+		{9999 * time.Millisecond, "9999ms"},
+		{12340 * time.Millisecond, "12.3s"},
+	}
+	for _, tc := range tests {
+		if got := formatDuration(tc.d); got != tc.want {
+			t.Errorf("formatDuration(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
+
+// TestPrinterTerminal: on a terminal a running step draws a spinner, and
+// its end clears the line and prints the result; no goroutine is left.
+func TestPrinterTerminal(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var out bytes.Buffer // the printer writes under its own lock, the spinner too
+	p := NewPrinter(&out, "en", true)
+	p.Step(Step{Name: StepDNS, Status: StatusRunning})
+	p.Step(Step{Name: StepDNS, Status: StatusOK, Duration: 3 * time.Millisecond, Summary: "imap.example.test is 192.0.2.1"})
+	p.Step(Step{Name: StepTCP, Status: StatusRunning})
+	p.Finish(Report{OK: false, Steps: []Step{{Name: StepTCP, Status: StatusFailed}}})
+	got := out.String()
+	for _, want := range []string{
+		"  dns         -",
+		"\r\x1b[K  dns         ok          3ms  imap.example.test is 192.0.2.1\n",
+		"  tcp         -",
+		"Result: FAILED at the tcp step.\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%q", want, got)
+		}
+	}
+}
+
+// TestPrinterPlain: not on a terminal, a running step prints nothing.
+func TestPrinterPlain(t *testing.T) {
+	var out bytes.Buffer
+	p := NewPrinter(&out, "en", false)
+	p.Step(Step{Name: StepDNS, Status: StatusRunning})
+	if out.Len() != 0 {
+		t.Errorf("a running step printed %q", out.String())
+	}
+	p.Step(Step{Name: StepDNS, Status: StatusSkipped, Summary: "not run"})
+	if got, want := out.String(), "  dns         skipped          not run\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
