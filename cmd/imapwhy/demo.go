@@ -164,6 +164,12 @@ func (d *demo) proxyConfig(addrs []string) config.Config {
 	cfg := config.Default()
 	cfg.StateDir = d.stateDir
 	cfg.Listeners = nil
+	// The demo fails many logins from this one address on purpose: no
+	// failure delay, no rate limit, and no shield holding back its repeats.
+	cfg.Limits.FailureDelayBase = config.Duration(time.Millisecond)
+	cfg.Limits.FailureDelayMax = config.Duration(time.Millisecond)
+	cfg.Limits.PerAddressLoginsPerMinute = config.Unlimited
+	cfg.Limits.PerUserLoginsPerMinute = config.Unlimited
 	for i, srv := range d.imitations {
 		cfg.Listeners = append(cfg.Listeners, config.Listener{
 			Address:  addrs[i],
