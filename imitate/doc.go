@@ -13,8 +13,8 @@
 // an untagged line before a tagged NO; those lines are what fingerprinting
 // and diagnosis read, so they must be the provider's. After a successful
 // login the connection is handed to go-imap's imapserver with the
-// imapmemserver back end (handoff.go): SELECT, FETCH, IDLE and the rest are
-// real IMAP, and INBOX holds one message (WelcomeSubject).
+// imapmemserver back end (through package handoff): SELECT, FETCH, IDLE
+// and the rest are real IMAP, and INBOX holds one message (WelcomeSubject).
 //
 // Usage:
 //

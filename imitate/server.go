@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/handoff"
 )
 
 // Options configures Start.
@@ -39,7 +40,7 @@ type Server struct {
 	ca   *CA
 	ln   net.Listener
 	imap *imapserver.Server
-	hand *handoffListener
+	hand *handoff.Listener
 	mem  *imapmemserver.Server
 	log  *log.Logger
 
@@ -51,7 +52,8 @@ type Server struct {
 	conns  map[io.Closer]struct{} // connections before login, and handed-off ones
 	users  map[string]bool        // imapmemserver users created so far
 	closed bool
-	wg     sync.WaitGroup // accept loop, pre-login goroutines, imapserver.Serve, handed-off conns
+	wg     sync.WaitGroup // accept loop, pre-login goroutines, handed-off conns
+	served <-chan error   // imapserver.Serve's result (handoff.Serve)
 }
 
 // Start listens on a loopback address with implicit TLS and serves p until
@@ -85,7 +87,7 @@ func Start(p Provider, opts Options) (*Server, error) {
 		p:           p.clone(),
 		ca:          ca,
 		ln:          ln,
-		hand:        newHandoffListener(ln.Addr()),
+		hand:        handoff.NewListener(ln.Addr()),
 		mem:         imapmemserver.New(),
 		log:         opts.Log,
 		memPassword: hex.EncodeToString(secret),
@@ -96,12 +98,8 @@ func Start(p Provider, opts Options) (*Server, error) {
 		s.log = log.New(io.Discard, "", 0)
 	}
 	s.imap = s.newIMAPServer()
-	s.wg.Add(2)
-	go s.serveIMAP()
-	// imapserver.Serve adds to a WaitGroup after registering its listener
-	// and imapserver.Close waits on it: a Close in between is a data race
-	// (go-imap v2.0.0-beta.8). Serve calls Accept after the Add.
-	<-s.hand.serving
+	s.served = handoff.Serve(s.imap, s.hand)
+	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
 }
@@ -133,7 +131,7 @@ func listenTLS(addr string, cert tls.Certificate) (net.Listener, error) {
 // Its capabilities must give PostLoginCapabilities.
 func (s *Server) newIMAPServer() *imapserver.Server {
 	return imapserver.New(&imapserver.Options{
-		NewSession: s.newSession,
+		NewSession: handoff.NewSession(s.newSession),
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1: {},
 			imap.CapNamespace: {},
@@ -176,6 +174,9 @@ func (s *Server) Close() error {
 		c.Close()
 	}
 	s.wg.Wait()
+	if serr := <-s.served; serr != nil {
+		s.log.Printf("imitate %s: imapserver: %v", s.p.ID, serr)
+	}
 	return err
 }
 
@@ -207,14 +208,6 @@ func (s *Server) untrack(c io.Closer) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-}
-
-// serveIMAP runs imapserver on the hand-off listener.
-func (s *Server) serveIMAP() {
-	defer s.wg.Done()
-	if err := s.imap.Serve(s.hand); err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Printf("imitate %s: imapserver: %v", s.p.ID, err)
-	}
 }
 
 // acceptLoop accepts connections until the listener is closed.
@@ -264,37 +257,33 @@ func (s *Server) handOff(c net.Conn, pending []byte, user string) {
 		c.Close()
 		return
 	}
-	c.SetDeadline(time.Time{}) // imapserver sets its own
-	hc := newHandoffConn(c, pending, user, s.forget)
+	var hc *handoff.Conn[string]
+	hc = handoff.NewConn(c, pending, user, func() { s.forget(hc) })
 	s.wg.Add(1) // done when imapserver (or Close) closes hc
 	if !s.track(hc) {
 		hc.Close()
 		return
 	}
-	if !s.hand.give(hc) {
+	if !s.hand.Give(hc) {
 		hc.Close()
 	}
 }
 
 // forget is called once when a handed-off connection is closed.
-func (s *Server) forget(hc *handoffConn) {
+func (s *Server) forget(hc io.Closer) {
 	s.untrack(hc)
 	s.wg.Done()
 }
 
-// newSession starts imapserver's session for a handed-off connection: the
-// user is already logged in (PREAUTH, whose greeting handoffConn drops).
-func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	hc, ok := c.NetConn().(*handoffConn)
-	if !ok {
-		return nil, nil, errors.New("imitate: connection did not pass the login layer")
-	}
+// newSession starts imapserver's session for a handed-off connection of
+// user, who is already logged in (handoff.NewSession).
+func (s *Server) newSession(user string) (imapserver.Session, error) {
 	sess := s.mem.NewSession()
-	if err := sess.Login(hc.user, s.memPassword); err != nil {
+	if err := sess.Login(user, s.memPassword); err != nil {
 		sess.Close()
-		return nil, nil, fmt.Errorf("imitate: imapmemserver login for %q: %w", hc.user, err)
+		return nil, fmt.Errorf("imitate: imapmemserver login for %q: %w", user, err)
 	}
-	return sess, &imapserver.GreetingData{PreAuth: true}, nil
+	return sess, nil
 }
 
 // ensureUser creates the in-memory mailbox of user on first login: an
