@@ -38,6 +38,9 @@ type Config struct {
 	Shield    Shield     `yaml:"shield"`
 	Discovery Discovery  `yaml:"discovery"`
 	Routes    []Route    `yaml:"routes"`
+	// Issue 8 (reach.go): incident and status pages, notifications.
+	Web    Web    `yaml:"web"`
+	Notify Notify `yaml:"notify"`
 }
 
 // Log selects the log format and level.
@@ -52,6 +55,10 @@ type Listener struct {
 	TLS      string   `yaml:"tls"`      // implicit | starttls | none (none: loopback only)
 	Language string   `yaml:"language"` // ja | en
 	Upstream Upstream `yaml:"upstream"`
+	// NoticeMailbox (issue 8, reach.go): when a login fails for a cause
+	// that typing again cannot fix, accept it into a read-only mailbox
+	// whose one message explains the problem. Default false.
+	NoticeMailbox bool `yaml:"notice_mailbox"`
 }
 
 // Upstream is the real IMAP server behind a listener.
@@ -270,6 +277,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.applyRoutingDefaults()
+	c.applyReachDefaults()
 	t := &c.Timeouts
 	setDur(&t.PreAuth, 60*time.Second)
 	setDur(&t.UpstreamDial, 10*time.Second)
@@ -371,6 +379,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateRouting(); err != nil {
+		return err
+	}
+	if err := c.validateReach(); err != nil {
 		return err
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

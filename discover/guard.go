@@ -109,12 +109,19 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 	return g.dialEach(ctx, network, addrs, uint16(port))
 }
 
+// connect opens one connection for dialEach. Tests replace it with one that
+// refuses anything but loopback, so that a broken guard cannot make the test
+// suite itself reach another network.
+var connect = func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error) {
+	return d.DialContext(ctx, network, address)
+}
+
 // dialEach dials the addresses in the resolver's order until one answers.
 func (g *Guard) dialEach(ctx context.Context, network string, addrs []netip.Addr, port uint16) (net.Conn, error) {
-	d := net.Dialer{ControlContext: g.control}
+	d := &net.Dialer{ControlContext: g.control}
 	var errs []error
 	for _, a := range addrs {
-		conn, err := d.DialContext(ctx, network, netip.AddrPortFrom(a, port).String())
+		conn, err := connect(ctx, d, network, netip.AddrPortFrom(a, port).String())
 		if err == nil {
 			return conn, nil
 		}

@@ -30,7 +30,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
@@ -84,6 +83,7 @@ type e2e struct {
 // if t failed.
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
+	proxy.RegisterTestSecrets(secrets...)
 	dc := dovecottest.Start(t, dovecottest.Options{})
 	cert, caPEM := newProxyCert(t)
 	e := &e2e{
@@ -98,7 +98,7 @@ func startE2E(t *testing.T) *e2e {
 		t.Fatal(err)
 	}
 	srv, err := proxy.New(e2eConfig(t, dc), proxy.Options{
-		Logger:        zerolog.New(e.logs).Level(zerolog.DebugLevel),
+		Logger:        proxy.NewTestLogger(e.logs),
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		UpstreamRoots: dc.CAPool,
 	})

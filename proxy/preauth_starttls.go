@@ -5,8 +5,14 @@ package proxy
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 )
+
+// errFrontHandshake: the TLS handshake after STARTTLS failed. The client
+// is neither speaking plaintext any more nor TLS yet, so nothing can be
+// said to it.
+var errFrontHandshake = errors.New("STARTTLS handshake failed")
 
 // cmdStartTLS upgrades a plain connection. Bytes the client sent after the
 // STARTTLS line, before the handshake, are refused rather than carried over:
@@ -33,7 +39,7 @@ func (f *front) cmdStartTLS() (*loginRequest, error) {
 	}
 	tc := tls.Server(f.c, f.cfg.TLSConfig)
 	if err := tc.Handshake(); err != nil {
-		return nil, fmt.Errorf("STARTTLS handshake: %w", err)
+		return nil, fmt.Errorf("%w: %w", errFrontHandshake, err)
 	}
 	f.c = tc
 	f.br = bufio.NewReader(tc)

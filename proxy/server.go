@@ -62,6 +62,9 @@ type Options struct {
 	// Metrics, if set, counts logins, failures, sessions and latencies
 	// (metrics.New; the caller serves them with metrics.Serve). nil: off.
 	Metrics *metrics.Metrics
+	// Reach are test hooks for the incident pages, notifications and the
+	// notice mailbox (issue 8, incident.go); the zero value is right.
+	Reach ReachOptions
 }
 
 // Server is the proxy. Create it with New, then Start it; Shutdown stops it.
@@ -69,6 +72,7 @@ type Server struct {
 	opts     Options
 	log      zerolog.Logger
 	throttle *shield.Throttle // failure delay, rate and connection limits (config.Limits)
+	reach    *reach           // issue 8: incident pages, notifications, notice mailbox (incident.go)
 
 	mu        sync.Mutex
 	cfg       config.Config
@@ -127,6 +131,11 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 	if _, err := s.prepare(cfg); err != nil {
 		return nil, err
 	}
+	r, err := newReach(cfg, opts) // issue 8 (incident.go)
+	if err != nil {
+		return nil, err
+	}
+	s.reach = r
 	return s, nil
 }
 
@@ -216,6 +225,12 @@ func (s *Server) Start() error {
 		l := &listener{ln: ln}
 		l.settings.Store(settings[i])
 		ls = append(ls, l)
+	}
+	if err := s.reach.start(); err != nil { // issue 8: web.address, the webhook
+		for _, l := range ls {
+			l.ln.Close()
+		}
+		return err
 	}
 	s.listeners = ls
 	for _, l := range ls {
@@ -373,6 +388,10 @@ func (s *Server) untrack(sess *session) {
 // and waits for forwarded sessions to end until ctx is done; then it closes
 // what is left and waits for every goroutine.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Issue 8 (incident.go): notice sessions hold nothing worth draining;
+	// the web pages stay up during the drain.
+	s.reach.closeNotice()
+	defer s.reach.shutdown(ctx)
 	s.mu.Lock()
 	s.closing = true
 	for _, l := range s.listeners {

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/imapwhy/imapwhy/config"
 )
 
@@ -66,7 +64,7 @@ listeners:
 		t.Fatal(err)
 	}
 	logs := &serverLog{}
-	s, err := New(cfg, Options{Logger: zerolog.New(logs)})
+	s, err := New(cfg, Options{Logger: testLogger(logs)})
 	if err != nil {
 		t.Fatal(err)
 	}

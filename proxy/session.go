@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -112,8 +113,14 @@ func (ss *session) serve() {
 	for {
 		req, err := f.next()
 		if err != nil {
-			if ss.isStopping() && !errors.Is(err, errLogout) {
+			switch {
+			case errors.Is(err, errLogout) || errors.Is(err, errFrontHandshake):
+				// Answered already, or no TLS to say anything over.
+			case ss.isStopping():
 				ss.sayBye(f, "imapwhy is shutting down; try again in a moment")
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// The pre-auth deadline ends with a readable BYE (DESIGN.md).
+				ss.sayBye(f, "No login in time; closing the connection")
 			}
 			log.Debug().Str("event", "preauth_end").Err(err).Msg("connection ended before login")
 			return
@@ -125,12 +132,26 @@ func (ss *session) serve() {
 			return
 		}
 		// The front end counts failed logins and says BYE at the limit.
-		ss.refuse(f, g, obs, err, &log)
+		if ss.refuse(f, g, obs, err, &log) {
+			return // issue 8: the notice mailbox took the connection
+		}
 		if ss.isStopping() {
 			ss.sayBye(f, "imapwhy is shutting down; try again in a moment")
 			return
 		}
 	}
+}
+
+// allowReply lets the answer to a login go out even when the pre-auth
+// deadline passed while the upstream was asked or the failure delay ran:
+// the login came in time. Reads keep the deadline, so a client past it is
+// told BYE right after the answer.
+func (ss *session) allowReply(f *front) {
+	deadline := ss.born.Add(ss.st.timeouts.PreAuth.D())
+	if d := time.Now().Add(byeWriteTimeout); d.After(deadline) {
+		deadline = d
+	}
+	f.conn().SetWriteDeadline(deadline)
 }
 
 // sayBye sends a last BYE, bounded in time.
@@ -194,15 +215,16 @@ func (ss *session) upstreamFor(ctx context.Context, req *loginRequest, obs *diag
 }
 
 // refuse diagnoses a failed login and, after the failure delay, answers
-// the client.
-func (ss *session) refuse(f *front, g *guard, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) {
+// the client. It reports whether the connection went to the notice mailbox
+// and is over (issue 8).
+func (ss *session) refuse(f *front, g *guard, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) bool {
 	req := g.req
 	d := g.diagnose(obs, loginErr)
 	g.delay()
 	text := diagnose.Message(d, f.language())
-	if err := f.fail(req.Tag, d.Code, text); err != nil {
-		log.Debug().Err(err).Msg("writing the NO failed")
-	}
+	ans := ss.answer(f, req, d, text) // issue 8 (incident.go): link, notifications, notice mailbox
+	// The event is written before the answer, so that whoever reads the
+	// NO can rely on the log already holding its cause.
 	ev := log.Info().Str("event", "auth_failure").
 		Str("cause", string(d.Cause)).Str("code", d.Code).
 		Str("confidence", string(d.Confidence)).Bool("temporary", d.Temporary).
@@ -216,10 +238,16 @@ func (ss *session) refuse(f *front, g *guard, obs *diagnose.Observation, loginEr
 		ev = ev.Str("net_error", string(obs.NetError))
 	}
 	if d.Detail != "" {
-		ev = ev.Str("detail", d.Detail)
+		ev = ev.Str("detail", redactPassword(d.Detail, req))
 	}
 	ev = g.logFacts(ev, obs)
+	ev = ans.logFacts(ev)
 	ev.Str("error", loginErr.Error()).Msg("login failed")
+	ss.allowReply(f)
+	if err := ans.send(f); err != nil {
+		log.Debug().Err(err).Msg("writing the NO failed")
+	}
+	return ans.serveNotice(f, req.Username, log)
 }
 
 // upstreamName is host:port of the upstream as observed, "" if none was chosen.
@@ -235,6 +263,7 @@ func upstreamName(obs *diagnose.Observation) string {
 // succeeded runs once the client has its OK: recording a success costs a
 // password hash, which the login answer should not wait for.
 func (ss *session) forward(f *front, req *loginRequest, up *upstream, succeeded func(), log *zerolog.Logger) {
+	ss.allowReply(f)
 	err := f.loggedIn(req.Tag, clientCaps(up.caps))
 	succeeded()
 	if err != nil {

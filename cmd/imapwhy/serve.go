@@ -77,6 +77,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		l := cfg.Listeners[i]
 		fmt.Fprintf(stdout, "imapwhy: listening on %s (%s), upstream %s\n", a, l.TLS, l.Upstream.Address)
 	}
+	if a := srv.WebAddr(); a != nil { // issue 8
+		fmt.Fprintf(stdout, "imapwhy: incident and status pages on https://%s/\n", a)
+	}
 	if f := cm.CAFile(); f != "" {
 		fmt.Fprintf(stdout, "imapwhy: local certificate authority %s\n", f)
 		fmt.Fprintf(stdout, "imapwhy: check this fingerprint when your phone asks to trust it: %s\n", cm.Fingerprint())

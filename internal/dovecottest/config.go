@@ -29,6 +29,34 @@ type confData struct {
 	MaxUserIP       int
 	TrustedNetworks string
 	Zlib            bool
+	Sessions        *sessions // nil: Dovecot's defaults
+}
+
+// sessionsPerProcess is the client_limit of the imap service when
+// Options.MaxSessions is set: an imap process serves this many sessions
+// (Dovecot's default is one process per session, which on a small machine
+// runs out of memory and processes long before thousands of sessions).
+const sessionsPerProcess = 50
+
+// sessions are the service limits for Options.MaxSessions.
+type sessions struct {
+	IMAPProcesses int // service imap process_limit
+	PerProcess    int // service imap client_limit
+	ClientLimit   int // default_client_limit: anvil, auth, log... and the login processes
+}
+
+// sessionLimits returns the limits for max sessions at once, nil for 0.
+func sessionLimits(max int) *sessions {
+	if max == 0 {
+		return nil
+	}
+	return &sessions{
+		IMAPProcesses: max/sessionsPerProcess + 2,
+		PerProcess:    sessionsPerProcess,
+		// Every session keeps connections to anvil and the stats
+		// service; logins go through auth. Leave room for the rest.
+		ClientLimit: max + 1000,
+	}
 }
 
 // confTemplate is a whole, self-contained dovecot.conf: nothing from
@@ -97,6 +125,16 @@ protocol imap {
   mail_plugins = $mail_plugins imap_zlib
 {{- end}}
 }
+
+{{- with .Sessions}}
+default_client_limit = {{.ClientLimit}}
+service imap {
+  process_limit = {{.IMAPProcesses}}
+  client_limit = {{.PerProcess}}
+  # A process serving several sessions must not exit after the first.
+  service_count = 0
+}
+{{- end}}
 
 service imap-login {
   inet_listener imap {

@@ -55,7 +55,9 @@
 // Settings worth knowing: disable_plaintext_auth = yes, auth_mechanisms =
 // plain login, auth_failure_delay = 0 and anvil's auth penalty switched off
 // (failures still take ~0.5 s: Dovecot flushes them on a 500 ms timer),
-// mail_max_userip_connections from Options.
+// mail_max_userip_connections from Options. For load tests,
+// Options.MaxSessions lets one imap process serve many sessions (Dovecot
+// otherwise forks one per session, at most 1024).
 //
 // # Lifetime
 //
@@ -87,6 +89,13 @@ type Options struct {
 	// MaxUserIPConnections is mail_max_userip_connections: how many IMAP
 	// sessions one user may have from one IP address. 0 means 1000.
 	MaxUserIPConnections int
+	// MaxSessions is how many IMAP sessions Dovecot must serve at once,
+	// for load tests. 0 means Dovecot's defaults: one imap process per
+	// session, at most 1024. Otherwise each imap process serves up to
+	// sessionsPerProcess sessions (every test user maps to the same
+	// system user, which this needs), and the limits of the other
+	// services grow to match.
+	MaxSessions int
 	// TrustedNetworks is login_trusted_networks, e.g. "127.0.0.1/32".
 	// Dovecot then takes the client's address from an ID command's
 	// x-originating-ip, and treats connections from these networks as
@@ -268,6 +277,9 @@ func (s *Server) renderConf(opts Options, plain, tlsPort int) ([]byte, error) {
 	if maxUserIP < 0 {
 		return nil, fmt.Errorf("Options.MaxUserIPConnections %d is negative", maxUserIP)
 	}
+	if opts.MaxSessions < 0 {
+		return nil, fmt.Errorf("Options.MaxSessions %d is negative", opts.MaxSessions)
+	}
 	for _, n := range opts.TrustedNetworks {
 		if !confValueOK(n) {
 			return nil, fmt.Errorf("Options.TrustedNetworks: %q is not a network", n)
@@ -296,6 +308,7 @@ func (s *Server) renderConf(opts Options, plain, tlsPort int) ([]byte, error) {
 		MaxUserIP:       maxUserIP,
 		TrustedNetworks: strings.Join(opts.TrustedNetworks, " "),
 		Zlib:            zlibErr == nil,
+		Sessions:        sessionLimits(opts.MaxSessions),
 	})
 }
 

@@ -1,0 +1,11 @@
+package diagnose
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them
+// (issue 7: no goroutine left behind after any test).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -1,0 +1,276 @@
+package proxy
+
+// Upstream faults (issue 7): scripted upstreams on loopback that refuse,
+// stay silent, hang, hang up, send garbage, speak another protocol, or drop
+// a forwarded session in the middle of a FETCH. Each must give the client a
+// clear answer with its cause within the configured deadlines, leave the
+// client's session usable, and free every goroutine.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/diagnose"
+)
+
+// faultGreeting is a minimal IMAP greeting: LOGIN comes next.
+const faultGreeting = "* OK [CAPABILITY IMAP4rev1] fake ready"
+
+// faultReadCommand reads the proxy's next command line and returns its tag.
+func faultReadCommand(c *upstreamFakeConn) string {
+	line, err := c.br.ReadString('\n')
+	if err != nil {
+		return ""
+	}
+	tag, _, _ := strings.Cut(line, " ")
+	return tag
+}
+
+// faultLoginThen greets, reads the login and hands over to then.
+func faultLoginThen(then func(c *upstreamFakeConn, tag string)) func(*upstreamFakeConn) {
+	return func(c *upstreamFakeConn) {
+		c.send(faultGreeting)
+		then(c, faultReadCommand(c))
+	}
+}
+
+// faultReset closes c with a TCP RST instead of a FIN.
+func faultReset(c *upstreamFakeConn) {
+	if tc, ok := c.conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.conn.Close()
+}
+
+// faultFlood writes line until the proxy goes away.
+func faultFlood(c *upstreamFakeConn, line string) {
+	b := bytes.Repeat([]byte(line), 64)
+	for {
+		if _, err := c.conn.Write(b); err != nil {
+			return
+		}
+	}
+}
+
+// upstreamFaults are the scripted upstreams, each with the cause the
+// proxy must name. A nil play means nobody listens.
+var upstreamFaults = []struct {
+	name  string
+	play  func(c *upstreamFakeConn)
+	cause diagnose.Cause
+}{
+	{"refuses", nil, diagnose.CauseUpstreamRefused},
+	{"never greets", (*upstreamFakeConn).waitClose, diagnose.CauseUpstreamTimeout},
+	{"greeting one byte at a time, never ending", func(c *upstreamFakeConn) {
+		for i := 0; ; i++ {
+			if _, err := c.conn.Write([]byte{"* OK "[min(i, 4)]}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}, diagnose.CauseUpstreamTimeout},
+	{"greets then hangs at login", faultLoginThen(func(c *upstreamFakeConn, _ string) { c.waitClose() }), diagnose.CauseUpstreamTimeout},
+	{"closes at login", faultLoginThen(func(*upstreamFakeConn, string) {}), diagnose.CauseServerTemporaryFailure},
+	{"resets at login", faultLoginThen(func(c *upstreamFakeConn, _ string) { faultReset(c) }), diagnose.CauseServerTemporaryFailure},
+	{"BYE at login", faultLoginThen(func(c *upstreamFakeConn, _ string) { c.send("* BYE shutting down") }), diagnose.CauseServerTemporaryFailure},
+	{"binary garbage", func(c *upstreamFakeConn) {
+		junk := make([]byte, 512)
+		rng := rand.New(rand.NewPCG(7, 7))
+		for i := range junk {
+			junk[i] = byte(rng.UintN(256))
+		}
+		c.conn.Write(append(junk, '\r', '\n'))
+		c.waitClose()
+	}, diagnose.CauseUpstreamNotIMAP},
+	{"over-long greeting", func(c *upstreamFakeConn) {
+		c.conn.Write([]byte("* OK " + strings.Repeat("x", 200<<10)))
+		c.waitClose()
+	}, diagnose.CauseUpstreamNotIMAP},
+	{"over-long reply to login", faultLoginThen(func(c *upstreamFakeConn, tag string) {
+		c.send(tag + " NO " + strings.Repeat("x", 200<<10))
+		c.waitClose()
+	}), diagnose.CauseUpstreamNotIMAP},
+	{"endless untagged responses", faultLoginThen(func(c *upstreamFakeConn, _ string) {
+		faultFlood(c, "* OK still thinking\r\n")
+	}), diagnose.CauseUpstreamNotIMAP},
+	{"huge literal in a response", faultLoginThen(func(c *upstreamFakeConn, _ string) {
+		c.send(`* ID ("name" {2000000000}`)
+		faultFlood(c, "xxxxxxxxxxxxxxxx")
+	}), diagnose.CauseUpstreamNotIMAP},
+	{"POP3", func(c *upstreamFakeConn) { c.send("+OK POP3 server ready"); c.waitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"SMTP", func(c *upstreamFakeConn) { c.send("220 mail.example.test ESMTP"); c.waitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"HTTP", func(c *upstreamFakeConn) {
+		c.send("HTTP/1.1 400 Bad Request", "Content-Length: 0", "")
+		c.waitClose()
+	}, diagnose.CauseUpstreamNotIMAP},
+	{"SSH", func(c *upstreamFakeConn) { c.send("SSH-2.0-OpenSSH_9.2p1 Debian-2"); c.waitClose() }, diagnose.CauseUpstreamNotIMAP},
+}
+
+// TestUpstreamFaults: the client's LOGIN is answered with an ALERT and a NO
+// naming the cause within the login deadline, the client can go on (and
+// LOGOUT), and nothing is left running.
+func TestUpstreamFaults(t *testing.T) {
+	for _, f := range upstreamFaults {
+		t.Run(f.name, func(t *testing.T) {
+			checkNoLeaks(t)
+			addr := rigClosedPort(t)
+			if f.play != nil {
+				addr = upstreamFake(t, nil, f.play)
+			}
+			p := startRig(t, rigConfig(t, config.TLSNone, addr, config.TLSNone), Options{})
+			pass := testSecret("fault")
+			tc := rigGreeted(t, p.addr)
+
+			start := time.Now()
+			tc.send("a LOGIN alice " + pass + "\r\n")
+			lines := tc.until("a ")
+			took := time.Since(start)
+			t.Logf("answered in %v: %q", took.Round(time.Millisecond), lines)
+			if took > rigUpstreamLogin+rigSlack {
+				t.Errorf("answered after %v, past the login deadline %v", took, rigUpstreamLogin)
+			}
+			if len(lines) != 2 || !strings.HasPrefix(lines[0], "* OK [ALERT] ") || !strings.HasPrefix(lines[1], "a NO [UNAVAILABLE] ") {
+				t.Errorf("answer %q, want an ALERT and NO [UNAVAILABLE]", lines)
+			}
+			waitFor(t, func() bool { return len(p.logs.events("auth_failure")) > 0 })
+			ev := p.logs.events("auth_failure")
+			if len(ev) != 1 || ev[0]["cause"] != string(f.cause) {
+				t.Errorf("auth_failure events %v, want cause %s", ev, f.cause)
+			}
+			tc.send("b LOGOUT\r\n")
+			tc.until("b OK")
+			tc.c.Close()
+			p.waitSessions(t, 0)
+			if !t.Failed() {
+				tally.add("upstream faults survived", 1)
+			}
+		})
+	}
+}
+
+// TestUpstreamEchoesPassword: an upstream that quotes the password back in
+// its refusal gets it into neither the proxy's log nor the client's reply.
+func TestUpstreamEchoesPassword(t *testing.T) {
+	checkNoLeaks(t)
+	pass := testSecret("echoed")
+	for _, mech := range []string{"LOGIN", "PLAIN"} {
+		t.Run(mech, func(t *testing.T) {
+			up := upstreamFake(t, nil, func(c *upstreamFakeConn) {
+				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] fake ready")
+				line, err := c.br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				tag, cmd, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
+				c.send("* OK [ALERT] You typed "+pass+", which is wrong",
+					tag+" NO [AUTHENTICATIONFAILED] Command "+cmd+" failed for password "+pass)
+				c.waitClose()
+			})
+			p := startRig(t, rigConfig(t, config.TLSNone, up, config.TLSNone), Options{})
+			tc := rigGreeted(t, p.addr)
+			if mech == "LOGIN" {
+				tc.send("a LOGIN alice " + pass + "\r\n")
+			} else {
+				tc.send("a AUTHENTICATE PLAIN " + upstreamPlain("alice", pass) + "\r\n")
+			}
+			reply := strings.Join(tc.until("a "), "\n")
+			if !strings.Contains(reply, "a NO [AUTHENTICATIONFAILED]") {
+				t.Errorf("reply %q", reply)
+			}
+			waitFor(t, func() bool { return len(p.logs.events("auth_failure")) > 0 })
+			log := p.logs.String()
+			for _, form := range secretForms(pass) {
+				if strings.Contains(log, form) || strings.Contains(reply, form) {
+					t.Errorf("the password (as %q) is in the log or the reply:\n%s\n%s", form, log, reply)
+				}
+			}
+			if ev := p.logs.events("auth_failure"); len(ev) != 1 || !strings.Contains(fmt.Sprint(ev[0]["detail"]), "failed for password") {
+				t.Errorf("auth_failure %v: want the rest of the server's text kept as detail", ev)
+			}
+		})
+	}
+}
+
+// TestUpstreamDropsMidFetch: the upstream goes away in the middle of a
+// FETCH literal of a forwarded session. The proxy cannot say BYE there
+// (the client is inside a literal, a BYE would become message data), so
+// it must pass on what arrived and close the client's connection at once,
+// whether the upstream closed (FIN) or reset (RST), and whether or not the
+// client closes its side (a client that does not is cut off after
+// clientLinger).
+func TestUpstreamDropsMidFetch(t *testing.T) {
+	const announced, sent = 1 << 20, 300 << 10
+	body := bytes.Repeat([]byte("0123456789abcdef"), sent/16)
+	for _, tc := range []struct {
+		name         string
+		reset        bool
+		clientCloses bool
+	}{
+		{"upstream closes", false, true},
+		{"upstream resets", true, true},
+		{"upstream closes, client stays", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkNoLeaks(t)
+			pass := testSecret("dropped")
+			up := upstreamFake(t, nil, faultLoginThen(func(c *upstreamFakeConn, tag string) {
+				c.send(tag + " OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
+				fetch := faultReadCommand(c)
+				if fetch == "" {
+					return
+				}
+				c.conn.Write([]byte(fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n", announced)))
+				c.conn.Write(body)
+				if tc.reset {
+					faultReset(c)
+				}
+			}))
+			p := startRig(t, rigConfig(t, config.TLSNone, up, config.TLSNone), Options{})
+			cl := rigGreeted(t, p.addr)
+			cl.send("a LOGIN alice " + pass + "\r\n")
+			if l := cl.line(); !strings.HasPrefix(l, "a OK ") {
+				t.Fatalf("login: %q", l)
+			}
+			cl.c.SetDeadline(time.Now().Add(clientLinger + rigSlack))
+			cl.send("b FETCH 1 BODY[]\r\n")
+			if l := cl.line(); l != fmt.Sprintf("* 1 FETCH (BODY[] {%d}", announced) {
+				t.Fatalf("FETCH: %q", l)
+			}
+			got := make([]byte, len(body))
+			if _, err := io.ReadFull(cl.br, got); err != nil && !tc.reset {
+				t.Fatalf("reading what the upstream sent: %v", err)
+			} else if err == nil && !bytes.Equal(got, body) {
+				t.Error("the part of the literal that arrived was altered")
+			}
+			if !tc.clientCloses {
+				// The client does nothing: the proxy must end the session
+				// by itself, after clientLinger.
+				p.waitSessions(t, 0)
+			}
+			rest, err := cl.readErr()
+			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("after the drop: %v, want the connection closed", err)
+			}
+			if len(rest) > 0 && !tc.reset {
+				t.Errorf("%d bytes after the upstream's last", len(rest))
+			}
+			cl.c.Close()
+			p.waitSessions(t, 0)
+			if ev := p.logs.events("session_end"); len(ev) != 1 {
+				t.Errorf("session_end events: %v", ev)
+			}
+			if !t.Failed() {
+				tally.add("upstream faults survived", 1)
+			}
+		})
+	}
+}

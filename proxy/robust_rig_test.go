@@ -1,0 +1,274 @@
+package proxy
+
+// The rig of the robustness tests (faults_test.go, abuse_test.go,
+// restart_test.go): the proxy with short deadlines, raw clients whose every
+// received byte is searched for passwords, in-memory upstreams with users
+// and messages of the test's choosing, and the goroutine check.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"go.uber.org/goleak"
+
+	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/metrics"
+)
+
+// The deadlines of the robustness tests: short, so that a fault that is
+// only ended by a deadline ends quickly, and far enough apart that each
+// fault ends by its own.
+const (
+	rigPreAuth       = 4 * time.Second
+	rigUpstreamDial  = 1 * time.Second
+	rigUpstreamLogin = 2 * time.Second
+	// rigSlack is what a reply may take beyond the deadline that caused it
+	// on a busy machine. Waits are bounded by deadline + slack: a fault the
+	// proxy does not end by itself fails the wait.
+	rigSlack = 3 * time.Second
+)
+
+// checkNoLeaks makes the test fail if any goroutine it started is still
+// running once it is over. Call it first: cleanups run last-in first-out,
+// so the check runs after the proxy and the upstreams were stopped.
+func checkNoLeaks(t *testing.T) {
+	t.Helper()
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+}
+
+// rigConfig is the proxy's configuration for the robustness tests: one
+// listener on loopback of the given TLS mode in front of upstream, with the
+// rig's deadlines and a failure delay short enough not to slow the tests
+// down (the throttle's own tests check the delay). Tests change it further.
+func rigConfig(t *testing.T, listenerTLS, upstream, upstreamTLS string) config.Config {
+	t.Helper()
+	yaml := fmt.Sprintf(`
+state_dir: %s
+log: {level: debug}
+timeouts: {preauth: %s, upstream_dial: %s, upstream_login: %s, drain: 5s}
+limits: {failure_delay_base: 10ms, failure_delay_max: 10ms}
+listeners:
+  - address: 127.0.0.1:0
+    tls: %s
+    upstream: {address: %q, tls: %s}
+`, t.TempDir(), rigPreAuth, rigUpstreamDial, rigUpstreamLogin, listenerTLS, upstream, upstreamTLS)
+	cfg, err := config.Parse(strings.NewReader(yaml))
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", yaml, err)
+	}
+	return cfg
+}
+
+// rigProxy is a running proxy.
+type rigProxy struct {
+	srv  *Server
+	logs *serverLog
+	addr string // the first listener's
+}
+
+// startRig starts the proxy, with metrics unless opts has its own; it is
+// shut down when the test ends, and its metrics are then added to what is
+// searched for passwords.
+func startRig(t *testing.T, cfg config.Config, opts Options) *rigProxy {
+	t.Helper()
+	logs := &serverLog{}
+	opts.Logger = testLogger(logs)
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	s, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		exposeMetrics(opts.Metrics)
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", logs)
+		}
+	})
+	return &rigProxy{srv: s, logs: logs, addr: s.Addrs()[0].String()}
+}
+
+// exposeMetrics adds the metrics, as /metrics serves them, to what is
+// searched for passwords.
+func exposeMetrics(m *metrics.Metrics) {
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	expose(rec.Body.String())
+}
+
+// sessions is the number of connections the proxy is serving.
+func (p *rigProxy) sessions() int {
+	p.srv.mu.Lock()
+	defer p.srv.mu.Unlock()
+	return len(p.srv.sessions)
+}
+
+// waitSessions waits until the proxy serves at most n connections, within
+// the pre-auth deadline and slack.
+func (p *rigProxy) waitSessions(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(rigPreAuth + rigSlack)
+	for p.sessions() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy still serves %d connections, want at most %d", p.sessions(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// dialRig connects to addr from the local address from ("" for any) and
+// returns a raw client whose received bytes also go to exposure. Nothing is
+// read yet.
+func dialRig(t *testing.T, addr, from string) *testClient {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(rigPreAuth + rigUpstreamLogin + rigSlack))
+	t.Cleanup(func() { c.Close() })
+	return &testClient{t: t, c: c, br: rigReader(c)}
+}
+
+// rigReader reads c through a buffer and copies what it reads into
+// exposure.
+func rigReader(c io.Reader) *bufio.Reader { return bufio.NewReader(io.TeeReader(c, exposure)) }
+
+// readLine and readUntil read like testClient's line and until, but return
+// their error instead of failing the test: for goroutines other than the
+// test's.
+func readLine(br *bufio.Reader) (string, error) {
+	l, err := br.ReadString('\n')
+	if err != nil {
+		return l, err
+	}
+	return strings.TrimRight(l, "\r\n"), nil
+}
+
+func readUntil(br *bufio.Reader, prefix string) ([]string, error) {
+	var lines []string
+	for {
+		l, err := readLine(br)
+		if err != nil {
+			return lines, fmt.Errorf("waiting for %q: %w (after %q)", prefix, err, lines)
+		}
+		lines = append(lines, l)
+		if strings.HasPrefix(l, prefix) {
+			return lines, nil
+		}
+	}
+}
+
+// greeted is dialRig that also reads the greeting.
+func rigGreeted(t *testing.T, addr string) *testClient {
+	t.Helper()
+	tc := dialRig(t, addr, "")
+	if g := tc.line(); !strings.HasPrefix(g, "* OK ") {
+		t.Fatalf("greeting %q", g)
+	}
+	return tc
+}
+
+// readErr reads until an error and returns it (io.EOF when the proxy
+// closed the connection), with what was read.
+func (tc *testClient) readErr() (string, error) {
+	b, err := io.ReadAll(tc.br)
+	return string(b), err
+}
+
+// rigUser is a user of a rigMemUpstream, with the messages of its INBOX.
+type rigUser struct {
+	name, pass string
+	messages   [][]byte
+}
+
+// rigMemUpstream starts go-imap's imapserver with an in-memory backend on
+// loopback (plaintext, logins allowed) and returns its address.
+func rigMemUpstream(t testing.TB, users ...rigUser) string {
+	t.Helper()
+	mem := imapmemserver.New()
+	for _, u := range users {
+		user := imapmemserver.NewUser(u.name, u.pass)
+		if err := user.Create("INBOX", nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range u.messages {
+			if _, err := user.Append("INBOX", rigLiteral(m), &imap.AppendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mem.AddUser(user)
+	}
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}, imap.CapUIDPlus: {}, imap.CapLiteralPlus: {}},
+		Logger:       log.New(io.Discard, "", 0),
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// rigLiteral adapts a message to imap.LiteralReader.
+func rigLiteral(b []byte) imap.LiteralReader {
+	return &rigSizedReader{Reader: bytes.NewReader(b), n: int64(len(b))}
+}
+
+type rigSizedReader struct {
+	io.Reader
+	n int64
+}
+
+func (r *rigSizedReader) Size() int64 { return r.n }
+
+// closedPort returns a loopback address nobody listens on.
+func rigClosedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
