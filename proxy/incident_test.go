@@ -28,8 +28,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/rs/zerolog"
-
 	"github.com/imapwhy/imapwhy/config"
 	"github.com/imapwhy/imapwhy/imitate"
 	"github.com/imapwhy/imapwhy/incident"
@@ -89,7 +87,7 @@ func startReachRig(t *testing.T, yaml string, opts Options) *reachRig {
 		t.Fatal(err)
 	}
 	r := &reachRig{logs: &serverLog{}, clock: &reachClock{}, ca: ca, caFile: caFile}
-	opts.Logger = zerolog.New(r.logs)
+	opts.Logger = testLogger(r.logs)
 	opts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	if opts.Reach.Now == nil {
 		opts.Reach.Now = r.clock.now

@@ -21,8 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/imapwhy/imapwhy/config"
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
@@ -62,7 +60,7 @@ shield: {store: file}
 	}
 	m := metrics.New()
 	logs := &lockedBuffer{}
-	srv, err := proxy.New(cfg, proxy.Options{Logger: zerolog.New(logs), UpstreamRoots: dc.CAPool, Shield: sh, Metrics: m})
+	srv, err := proxy.New(cfg, proxy.Options{Logger: proxy.NewTestLogger(logs), UpstreamRoots: dc.CAPool, Shield: sh, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}

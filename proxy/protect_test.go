@@ -22,7 +22,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/config"
@@ -147,7 +146,7 @@ limits: {%s}
 		Now:     r.clock.Now,
 		OnError: func(err error) { t.Errorf("shield store: %v", err) },
 	})
-	r.srv, err = New(cfg, Options{Logger: zerolog.New(r.logs), Shield: sh, Metrics: r.metrics})
+	r.srv, err = New(cfg, Options{Logger: testLogger(r.logs), Shield: sh, Metrics: r.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/config"
 )
@@ -68,7 +67,7 @@ limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
 		t.Fatal(err)
 	}
 	logs := &serverLog{}
-	opts.Logger = zerolog.New(logs)
+	opts.Logger = testLogger(logs)
 	s, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
