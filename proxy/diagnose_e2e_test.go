@@ -75,7 +75,7 @@ listeners:
 		{"full-width in Japanese", 1, "alice", "ａｌｉｃｅｐａｓｓ", "password.fullwidth", "全角"},
 		// Nothing says this Dovecot wants full addresses: the honest
 		// fallback, naming the missing domain as the other cause.
-		{"user name without domain", 0, "carol", "carolpass", `credentials.rejected","code":"AUTHENTICATIONFAILED","confidence":"low"`, "full email address"},
+		{"user name without domain", 0, "carol", "carolpass", "credentials.rejected", "full email address"},
 		{"login disabled", 0, "nologin", "nologinpass", "account.disabled", "disabled"},
 		{"account disabled with a reason", 0, "disabled", "disabledpass", "account.disabled", "disabled"},
 		{"password expired", 0, "expired", "x-expired", "account.password_expired", "expired"},
@@ -105,7 +105,7 @@ listeners:
 			if !strings.Contains(last, `"cause":"`+tc.cause+`"`) {
 				t.Errorf("logged %s, want cause %s", last, tc.cause)
 			}
-			if tc.user == "carol" && !strings.Contains(last, `"alternative":"username.missing_domain"`) {
+			if tc.user == "carol" && (!strings.Contains(last, `"confidence":"low"`) || !strings.Contains(last, `"alternative":"username.missing_domain"`)) {
 				t.Errorf("logged %s, want username.missing_domain as the alternative", last)
 			}
 		})
