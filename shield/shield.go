@@ -32,12 +32,13 @@ type Options struct {
 // Shield is the failure history and the lock-out shield. It is safe for
 // concurrent use.
 type Shield struct {
-	store Store
-	h     *hasher
-	tries int
-	life  lifetimes
-	now   func() time.Time
-	onErr func(error)
+	store  Store
+	h      *hasher
+	recent recentSuccesses // passwords that just logged in, in memory
+	tries  int
+	life   lifetimes
+	now    func() time.Time
+	onErr  func(error)
 }
 
 // New makes a shield over store. The secret keys the verifiers and user
@@ -179,6 +180,11 @@ func (a *Attempt) Check() (hold bool, h diagnose.History) {
 	if len(a.rec.Failed) == 0 {
 		return false, h
 	}
+	// A password that logged in with no refusal since (Failed forgets it)
+	// is not a failing one: no hash is needed to tell.
+	if a.s.recent.fresh(a.key, a.s.h.quickMAC(a.key, a.password), a.s.now()) {
+		return false, h
+	}
 	v := a.verifier()
 	f := a.rec.failure(v)
 	if f == nil || f.Forwarded < a.s.tries {
@@ -240,6 +246,7 @@ func (a *Attempt) Failed(cause diagnose.Cause) {
 	if !countsAgainstPassword[cause] {
 		return
 	}
+	a.s.recent.forget(a.key)
 	v := a.verifier()
 	now := a.s.now()
 	a.update(now, func(r *Record) { r.refused(v, string(cause), now) })
@@ -247,10 +254,18 @@ func (a *Attempt) Failed(cause diagnose.Cause) {
 
 // Succeeded records that the password logged in: it is the one that worked
 // last, and no longer a failing one.
+//
+// The same password logging in again within recentRefresh costs no
+// argon2id hash: the record stored for its first success stands.
 func (a *Attempt) Succeeded() {
-	v := a.verifier()
 	now := a.s.now()
+	mac := a.s.h.quickMAC(a.key, a.password)
+	if a.s.recent.fresh(a.key, mac, now) {
+		return
+	}
+	v := a.verifier()
 	a.update(now, func(r *Record) { r.succeeded(v, now) })
+	a.s.recent.remember(a.key, mac, now)
 }
 
 // update applies change to the stored record. A record made meanwhile with
