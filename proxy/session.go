@@ -266,6 +266,8 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream, succeeded 
 	ss.allowReply(f)
 	err := f.loggedIn(req.Tag, clientCaps(up.caps))
 	succeeded()
+	// The session may last for days: keep no reference to the password.
+	req.Password = ""
 	if err != nil {
 		up.conn.Close()
 		log.Debug().Err(err).Msg("client went away at login")
