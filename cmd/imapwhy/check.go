@@ -115,20 +115,9 @@ func parseCheckArgs(args []string, stderr io.Writer) (checkArgs, error) {
 		fmt.Fprint(fs.Output(), checkUsage)
 		fs.PrintDefaults()
 	}
-	var addresses []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return a, err
-			}
-			return a, errUsageShown // the flag package printed the error and the usage
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		addresses = append(addresses, args[0])
-		args = args[1:]
+	addresses, err := parseInterspersed(fs, args)
+	if err != nil {
+		return a, err
 	}
 	if len(addresses) != 1 {
 		return a, fmt.Errorf("want one ADDRESS, got %d (see imapwhy check --help)", len(addresses))

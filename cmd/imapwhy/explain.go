@@ -96,20 +96,9 @@ func parseExplainArgs(args []string, stderr io.Writer) (explainOptions, error) {
 		fmt.Fprint(fs.Output(), explainUsage)
 		fs.PrintDefaults()
 	}
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return o, err
-			}
-			return o, errUsageShown // the flag package printed the error and the usage
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		files = append(files, args[0])
-		args = args[1:]
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return o, err
 	}
 	if len(files) > 1 {
 		return o, fmt.Errorf("one FILE at most, got %d", len(files))
