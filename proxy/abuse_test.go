@@ -22,8 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapwhy/imapwhy/config"
-	"github.com/imapwhy/imapwhy/shield"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/shield"
 )
 
 // rigCountingUpstream listens on loopback, counts the connections it gets

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/proxy"
 )

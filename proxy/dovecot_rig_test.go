@@ -31,7 +31,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/proxy"
 )

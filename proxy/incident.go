@@ -29,12 +29,12 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/imapwhy/imapwhy/config"
-	"github.com/imapwhy/imapwhy/desktop"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/notify/desktop"
 	"github.com/imapwhy/imapwhy/diagnose"
-	"github.com/imapwhy/imapwhy/incident"
-	"github.com/imapwhy/imapwhy/notice"
-	"github.com/imapwhy/imapwhy/webhook"
+	"github.com/imapwhy/imapwhy/internal/notify/incident"
+	"github.com/imapwhy/imapwhy/internal/notify/notice"
+	"github.com/imapwhy/imapwhy/internal/notify/webhook"
 )
 
 // ReachOptions are test hooks for the incident pages, notifications and

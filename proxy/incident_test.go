@@ -28,9 +28,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/imapwhy/imapwhy/config"
-	"github.com/imapwhy/imapwhy/imitate"
-	"github.com/imapwhy/imapwhy/incident"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/imitate"
+	"github.com/imapwhy/imapwhy/internal/notify/incident"
 )
 
 // reachClock is the incident store's settable clock.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/imapwhy/imapwhy/notice"
+	"github.com/imapwhy/imapwhy/internal/notify/notice"
 )
 
 // noticeServer returns the notice mailbox server, started on first use;

@@ -23,8 +23,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/imapwhy/imapwhy/imitate"
-	"github.com/imapwhy/imapwhy/notice"
+	"github.com/imapwhy/imapwhy/internal/imitate"
+	"github.com/imapwhy/imapwhy/internal/notify/notice"
 )
 
 const (

@@ -21,7 +21,7 @@ import (
 	"net"
 	"strings"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // frontConfig is how one listener's connections are served before login.

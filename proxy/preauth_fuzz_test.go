@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // frontFakeConn is an in-memory net.Conn: the client's bytes come from in,

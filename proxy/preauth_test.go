@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // frontTestWait bounds every wait of these tests; no assertion depends on it.

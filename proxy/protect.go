@@ -25,9 +25,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
-	"github.com/imapwhy/imapwhy/shield"
+	"github.com/imapwhy/imapwhy/internal/shield"
 )
 
 // refusal is a login the proxy refused on its own, for a cause of its own.

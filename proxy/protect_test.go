@@ -24,10 +24,10 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"go.uber.org/goleak"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
-	"github.com/imapwhy/imapwhy/metrics"
-	"github.com/imapwhy/imapwhy/shield"
+	"github.com/imapwhy/imapwhy/internal/metrics"
+	"github.com/imapwhy/imapwhy/internal/shield"
 )
 
 // memUpstream is an in-memory IMAP server (no TLS, loopback) that counts

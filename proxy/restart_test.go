@@ -30,8 +30,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapwhy/imapwhy/certs"
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/certs"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // restartPKI is a CA whose leaf certificates for 127.0.0.1 the proxy

@@ -23,8 +23,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"go.uber.org/goleak"
 
-	"github.com/imapwhy/imapwhy/config"
-	"github.com/imapwhy/imapwhy/metrics"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/metrics"
 )
 
 // The deadlines of the robustness tests: short, so that a fault that is

@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
-	"github.com/imapwhy/imapwhy/discover"
+	"github.com/imapwhy/imapwhy/internal/discover"
 )
 
 // router chooses the upstream for a login on an `upstream: auto` listener:

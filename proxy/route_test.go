@@ -10,7 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // routeDNS serves, on 127.0.0.1, an SRV record pointing _imap._tcp.<domain>

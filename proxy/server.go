@@ -28,10 +28,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/imapwhy/imapwhy/config"
-	"github.com/imapwhy/imapwhy/discover"
-	"github.com/imapwhy/imapwhy/metrics"
-	"github.com/imapwhy/imapwhy/shield"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/discover"
+	"github.com/imapwhy/imapwhy/internal/metrics"
+	"github.com/imapwhy/imapwhy/internal/shield"
 )
 
 // Options carries what the configuration file cannot: objects made by the

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // serverLog collects the proxy's JSON log lines for assertions.

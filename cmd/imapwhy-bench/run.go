@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // run sets up the servers, runs the benchmarks o selects and prints the

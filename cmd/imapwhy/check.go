@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/imapwhy/imapwhy/check"
+	"github.com/imapwhy/imapwhy/internal/check"
 )
 
 const checkUsage = `Usage: imapwhy check ADDRESS [--server HOST[:PORT]] [--tls implicit|starttls|none]

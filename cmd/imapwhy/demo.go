@@ -23,9 +23,9 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/rs/zerolog"
 
-	"github.com/imapwhy/imapwhy/certs"
-	"github.com/imapwhy/imapwhy/config"
-	"github.com/imapwhy/imapwhy/imitate"
+	"github.com/imapwhy/imapwhy/internal/certs"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/imitate"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 

@@ -11,11 +11,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/imapwhy/imapwhy/certs"
-	"github.com/imapwhy/imapwhy/config"
-	"github.com/imapwhy/imapwhy/metrics"
+	"github.com/imapwhy/imapwhy/internal/certs"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/proxy"
-	"github.com/imapwhy/imapwhy/shield"
+	"github.com/imapwhy/imapwhy/internal/shield"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {

@@ -22,7 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
-	"github.com/imapwhy/imapwhy/config"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/internal/loadtest"
 	"github.com/imapwhy/imapwhy/proxy"

@@ -1,0 +1,119 @@
+package discover
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/imapwhy/imapwhy/internal/config"
+)
+
+// MXRule maps mail exchangers to a provider's IMAP server: a domain whose
+// MX host ends in Suffix (on a label boundary) is hosted by that provider,
+// as a domain on Google Workspace or Microsoft 365 shows in its MX records.
+type MXRule struct {
+	Suffix   string // MX host suffix, lower case, no trailing dot ("google.com")
+	Provider string // provider ID
+	Host     string
+	Port     int
+	TLS      string // config.TLSImplicit | TLSStartTLS
+	Username string // template with %EMAILADDRESS%...; "" when the login name is not derived from the address
+	Evidence string // where the MX names and the IMAP server are documented
+}
+
+// mxRules is the built-in table. It is deliberately small: a wrong guess
+// sends the user's password to the wrong provider, so only providers whose
+// MX names are unambiguous and documented are listed.
+var mxRules = []MXRule{
+	{
+		Suffix: "google.com", Provider: "gmail",
+		Host: "imap.gmail.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
+		Evidence: "Google Workspace MX: smtp.google.com (since 2023) or aspmx.l.google.com and alt1-4.aspmx.l.google.com " +
+			"(Google Workspace admin help, 'Set up MX records'); Thunderbird ISPDB googlemail.com.xml lists google.com as an MX domain",
+	},
+	{
+		Suffix: "googlemail.com", Provider: "gmail",
+		Host: "imap.gmail.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
+		Evidence: "legacy Google Workspace MX aspmx2-5.googlemail.com; Thunderbird ISPDB googlemail.com.xml",
+	},
+	{
+		Suffix: "mail.protection.outlook.com", Provider: "microsoft365",
+		Host: "outlook.office365.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
+		Evidence: "Exchange Online MX <domain-tld>.mail.protection.outlook.com (Microsoft 365 admin DNS records); " +
+			"Thunderbird ISPDB office365.com maps this MX to outlook.office365.com:993 SSL",
+	},
+	{
+		Suffix: "mx.microsoft", Provider: "microsoft365",
+		Host: "outlook.office365.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
+		Evidence: "Exchange Online MX for DNSSEC/DANE-enabled domains, <domain-tld>.<id>.mx.microsoft, since 2024 " +
+			"(Microsoft Exchange team announcement, reported by third parties; not read first-hand)",
+	},
+	{
+		Suffix: "mail.icloud.com", Provider: "icloud",
+		Host: "imap.mail.me.com", Port: 993, TLS: config.TLSImplicit, Username: "",
+		Evidence: "iCloud+ Custom Email Domain MX mx01.mail.icloud.com and mx02.mail.icloud.com (as published in many zones; " +
+			"Apple support HT212514 not read first-hand); IMAP imap.mail.me.com:993 SSL (Thunderbird ISPDB me.com.xml). " +
+			"The login is the Apple Account's iCloud address, not the custom one, so the user name is unknown",
+	},
+	{
+		Suffix: "yahoodns.net", Provider: "yahoo",
+		Host: "imap.mail.yahoo.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
+		Evidence: "Thunderbird ISPDB yahoo.com.xml lists yahoodns.net as an MX domain and notes that AOL uses it too " +
+			"(aol.com and its siblings are answered by the built-in catalog before MX is tried)",
+	},
+	{
+		Suffix: "zoho.com", Provider: "zoho",
+		Host: "imappro.zoho.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
+		Evidence: "Zoho Mail MX mx.zoho.com, mx2.zoho.com, mx3.zoho.com; Zoho's IMAP help: organization users with a " +
+			"domain-based address use imappro.zoho.com:993 SSL (personal zoho.com accounts use imap.zoho.com, from the catalog)",
+	},
+	{
+		Suffix: "messagingengine.com", Provider: "fastmail",
+		Host: "imap.fastmail.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
+		Evidence: "Fastmail custom-domain MX in1-smtp.messagingengine.com and in2-smtp.messagingengine.com; " +
+			"Thunderbird ISPDB messagingengine.com.xml maps it to imap.fastmail.com:993 SSL",
+	},
+}
+
+// DefaultMXRules returns a copy of the built-in MX table.
+func DefaultMXRules() []MXRule { return slices.Clone(mxRules) }
+
+// match reports whether the MX host (lower case, no trailing dot) is under
+// the rule's suffix: "aspmx.l.google.com" matches "google.com",
+// "evilgoogle.com" does not.
+func (r MXRule) match(host string) bool {
+	return host == r.Suffix || strings.HasSuffix(host, "."+r.Suffix)
+}
+
+// mxLookup finds the domain's MX hosts and returns the rule matching the most
+// preferred one that any rule knows.
+func (d *Discoverer) mxLookup(ctx context.Context, domain string) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	mxs, err := d.resolver.LookupMX(ctx, domain+".")
+	if err != nil {
+		return Result{}, fmt.Errorf("MX %s: %w", domain, err)
+	}
+	slices.SortStableFunc(mxs, func(a, b *net.MX) int { return cmp.Compare(a.Pref, b.Pref) })
+	for _, mx := range mxs {
+		host := strings.ToLower(strings.TrimSuffix(mx.Host, "."))
+		if host == "" {
+			continue // RFC 7505 null MX: the domain takes no mail
+		}
+		for _, rule := range d.mxRules {
+			if rule.match(host) {
+				return Result{
+					Host: rule.Host, Port: rule.Port, TLS: rule.TLS, Username: rule.Username,
+					Source: SourceMX, Provider: rule.Provider, Detail: "MX " + host,
+				}, nil
+			}
+		}
+	}
+	return Result{}, fmt.Errorf("MX %s: %w", domain, errNoKnownMX)
+}
+
+var errNoKnownMX = errors.New("no MX host of a known provider")

@@ -1,0 +1,257 @@
+package shield
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"io"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/imapwhy/imapwhy/internal/config"
+)
+
+// penaltyExpiry: a client address's failure delay is forgotten after this
+// long without a failure (Dovecot's PENALTY_DEFAULT_EXPIRE_SECS).
+const penaltyExpiry = time.Hour
+
+// throttleSweep is how often idle entries are dropped.
+const throttleSweep = time.Minute
+
+// Throttle holds the per-client-address and per-user counters: the failure
+// delay, the login rate limits and the connection limit (config.Limits). It
+// keeps them in memory only. Client addresses are compared by IP, IPv6 by
+// its /64 prefix (one host or one LAN), so that a client cannot dodge the
+// limits by hopping through its own prefix. It is safe for concurrent use.
+type Throttle struct {
+	now func() time.Time
+	// key keys the fingerprints of failed passwords (in memory only): an
+	// identical retry is told from a new guess without keeping the password.
+	key [SecretSize]byte
+
+	mu        sync.Mutex
+	lim       config.Limits
+	conns     map[netip.Prefix]int
+	byAddr    map[netip.Prefix]*rate.Limiter
+	byUser    map[string]*rate.Limiter
+	penalties map[netip.Prefix]*penalty
+	swept     time.Time
+}
+
+// penalty is the failure delay state of one client address.
+type penalty struct {
+	failures int      // distinct failures since the last success
+	last     [16]byte // fingerprint of the last failed user and password
+	at       time.Time
+}
+
+// NewThrottle makes a throttle with the limits of l (unset fields take
+// config's defaults) and the clock now (nil: time.Now).
+func NewThrottle(l config.Limits, now func() time.Time) *Throttle {
+	if now == nil {
+		now = time.Now
+	}
+	t := &Throttle{
+		now:       now,
+		key:       NewSecret(),
+		conns:     make(map[netip.Prefix]int),
+		byAddr:    make(map[netip.Prefix]*rate.Limiter),
+		byUser:    make(map[string]*rate.Limiter),
+		penalties: make(map[netip.Prefix]*penalty),
+	}
+	t.SetLimits(l)
+	return t
+}
+
+// SetLimits applies new limits (a reload). Counters are kept; rate limits
+// change for the buckets already there too.
+func (t *Throttle) SetLimits(l config.Limits) {
+	d := config.Default().Limits
+	setDur := func(p *config.Duration, v config.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	setInt := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	setDur(&l.FailureDelayBase, d.FailureDelayBase)
+	setDur(&l.FailureDelayMax, d.FailureDelayMax)
+	setInt(&l.PerAddressLoginsPerMinute, d.PerAddressLoginsPerMinute)
+	setInt(&l.PerUserLoginsPerMinute, d.PerUserLoginsPerMinute)
+	setInt(&l.PerAddressConnections, d.PerAddressConnections)
+	l.FailureDelayMax = max(l.FailureDelayMax, l.FailureDelayBase)
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lim = l
+	now := t.now()
+	for _, lim := range t.byAddr {
+		setRate(lim, l.PerAddressLoginsPerMinute, now)
+	}
+	for _, lim := range t.byUser {
+		setRate(lim, l.PerUserLoginsPerMinute, now)
+	}
+}
+
+// Connect counts a new connection from addr. It returns false, counting
+// nothing, when addr already has as many as allowed; otherwise the caller
+// calls Disconnect when the connection ends.
+func (t *Throttle) Connect(addr netip.Addr) bool {
+	p := clientPrefix(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := t.lim.PerAddressConnections; n != config.Unlimited && t.conns[p] >= n {
+		return false
+	}
+	t.conns[p]++
+	return true
+}
+
+// Disconnect ends a connection counted by Connect.
+func (t *Throttle) Disconnect(addr netip.Addr) {
+	p := clientPrefix(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conns[p] <= 1 {
+		delete(t.conns, p)
+		return
+	}
+	t.conns[p]--
+}
+
+// AllowLogin takes one login from addr for user out of the rate limits,
+// and reports whether it may go on. The address is checked first, so that
+// a client over its limit cannot fill the table of user names.
+func (t *Throttle) AllowLogin(addr netip.Addr, user string) bool {
+	p := clientPrefix(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	t.sweepLocked(now)
+	if !allow(t.byAddr, p, t.lim.PerAddressLoginsPerMinute, now) {
+		return false
+	}
+	return allow(t.byUser, normalUser(user), t.lim.PerUserLoginsPerMinute, now)
+}
+
+// Failed records a failed login from addr and returns how long to wait
+// before answering it: FailureDelayBase, doubled for every further failure
+// from addr, up to FailureDelayMax. The same user and password as the
+// address's last failure is not a further failure (a device retrying is not
+// guessing), and neither is any failure after penaltyExpiry has passed
+// without one.
+func (t *Throttle) Failed(addr netip.Addr, user, password string) time.Duration {
+	p := clientPrefix(addr)
+	fp := t.fingerprint(user, password)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	pen := t.penalties[p]
+	if pen == nil || now.Sub(pen.at) >= penaltyExpiry {
+		pen = &penalty{}
+		t.penalties[p] = pen
+	}
+	if pen.failures == 0 || !hmac.Equal(fp[:], pen.last[:]) {
+		pen.failures++
+	}
+	pen.last, pen.at = fp, now
+	return delayFor(pen.failures, t.lim.FailureDelayBase.D(), t.lim.FailureDelayMax.D())
+}
+
+// Succeeded clears addr's failure delay, as a successful login does in
+// Dovecot.
+func (t *Throttle) Succeeded(addr netip.Addr) {
+	p := clientPrefix(addr)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.penalties, p)
+}
+
+// delayFor is base doubled failures-1 times, at most max.
+func delayFor(failures int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// fingerprint identifies a user and password for the last-failure check:
+// an HMAC under a key that never leaves memory.
+func (t *Throttle) fingerprint(user, password string) (fp [16]byte) {
+	m := hmac.New(sha256.New, t.key[:])
+	io.WriteString(m, normalUser(user))
+	m.Write([]byte{0})
+	io.WriteString(m, password)
+	copy(fp[:], m.Sum(nil))
+	return fp
+}
+
+// sweepLocked drops, once a minute, the rate limiters that are full again
+// (as good as new) and the penalties that have expired.
+func (t *Throttle) sweepLocked(now time.Time) {
+	if now.Sub(t.swept) < throttleSweep {
+		return
+	}
+	t.swept = now
+	dropFull(t.byAddr, now)
+	dropFull(t.byUser, now)
+	for p, pen := range t.penalties {
+		if now.Sub(pen.at) >= penaltyExpiry {
+			delete(t.penalties, p)
+		}
+	}
+}
+
+// allow takes a token from key's limiter of perMinute logins a minute
+// (a burst of as many), made on first use.
+func allow[K comparable](m map[K]*rate.Limiter, key K, perMinute int, now time.Time) bool {
+	if perMinute == config.Unlimited {
+		return true
+	}
+	lim := m[key]
+	if lim == nil {
+		// A new limiter starts full: perMinute logins at once.
+		lim = rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+		m[key] = lim
+	}
+	return lim.AllowN(now, 1)
+}
+
+func setRate(lim *rate.Limiter, perMinute int, now time.Time) {
+	if perMinute == config.Unlimited {
+		lim.SetLimitAt(now, rate.Inf)
+		return
+	}
+	lim.SetLimitAt(now, rate.Limit(float64(perMinute)/60))
+	lim.SetBurstAt(now, perMinute)
+}
+
+func dropFull[K comparable](m map[K]*rate.Limiter, now time.Time) {
+	for k, lim := range m {
+		if lim.TokensAt(now) >= float64(lim.Burst()) {
+			delete(m, k)
+		}
+	}
+}
+
+// clientPrefix is the unit the limits count: an IPv4 address, or the /64
+// of an IPv6 one. IPv4-mapped IPv6 addresses count as IPv4.
+func clientPrefix(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	if a.Is4() || !a.IsValid() {
+		return netip.PrefixFrom(a, a.BitLen())
+	}
+	p, _ := a.Prefix(64)
+	return p
+}
+
+// normalUser is the user name as the limits and fingerprints count it:
+// without case, as the history does.
+func normalUser(u string) string { return strings.ToLower(u) }
