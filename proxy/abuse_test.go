@@ -24,6 +24,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 )
 
 // rigCountingUpstream listens on loopback, counts the connections it gets
@@ -293,13 +294,13 @@ func TestReplyPastPreAuthDeadline(t *testing.T) {
 	pass := testSecret("late")
 	for _, verdict := range []string{"NO [AUTHENTICATIONFAILED] wrong", "OK [CAPABILITY IMAP4rev1] Logged in"} {
 		t.Run(verdict[:2], func(t *testing.T) {
-			up := upstreamFake(t, nil, faultLoginThen(func(c *upstreamFakeConn, tag string) {
+			up := upstreamtest.Serve(t, nil, faultLoginThen(func(c *upstreamtest.Conn, tag string) {
 				time.Sleep(upstreamDelay)
-				c.send(tag + " " + verdict)
+				c.Send(tag + " " + verdict)
 				if noop := faultReadCommand(c); noop != "" {
-					c.send("* 1 EXISTS", noop+" OK NOOP done")
+					c.Send("* 1 EXISTS", noop+" OK NOOP done")
 				}
-				c.waitClose()
+				c.WaitClose()
 			}))
 			cfg := rigConfig(t, config.TLSNone, up, config.TLSNone)
 			cfg.Timeouts.PreAuth = config.Duration(preAuth)

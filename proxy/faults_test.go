@@ -18,16 +18,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 )
 
 // faultGreeting is a minimal IMAP greeting: LOGIN comes next.
 const faultGreeting = "* OK [CAPABILITY IMAP4rev1] fake ready"
 
 // faultReadCommand reads the proxy's next command line and returns its tag.
-func faultReadCommand(c *upstreamFakeConn) string {
-	line, err := c.br.ReadString('\n')
+func faultReadCommand(c *upstreamtest.Conn) string {
+	line, err := c.Reader.ReadString('\n')
 	if err != nil {
 		return ""
 	}
@@ -36,26 +37,26 @@ func faultReadCommand(c *upstreamFakeConn) string {
 }
 
 // faultLoginThen greets, reads the login and hands over to then.
-func faultLoginThen(then func(c *upstreamFakeConn, tag string)) func(*upstreamFakeConn) {
-	return func(c *upstreamFakeConn) {
-		c.send(faultGreeting)
+func faultLoginThen(then func(c *upstreamtest.Conn, tag string)) func(*upstreamtest.Conn) {
+	return func(c *upstreamtest.Conn) {
+		c.Send(faultGreeting)
 		then(c, faultReadCommand(c))
 	}
 }
 
 // faultReset closes c with a TCP RST instead of a FIN.
-func faultReset(c *upstreamFakeConn) {
-	if tc, ok := c.conn.(*net.TCPConn); ok {
+func faultReset(c *upstreamtest.Conn) {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
-	c.conn.Close()
+	c.Conn.Close()
 }
 
 // faultFlood writes line until the proxy goes away.
-func faultFlood(c *upstreamFakeConn, line string) {
+func faultFlood(c *upstreamtest.Conn, line string) {
 	b := bytes.Repeat([]byte(line), 64)
 	for {
-		if _, err := c.conn.Write(b); err != nil {
+		if _, err := c.Conn.Write(b); err != nil {
 			return
 		}
 	}
@@ -65,54 +66,54 @@ func faultFlood(c *upstreamFakeConn, line string) {
 // proxy must name. A nil play means nobody listens.
 var upstreamFaults = []struct {
 	name  string
-	play  func(c *upstreamFakeConn)
+	play  func(c *upstreamtest.Conn)
 	cause diagnose.Cause
 }{
 	{"refuses", nil, diagnose.CauseUpstreamRefused},
-	{"never greets", (*upstreamFakeConn).waitClose, diagnose.CauseUpstreamTimeout},
-	{"greeting one byte at a time, never ending", func(c *upstreamFakeConn) {
+	{"never greets", (*upstreamtest.Conn).WaitClose, diagnose.CauseUpstreamTimeout},
+	{"greeting one byte at a time, never ending", func(c *upstreamtest.Conn) {
 		for i := 0; ; i++ {
-			if _, err := c.conn.Write([]byte{"* OK "[min(i, 4)]}); err != nil {
+			if _, err := c.Conn.Write([]byte{"* OK "[min(i, 4)]}); err != nil {
 				return
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}, diagnose.CauseUpstreamTimeout},
-	{"greets then hangs at login", faultLoginThen(func(c *upstreamFakeConn, _ string) { c.waitClose() }), diagnose.CauseUpstreamTimeout},
-	{"closes at login", faultLoginThen(func(*upstreamFakeConn, string) {}), diagnose.CauseServerTemporaryFailure},
-	{"resets at login", faultLoginThen(func(c *upstreamFakeConn, _ string) { faultReset(c) }), diagnose.CauseServerTemporaryFailure},
-	{"BYE at login", faultLoginThen(func(c *upstreamFakeConn, _ string) { c.send("* BYE shutting down") }), diagnose.CauseServerTemporaryFailure},
-	{"binary garbage", func(c *upstreamFakeConn) {
+	{"greets then hangs at login", faultLoginThen(func(c *upstreamtest.Conn, _ string) { c.WaitClose() }), diagnose.CauseUpstreamTimeout},
+	{"closes at login", faultLoginThen(func(*upstreamtest.Conn, string) {}), diagnose.CauseServerTemporaryFailure},
+	{"resets at login", faultLoginThen(func(c *upstreamtest.Conn, _ string) { faultReset(c) }), diagnose.CauseServerTemporaryFailure},
+	{"BYE at login", faultLoginThen(func(c *upstreamtest.Conn, _ string) { c.Send("* BYE shutting down") }), diagnose.CauseServerTemporaryFailure},
+	{"binary garbage", func(c *upstreamtest.Conn) {
 		junk := make([]byte, 512)
 		rng := rand.New(rand.NewPCG(7, 7))
 		for i := range junk {
 			junk[i] = byte(rng.UintN(256))
 		}
-		c.conn.Write(append(junk, '\r', '\n'))
-		c.waitClose()
+		c.Conn.Write(append(junk, '\r', '\n'))
+		c.WaitClose()
 	}, diagnose.CauseUpstreamNotIMAP},
-	{"over-long greeting", func(c *upstreamFakeConn) {
-		c.conn.Write([]byte("* OK " + strings.Repeat("x", 200<<10)))
-		c.waitClose()
+	{"over-long greeting", func(c *upstreamtest.Conn) {
+		c.Conn.Write([]byte("* OK " + strings.Repeat("x", 200<<10)))
+		c.WaitClose()
 	}, diagnose.CauseUpstreamNotIMAP},
-	{"over-long reply to login", faultLoginThen(func(c *upstreamFakeConn, tag string) {
-		c.send(tag + " NO " + strings.Repeat("x", 200<<10))
-		c.waitClose()
+	{"over-long reply to login", faultLoginThen(func(c *upstreamtest.Conn, tag string) {
+		c.Send(tag + " NO " + strings.Repeat("x", 200<<10))
+		c.WaitClose()
 	}), diagnose.CauseUpstreamNotIMAP},
-	{"endless untagged responses", faultLoginThen(func(c *upstreamFakeConn, _ string) {
+	{"endless untagged responses", faultLoginThen(func(c *upstreamtest.Conn, _ string) {
 		faultFlood(c, "* OK still thinking\r\n")
 	}), diagnose.CauseUpstreamNotIMAP},
-	{"huge literal in a response", faultLoginThen(func(c *upstreamFakeConn, _ string) {
-		c.send(`* ID ("name" {2000000000}`)
+	{"huge literal in a response", faultLoginThen(func(c *upstreamtest.Conn, _ string) {
+		c.Send(`* ID ("name" {2000000000}`)
 		faultFlood(c, "xxxxxxxxxxxxxxxx")
 	}), diagnose.CauseUpstreamNotIMAP},
-	{"POP3", func(c *upstreamFakeConn) { c.send("+OK POP3 server ready"); c.waitClose() }, diagnose.CauseUpstreamNotIMAP},
-	{"SMTP", func(c *upstreamFakeConn) { c.send("220 mail.example.test ESMTP"); c.waitClose() }, diagnose.CauseUpstreamNotIMAP},
-	{"HTTP", func(c *upstreamFakeConn) {
-		c.send("HTTP/1.1 400 Bad Request", "Content-Length: 0", "")
-		c.waitClose()
+	{"POP3", func(c *upstreamtest.Conn) { c.Send("+OK POP3 server ready"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"SMTP", func(c *upstreamtest.Conn) { c.Send("220 mail.example.test ESMTP"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"HTTP", func(c *upstreamtest.Conn) {
+		c.Send("HTTP/1.1 400 Bad Request", "Content-Length: 0", "")
+		c.WaitClose()
 	}, diagnose.CauseUpstreamNotIMAP},
-	{"SSH", func(c *upstreamFakeConn) { c.send("SSH-2.0-OpenSSH_9.2p1 Debian-2"); c.waitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"SSH", func(c *upstreamtest.Conn) { c.Send("SSH-2.0-OpenSSH_9.2p1 Debian-2"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
 }
 
 // TestUpstreamFaults: the client's LOGIN is answered with an ALERT and a NO
@@ -124,7 +125,7 @@ func TestUpstreamFaults(t *testing.T) {
 			checkNoLeaks(t)
 			addr := rigClosedPort(t)
 			if f.play != nil {
-				addr = upstreamFake(t, nil, f.play)
+				addr = upstreamtest.Serve(t, nil, f.play)
 			}
 			p := startRig(t, rigConfig(t, config.TLSNone, addr, config.TLSNone), Options{})
 			pass := testSecret("fault")
@@ -164,23 +165,23 @@ func TestUpstreamEchoesPassword(t *testing.T) {
 	pass := testSecret("echoed")
 	for _, mech := range []string{"LOGIN", "PLAIN"} {
 		t.Run(mech, func(t *testing.T) {
-			up := upstreamFake(t, nil, func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] fake ready")
-				line, err := c.br.ReadString('\n')
+			up := upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] fake ready")
+				line, err := c.Reader.ReadString('\n')
 				if err != nil {
 					return
 				}
 				tag, cmd, _ := strings.Cut(strings.TrimRight(line, "\r\n"), " ")
-				c.send("* OK [ALERT] You typed "+pass+", which is wrong",
+				c.Send("* OK [ALERT] You typed "+pass+", which is wrong",
 					tag+" NO [AUTHENTICATIONFAILED] Command "+cmd+" failed for password "+pass)
-				c.waitClose()
+				c.WaitClose()
 			})
 			p := startRig(t, rigConfig(t, config.TLSNone, up, config.TLSNone), Options{})
 			tc := rigGreeted(t, p.addr)
 			if mech == "LOGIN" {
 				tc.send("a LOGIN alice " + pass + "\r\n")
 			} else {
-				tc.send("a AUTHENTICATE PLAIN " + upstreamPlain("alice", pass) + "\r\n")
+				tc.send("a AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", pass) + "\r\n")
 			}
 			reply := strings.Join(tc.until("a "), "\n")
 			if !strings.Contains(reply, "a NO [AUTHENTICATIONFAILED]") {
@@ -222,14 +223,14 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkNoLeaks(t)
 			pass := testSecret("dropped")
-			up := upstreamFake(t, nil, faultLoginThen(func(c *upstreamFakeConn, tag string) {
-				c.send(tag + " OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
+			up := upstreamtest.Serve(t, nil, faultLoginThen(func(c *upstreamtest.Conn, tag string) {
+				c.Send(tag + " OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
 				fetch := faultReadCommand(c)
 				if fetch == "" {
 					return
 				}
-				c.conn.Write([]byte(fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n", announced)))
-				c.conn.Write(body)
+				c.Conn.Write([]byte(fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n", announced)))
+				c.Conn.Write(body)
 				if tc.reset {
 					faultReset(c)
 				}

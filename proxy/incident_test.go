@@ -31,6 +31,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/imitate"
 	"github.com/imapwhy/imapwhy/internal/notify/incident"
+	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 )
 
 // reachClock is the incident store's settable clock.
@@ -162,7 +163,7 @@ var linkRE = regexp.MustCompile(`https://\S+/why/[a-z2-7]{20}`)
 // memUpstreamYAML is a listener config (implicit TLS, language lang) in
 // front of an in-memory IMAP server with alice / alicepass.
 func memUpstreamYAML(t *testing.T, lang string) string {
-	up := upstreamMemServer(t, "none", true, upstreamNewPKI(t))
+	up := upstreamtest.MemServer(t, "none", true, upstreamtest.NewPKI(t))
 	return fmt.Sprintf("  - {address: '127.0.0.1:0', tls: implicit, language: %s, upstream: {address: %q, tls: none}}\n", lang, up)
 }
 

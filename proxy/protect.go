@@ -25,9 +25,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/internal/upstream"
 )
 
 // refusal is a login the proxy refused on its own, for a cause of its own.
@@ -112,7 +113,7 @@ func (g *guard) allow(obs *diagnose.Observation) error {
 
 // check asks the shield whether to forward the login to uc. When it holds
 // the login, obs says why and nothing is sent upstream.
-func (g *guard) check(uc upstreamConfig, obs *diagnose.Observation) error {
+func (g *guard) check(uc upstream.Config, obs *diagnose.Observation) error {
 	if g.attempt == nil {
 		return nil
 	}
@@ -121,14 +122,14 @@ func (g *guard) check(uc upstreamConfig, obs *diagnose.Observation) error {
 		return nil
 	}
 	g.held = true
-	upstreamObserveTarget(uc, obs) // the upstream it would have gone to, for the log and the provider
+	upstream.ObserveTarget(uc, obs) // the upstream it would have gone to, for the log and the provider
 	obs.Phase = diagnose.PhaseProxy
 	obs.History = hist
 	return errHeld
 }
 
 // upstream is uc with the dial timed for the metrics.
-func (g *guard) upstream(uc upstreamConfig) upstreamConfig {
+func (g *guard) upstream(uc upstream.Config) upstream.Config {
 	m := g.ss.srv.opts.Metrics
 	if m == nil {
 		return uc
@@ -174,7 +175,7 @@ func (g *guard) diagnose(obs *diagnose.Observation, loginErr error) diagnose.Dia
 // credentialsRefused: the upstream answered the login itself with NO, so
 // it has judged these credentials.
 func credentialsRefused(obs *diagnose.Observation, err error) bool {
-	var se *upstreamStatusError
+	var se *upstream.StatusError
 	return obs.Phase == diagnose.PhaseLogin && errors.As(err, &se) && se.Resp.Status == "NO"
 }
 

@@ -21,12 +21,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/internal/metrics"
-	"github.com/imapwhy/imapwhy/proxy"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/proxy"
 )
 
 func TestDovecotShieldHistory(t *testing.T) {

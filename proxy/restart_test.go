@@ -32,6 +32,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/certs"
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 )
 
 // restartPKI is a CA whose leaf certificates for 127.0.0.1 the proxy
@@ -45,7 +46,7 @@ type restartPKI struct {
 
 func newRestartPKI(t *testing.T) *restartPKI {
 	t.Helper()
-	key := upstreamKey(t)
+	key := upstreamtest.Key(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "imapwhy restart test CA"},
@@ -66,7 +67,7 @@ func newRestartPKI(t *testing.T) *restartPKI {
 	p := &restartPKI{t: t, ca: ca, roots: x509.NewCertPool()}
 	p.roots.AddCert(ca)
 	p.issue = func() tls.Certificate {
-		return upstreamLeaf(t, []string{"127.0.0.1"}, time.Now().Add(time.Hour), ca, key)
+		return upstreamtest.Leaf(t, []string{"127.0.0.1"}, time.Now().Add(time.Hour), ca, key)
 	}
 	return p
 }
@@ -428,16 +429,16 @@ func TestShutdownDrainsFetch(t *testing.T) {
 func TestShutdownDeadlineMidFetch(t *testing.T) {
 	checkNoLeaks(t)
 	pass := testSecret("stuck")
-	up := upstreamFake(t, nil, faultLoginThen(func(c *upstreamFakeConn, tag string) {
-		c.send(tag + " OK [CAPABILITY IMAP4rev1] Logged in")
+	up := upstreamtest.Serve(t, nil, faultLoginThen(func(c *upstreamtest.Conn, tag string) {
+		c.Send(tag + " OK [CAPABILITY IMAP4rev1] Logged in")
 		if tag = faultReadCommand(c); tag == "" {
 			return
 		}
-		c.send("* 1 EXISTS", tag+" OK [READ-WRITE] SELECT completed")
+		c.Send("* 1 EXISTS", tag+" OK [READ-WRITE] SELECT completed")
 		if faultReadCommand(c) == "" {
 			return
 		}
-		c.send("* 1 FETCH (BODY[] {1073741824}")
+		c.Send("* 1 FETCH (BODY[] {1073741824}")
 		faultFlood(c, "0123456789abcdef")
 	}))
 	serverTLS, clientTLS := frontTestTLS(t)

@@ -8,9 +8,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
+	"github.com/imapwhy/imapwhy/internal/upstream"
 )
 
 // router chooses the upstream for a login on an `upstream: auto` listener:
@@ -19,7 +20,7 @@ import (
 // dialled through discovery's guard, which refuses non-public addresses
 // unless the operator allowed them.
 type router struct {
-	routes map[string]*upstreamConfig // by lower-case domain
+	routes map[string]*upstream.Config // by lower-case domain
 	disc   *discover.Discoverer
 	// guard resolves and dials discovered hosts with discovery's resolver;
 	// unless discovery.allow_private is set it refuses non-public addresses.
@@ -28,22 +29,14 @@ type router struct {
 
 // newRouter prepares the routes and the discoverer of cfg.
 func newRouter(cfg config.Config, opts Options) (*router, error) {
-	r := &router{routes: map[string]*upstreamConfig{}}
+	r := &router{routes: map[string]*upstream.Config{}}
 	for i, rt := range cfg.Routes {
-		base, err := upstreamTLSBase(rt.Upstream, opts.UpstreamRoots)
+		base, err := upstream.TLSBase(rt.Upstream, opts.UpstreamRoots)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
 		}
-		r.routes[strings.ToLower(strings.TrimSpace(rt.Domain))] = &upstreamConfig{
-			Address:      rt.Upstream.Address,
-			TLS:          rt.Upstream.TLS,
-			ServerName:   rt.Upstream.ServerName,
-			TLSConfig:    base,
-			DialTimeout:  cfg.Timeouts.UpstreamDial.D(),
-			LoginTimeout: cfg.Timeouts.UpstreamLogin.D(),
-			SendID:       rt.Upstream.SendID,
-			Dial:         opts.Dial,
-		}
+		uc := upstream.NewConfig(rt.Upstream, base, cfg.Timeouts, opts.Dial)
+		r.routes[strings.ToLower(strings.TrimSpace(rt.Domain))] = &uc
 	}
 	d := cfg.Discovery
 	r.disc = discover.New(discover.Options{
@@ -59,7 +52,7 @@ func newRouter(cfg config.Config, opts Options) (*router, error) {
 
 // route returns the upstream for user and the user name to log in there
 // with. Errors are the proxy's own refusals; obs says why.
-func (r *router) route(ctx context.Context, user string, st *listenerSettings, obs *diagnose.Observation) (*upstreamConfig, string, error) {
+func (r *router) route(ctx context.Context, user string, st *listenerSettings, obs *diagnose.Observation) (*upstream.Config, string, error) {
 	obs.Phase = diagnose.PhaseProxy
 	addr := strings.TrimSpace(user)
 	at := strings.LastIndexByte(addr, '@')
@@ -82,21 +75,14 @@ func (r *router) route(ctx context.Context, user string, st *listenerSettings, o
 	if _, err := r.guard.Vet(ctx, res.Host); err != nil {
 		return nil, "", fmt.Errorf("discovered server %s: %w", res.Host, err)
 	}
-	uc := &upstreamConfig{
-		Address:      net.JoinHostPort(res.Host, strconv.Itoa(res.Port)),
-		TLS:          res.TLS,
-		ServerName:   res.Host,
-		TLSConfig:    st.base,
-		DialTimeout:  st.timeouts.UpstreamDial.D(),
-		LoginTimeout: st.timeouts.UpstreamLogin.D(),
-		Dial:         r.guard.DialContext,
+	found := config.Upstream{Address: net.JoinHostPort(res.Host, strconv.Itoa(res.Port)), TLS: res.TLS, ServerName: res.Host}
+	if found.TLS == "" {
+		found.TLS = config.TLSImplicit
 	}
-	if uc.TLS == "" {
-		uc.TLS = config.TLSImplicit
-	}
+	uc := upstream.NewConfig(found, st.base, st.timeouts, r.guard.DialContext)
 	login := user
 	if res.Username != "" {
 		login = res.Username
 	}
-	return uc, login, nil
+	return &uc, login, nil
 }

@@ -7,7 +7,7 @@
 // One connection goes through these steps (DESIGN.md, "Data flow"):
 //
 //	accept -> TLS (implicit, or STARTTLS later) -> pre-auth front end (preauth.go)
-//	       -> pick the upstream -> upstream login (upstream.go)
+//	       -> pick the upstream -> upstream login (internal/upstream)
 //	       -> success: tag OK [CAPABILITY ...], then splice (splice.go)
 //	       -> failure: diagnose.Classify, * OK [ALERT] + tag NO [CODE], log auth_failure
 package proxy
@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +31,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/discover"
 	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/internal/upstream"
 )
 
 // Options carries what the configuration file cannot: objects made by the
@@ -98,9 +98,9 @@ type listenerSettings struct {
 	cfg      config.Listener
 	timeouts config.Timeouts
 	limits   config.Limits
-	upstream *upstreamConfig // nil: chosen per login by router
-	router   *router         // routes and discovery for upstream: auto
-	base     *tls.Config     // upstream TLS base config (roots, verification)
+	upstream *upstream.Config // nil: chosen per login by router
+	router   *router          // routes and discovery for upstream: auto
+	base     *tls.Config      // upstream TLS base config (roots, verification)
 }
 
 // New checks the configuration against the options and prepares the server.
@@ -157,48 +157,16 @@ func (s *Server) prepare(cfg config.Config) ([]*listenerSettings, error) {
 // settingsFor prepares listener i of cfg.
 func (s *Server) settingsFor(cfg config.Config, i int, rt *router) (*listenerSettings, error) {
 	l := cfg.Listeners[i]
-	base, err := upstreamTLSBase(l.Upstream, s.opts.UpstreamRoots)
+	base, err := upstream.TLSBase(l.Upstream, s.opts.UpstreamRoots)
 	if err != nil {
 		return nil, fmt.Errorf("listeners[%d].upstream: %w", i, err)
 	}
 	st := &listenerSettings{cfg: l, timeouts: cfg.Timeouts, limits: cfg.Limits, base: base, router: rt}
 	if l.Upstream.Address != config.UpstreamAuto {
-		st.upstream = &upstreamConfig{
-			Address:      l.Upstream.Address,
-			TLS:          l.Upstream.TLS,
-			ServerName:   l.Upstream.ServerName,
-			TLSConfig:    base,
-			DialTimeout:  cfg.Timeouts.UpstreamDial.D(),
-			LoginTimeout: cfg.Timeouts.UpstreamLogin.D(),
-			SendID:       l.Upstream.SendID,
-			Dial:         s.opts.Dial,
-		}
+		uc := upstream.NewConfig(l.Upstream, base, cfg.Timeouts, s.opts.Dial)
+		st.upstream = &uc
 	}
 	return st, nil
-}
-
-// upstreamTLSBase builds the TLS client configuration for one upstream:
-// the given roots (or the system's), plus the upstream's ca_file.
-func upstreamTLSBase(u config.Upstream, roots *x509.CertPool) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: u.InsecureSkipVerify}
-	if roots != nil {
-		c.RootCAs = roots.Clone()
-	}
-	if u.CAFile != "" {
-		pem, err := os.ReadFile(u.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		if c.RootCAs == nil {
-			if c.RootCAs, err = x509.SystemCertPool(); err != nil {
-				c.RootCAs = x509.NewCertPool()
-			}
-		}
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", u.CAFile)
-		}
-	}
-	return c, nil
 }
 
 // Start binds every listener, then serves each in its own goroutine. If one

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 )
 
 // serverLog collects the proxy's JSON log lines for assertions.
@@ -52,7 +53,7 @@ func (l *serverLog) String() string {
 // front of an in-memory IMAP server (alice / alicepass).
 func startTestServer(t *testing.T) (*Server, *serverLog) {
 	t.Helper()
-	up := upstreamMemServer(t, "none", true, upstreamNewPKI(t))
+	up := upstreamtest.MemServer(t, "none", true, upstreamtest.NewPKI(t))
 	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
 log: {level: debug}
 listeners:

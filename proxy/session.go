@@ -15,8 +15,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/upstream"
 )
 
 // byeWriteTimeout bounds the last words to a client that is going away.
@@ -162,7 +163,7 @@ func (ss *session) sayBye(f *front, text string) {
 
 // login picks the upstream for the request and, unless a protection stops
 // it (protect.go), logs in there.
-func (ss *session) login(g *guard) (*upstream, *diagnose.Observation, error) {
+func (ss *session) login(g *guard) (*upstream.Session, *diagnose.Observation, error) {
 	req := g.req
 	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password)}
 	if err := g.allow(obs); err != nil {
@@ -192,14 +193,11 @@ func (ss *session) login(g *guard) (*upstream, *diagnose.Observation, error) {
 	if err := g.check(*uc, obs); err != nil {
 		return nil, obs, err
 	}
-	if user != req.Username {
-		// The provider wants another form of the name (its local part).
-		r := *req
-		r.Username = user
-		req = &r
-	}
 	start := time.Now()
-	up, err := login(ctx, g.upstream(*uc), req, ss.raw.RemoteAddr(), obs)
+	// user may be another form of the name than the client's (a provider's
+	// local part).
+	cred := upstream.Credentials{User: user, Password: req.Password, Authzid: req.Authzid}
+	up, err := upstream.Login(ctx, g.upstream(*uc), cred, ss.raw.RemoteAddr(), obs)
 	ss.srv.opts.Metrics.UpstreamLogin(time.Since(start), err == nil)
 	return up, obs, err
 }
@@ -207,7 +205,7 @@ func (ss *session) login(g *guard) (*upstream, *diagnose.Observation, error) {
 // upstreamFor returns the listener's fixed upstream and the user name to
 // log in with, or the ones routing and discovery choose for the user's
 // email domain.
-func (ss *session) upstreamFor(ctx context.Context, req *loginRequest, obs *diagnose.Observation) (*upstreamConfig, string, error) {
+func (ss *session) upstreamFor(ctx context.Context, req *loginRequest, obs *diagnose.Observation) (*upstream.Config, string, error) {
 	if ss.st.upstream != nil {
 		return ss.st.upstream, req.Username, nil
 	}
@@ -262,32 +260,32 @@ func upstreamName(obs *diagnose.Observation) string {
 // splices the two connections until both sides are done.
 // succeeded runs once the client has its OK: recording a success costs a
 // password hash, which the login answer should not wait for.
-func (ss *session) forward(f *front, req *loginRequest, up *upstream, succeeded func(), log *zerolog.Logger) {
+func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, succeeded func(), log *zerolog.Logger) {
 	ss.allowReply(f)
-	err := f.loggedIn(req.Tag, clientCaps(up.caps))
+	err := f.loggedIn(req.Tag, clientCaps(up.Caps))
 	succeeded()
 	// The session may last for days: keep no reference to the password.
 	req.Password = ""
 	if err != nil {
-		up.conn.Close()
+		up.Conn.Close()
 		log.Debug().Err(err).Msg("client went away at login")
 		return
 	}
 	client := f.conn()
 	ss.mu.Lock()
 	ss.forwarding = true
-	ss.up = up.conn
+	ss.up = up.Conn
 	ss.mu.Unlock()
 	// No deadlines from here: IDLE may sit quiet for 30 minutes.
 	client.SetDeadline(time.Time{})
-	up.conn.SetDeadline(time.Time{})
+	up.Conn.SetDeadline(time.Time{})
 
-	upAddr := up.conn.RemoteAddr().String()
+	upAddr := up.Conn.RemoteAddr().String()
 	log.Info().Str("event", "auth_success").Str("user", req.Username).Str("mechanism", req.Mechanism).
 		Str("upstream", upAddr).Msg("logged in")
 	start := time.Now()
 	ss.srv.opts.Metrics.SessionStarted()
-	toUp, toClient := splice(client, f.reader(), up.conn, up.br)
+	toUp, toClient := splice(client, f.reader(), up.Conn, up.Reader)
 	ss.srv.opts.Metrics.SessionEnded(toUp, toClient)
 	log.Info().Str("event", "session_end").Str("user", req.Username).Str("upstream", upAddr).
 		Int64("bytes_in", toUp).Int64("bytes_out", toClient).

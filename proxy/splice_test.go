@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 	"io"
 	"net"
 	"strings"
@@ -41,13 +42,13 @@ var spliceKinds = []struct {
 // newSpliceRig connects the two pairs; with TLS the proxy's end is the
 // TLS server towards the app and the TLS client towards the server, as in
 // the proxy.
-func newSpliceRig(tb testing.TB, pki *upstreamTestPKI, clientTLS, upTLS bool) *spliceRig {
+func newSpliceRig(tb testing.TB, pki *upstreamtest.PKI, clientTLS, upTLS bool) *spliceRig {
 	tb.Helper()
 	r := &spliceRig{}
 	r.proxyClient, r.app = tcpPair(tb)
 	r.proxyUp, r.server = tcpPair(tb)
-	serverConf := &tls.Config{Certificates: []tls.Certificate{pki.good}}
-	clientConf := &tls.Config{RootCAs: pki.roots, ServerName: "localhost"}
+	serverConf := &tls.Config{Certificates: []tls.Certificate{pki.Good}}
+	clientConf := &tls.Config{RootCAs: pki.Roots, ServerName: "localhost"}
 	if clientTLS {
 		r.proxyClient, r.app = handshakePair(tb, tls.Server(r.proxyClient, serverConf), tls.Client(r.app, clientConf))
 	}
@@ -169,7 +170,7 @@ func closeWrite(t *testing.T, c net.Conn) {
 // app's LOGOUT and half-close reach the server, whose answer and close
 // reach the app; splice counts every byte.
 func TestSpliceHandOff(t *testing.T) {
-	pki := upstreamNewPKI(t)
+	pki := upstreamtest.NewPKI(t)
 	for _, k := range spliceKinds {
 		t.Run(k.name, func(t *testing.T) {
 			r := newSpliceRig(t, pki, k.clientTLS, k.upTLS)
@@ -211,7 +212,7 @@ func TestSpliceHandOff(t *testing.T) {
 // the copy loops' buffer sizes, and checks it arrives intact; each piece
 // must arrive before the next is sent (nothing waits for more data).
 func TestSpliceBulk(t *testing.T) {
-	pki := upstreamNewPKI(t)
+	pki := upstreamtest.NewPKI(t)
 	sizes := []int{1, smallBufferSize - 1, smallBufferSize, smallBufferSize + 1,
 		bigBufferSize - 1, bigBufferSize, bigBufferSize + 1, 16384, 300_000, 2 << 20}
 	for _, k := range spliceKinds {
@@ -277,7 +278,7 @@ func pingPiece(from, to net.Conn, n int) error {
 // TestSpliceReset: when the upstream connection breaks, both sides are
 // closed and splice returns, even though the app is still connected.
 func TestSpliceReset(t *testing.T) {
-	pki := upstreamNewPKI(t)
+	pki := upstreamtest.NewPKI(t)
 	for _, k := range spliceKinds {
 		t.Run(k.name, func(t *testing.T) {
 			r := newSpliceRig(t, pki, k.clientTLS, k.upTLS)

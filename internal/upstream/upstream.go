@@ -1,22 +1,27 @@
-package proxy
-
-// The upstream login: our own small synchronous IMAP client (DESIGN.md,
-// data flow step 4). It dials the real server, secures the connection,
+// Package upstream is the one IMAP client for a login: our own small
+// synchronous client. It dials the real server, secures the connection,
 // reads the greeting and capabilities, optionally forwards the client's
 // address with ID, logs in with AUTHENTICATE PLAIN or LOGIN, and records
 // every fact it sees in a diagnose.Observation. net/smtp's Client.cmd is the
 // model: write one command, read until its tagged reply. go-imap's
-// imapclient cannot be used: it runs its own reader goroutine and keeps the
-// connection, which the proxy must splice after login.
+// imapclient cannot be used for the login the proxy forwards: it runs its
+// own reader goroutine and keeps the connection, which the proxy must
+// splice after login.
+//
+// The proxy logs in with Login; `imapwhy check` runs the same steps one by
+// one (Dial, Greeting, StartTLS, ...) to report each of them.
+package upstream
 
 import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,74 +29,129 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 const (
-	// Used when upstreamConfig leaves a timeout at zero, so that every
+	// Used when Config leaves a timeout at zero, so that every
 	// network wait stays bounded (the same as config's defaults).
-	upstreamDefaultDialTimeout  = 10 * time.Second
-	upstreamDefaultLoginTimeout = 30 * time.Second
+	defaultDialTimeout  = 10 * time.Second
+	defaultLoginTimeout = 30 * time.Second
 
 	// A TLS port sends nothing until it gets a ClientHello, just like a
 	// silent server. When a plaintext connection has had no greeting for
-	// upstreamProbeDelay, a second connection tries a TLS handshake for at
-	// most upstreamProbeTimeout, while the first one goes on waiting.
-	upstreamProbeDelay   = 2 * time.Second
-	upstreamProbeTimeout = 3 * time.Second
+	// probeDelay, a second connection tries a TLS handshake for at
+	// most probeTimeout, while the first one goes on waiting.
+	probeDelay   = 2 * time.Second
+	probeTimeout = 3 * time.Second
 
-	// upstreamMaxResponses bounds the responses accepted while waiting for
-	// one tagged reply; upstreamMaxUntagged bounds those kept in the
+	// maxResponses bounds the responses accepted while waiting for
+	// one tagged reply; maxUntagged bounds those kept in the
 	// Observation.
-	upstreamMaxResponses = 1000
-	upstreamMaxUntagged  = 64
+	maxResponses = 1000
+	maxUntagged  = 64
 )
 
-// upstreamConfig says how to reach and log in to one upstream server.
-type upstreamConfig struct {
+// DialFunc connects to a server, as net.Dialer.DialContext does.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Config says how to reach and log in to one upstream server.
+type Config struct {
 	Address      string        // host:port
 	TLS          string        // config.TLSImplicit | TLSStartTLS | TLSNone
 	ServerName   string        // for TLS verification and fingerprinting; "" means the host of Address
-	TLSConfig    *tls.Config   // base config (RootCAs from ca_file, InsecureSkipVerify); ServerName is set by login
+	TLSConfig    *tls.Config   // base config (RootCAs from ca_file, InsecureSkipVerify); ServerName is set by Login
 	DialTimeout  time.Duration // DNS + TCP + implicit TLS; 0 means 10s
 	LoginTimeout time.Duration // the whole login, dial included; 0 means 30s
 	SendID       bool          // send ID ("x-originating-ip" ... ) before login
 
 	// Dial connects to the server (tests, a custom resolver); nil means a net.Dialer.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dial DialFunc
 }
 
-// upstream is a logged-in connection, ready to splice. Its deadlines are
-// cleared.
-type upstream struct {
-	conn net.Conn      // after a successful login: the connection to splice
-	br   *bufio.Reader // may hold bytes that arrived after the tagged OK
-	caps []string      // post-login capabilities (from OK [CAPABILITY], untagged CAPABILITY, or a CAPABILITY command)
-}
-
-// login dials, (STARTTLS,) reads greeting + capabilities, optionally ID,
-// then LOGIN or AUTHENTICATE PLAIN. It fills obs (Host, Port, TLSMode,
-// ServerName, Phase, NetError, NotIMAP, Greeting, Capabilities,
-// StartTLSOffered, Mechanism, Untagged, Reply) in every case. err != nil
-// means no session; the caller diagnoses obs. Cancelling ctx closes the
-// connection and ends the login at once.
-func login(ctx context.Context, cfg upstreamConfig, req *loginRequest, client net.Addr, obs *diagnose.Observation) (*upstream, error) {
-	upstreamObserveTarget(cfg, obs)
-	if err := upstreamCheckRequest(cfg, req); err != nil {
-		obs.Phase = diagnose.PhaseProxy
-		return nil, &upstreamError{Phase: diagnose.PhaseProxy, Err: err}
+// NewConfig is the Config for the upstream u of the operator's
+// configuration: reached with dial (nil: a net.Dialer), verified against
+// base (see TLSBase), within the configured timeouts.
+func NewConfig(u config.Upstream, base *tls.Config, t config.Timeouts, dial DialFunc) Config {
+	return Config{
+		Address:      u.Address,
+		TLS:          u.TLS,
+		ServerName:   u.ServerName,
+		TLSConfig:    base,
+		DialTimeout:  t.UpstreamDial.D(),
+		LoginTimeout: t.UpstreamLogin.D(),
+		SendID:       u.SendID,
+		Dial:         dial,
 	}
-	s := newUpstreamSession(cfg, obs)
-	up, err := s.run(ctx, req, client)
+}
+
+// TLSBase builds the TLS client configuration for the upstream u: the
+// given roots (or the system's), plus u's ca_file.
+func TLSBase(u config.Upstream, roots *x509.CertPool) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: u.InsecureSkipVerify}
+	if roots != nil {
+		c.RootCAs = roots.Clone()
+	}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		if c.RootCAs == nil {
+			if c.RootCAs, err = x509.SystemCertPool(); err != nil {
+				c.RootCAs = x509.NewCertPool()
+			}
+		}
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file: %s holds no PEM certificate", u.CAFile)
+		}
+	}
+	return c, nil
+}
+
+// Credentials are what a login sends. They never appear in errors.
+type Credentials struct {
+	User     string
+	Password string
+	Authzid  string // the SASL authorization identity, "" normally (needs AUTHENTICATE PLAIN)
+	// Mechanism is the kind of secret: "" for a password, which goes out
+	// with AUTHENTICATE PLAIN or LOGIN as the server allows (see
+	// ChooseMechanism). No other kind is supported yet.
+	Mechanism string
+}
+
+// Session is a logged-in connection, ready to splice. Its deadlines are
+// cleared.
+type Session struct {
+	Conn   net.Conn      // the connection to splice
+	Reader *bufio.Reader // reads Conn; may hold bytes that arrived after the tagged OK
+	Caps   []string      // post-login capabilities as the server wrote them (from OK [CAPABILITY], untagged CAPABILITY, or a CAPABILITY command)
+}
+
+// Login dials, (STARTTLS,) reads greeting + capabilities, optionally ID,
+// then logs in with the mechanism ChooseMechanism picks. It fills obs
+// (Host, Port, TLSMode, ServerName, Phase, NetError, NotIMAP, Greeting,
+// Capabilities, StartTLSOffered, Mechanism, Untagged, Reply) in every case.
+// err != nil means no session; the caller diagnoses obs. client, when not
+// nil, is the address sent with ID. Cancelling ctx closes the connection
+// and ends the login at once.
+func Login(ctx context.Context, cfg Config, cred Credentials, client net.Addr, obs *diagnose.Observation) (*Session, error) {
+	ObserveTarget(cfg, obs)
+	if err := checkCredentials(cfg, cred); err != nil {
+		obs.Phase = diagnose.PhaseProxy
+		return nil, &Error{Phase: diagnose.PhaseProxy, Err: err}
+	}
+	s := newAttempt(cfg, obs)
+	up, err := s.run(ctx, cred, client)
 	if err != nil {
 		return nil, s.failed(ctx, err)
 	}
 	return up, nil
 }
 
-// upstreamObserveTarget records where the login goes.
-func upstreamObserveTarget(cfg upstreamConfig, obs *diagnose.Observation) {
+// ObserveTarget records where the login goes.
+func ObserveTarget(cfg Config, obs *diagnose.Observation) {
 	host, port, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
 		host = cfg.Address
@@ -104,34 +164,34 @@ func upstreamObserveTarget(cfg upstreamConfig, obs *diagnose.Observation) {
 	}
 }
 
-// upstreamCheckRequest refuses, before anything is dialled, a login that
+// checkCredentials refuses, before anything is dialled, a login that
 // must not go out: an unknown TLS mode, or credentials with CR, LF or NUL
 // (which could end the command line and start another one).
-func upstreamCheckRequest(cfg upstreamConfig, req *loginRequest) error {
+func checkCredentials(cfg Config, req Credentials) error {
 	switch cfg.TLS {
 	case config.TLSImplicit, config.TLSStartTLS, config.TLSNone:
 	default:
 		return fmt.Errorf("unknown upstream TLS mode %q", cfg.TLS)
 	}
-	if req == nil {
-		return errors.New("no login request")
+	if req.Mechanism != "" {
+		return fmt.Errorf("mechanism %q: %w", req.Mechanism, ErrNoMechanism)
 	}
 	fields := []struct{ name, value string }{
-		{"user name", req.Username},
+		{"user name", req.User},
 		{"password", req.Password},
 		{"authorization identity", req.Authzid},
 	}
 	for _, f := range fields {
 		if strings.ContainsAny(f.value, "\r\n\x00") {
-			return fmt.Errorf("the %s %w", f.name, errUpstreamUnsafeCredentials)
+			return fmt.Errorf("the %s %w", f.name, ErrUnsafeCredentials)
 		}
 	}
 	return nil
 }
 
-// upstreamSession is the state of one login attempt.
-type upstreamSession struct {
-	cfg      upstreamConfig
+// attempt is the state of one login attempt.
+type attempt struct {
+	cfg      Config
 	obs      *diagnose.Observation
 	start    time.Time
 	deadline time.Time // the whole login's
@@ -144,20 +204,20 @@ type upstreamSession struct {
 	tags   int
 }
 
-func newUpstreamSession(cfg upstreamConfig, obs *diagnose.Observation) *upstreamSession {
+func newAttempt(cfg Config, obs *diagnose.Observation) *attempt {
 	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = upstreamDefaultDialTimeout
+		cfg.DialTimeout = defaultDialTimeout
 	}
 	if cfg.LoginTimeout <= 0 {
-		cfg.LoginTimeout = upstreamDefaultLoginTimeout
+		cfg.LoginTimeout = defaultLoginTimeout
 	}
 	now := time.Now()
-	return &upstreamSession{cfg: cfg, obs: obs, start: now, deadline: now.Add(cfg.LoginTimeout)}
+	return &attempt{cfg: cfg, obs: obs, start: now, deadline: now.Add(cfg.LoginTimeout)}
 }
 
 // run connects and logs in. Once connected, cancelling ctx closes the
 // connection, which ends any read or write in progress.
-func (s *upstreamSession) run(ctx context.Context, req *loginRequest, client net.Addr) (*upstream, error) {
+func (s *attempt) run(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {
 	if err := s.connect(ctx); err != nil {
 		if s.raw != nil {
 			s.raw.Close()
@@ -177,7 +237,7 @@ func (s *upstreamSession) run(ctx context.Context, req *loginRequest, client net
 }
 
 // converse runs the IMAP exchange on a connected session.
-func (s *upstreamSession) converse(ctx context.Context, req *loginRequest, client net.Addr) (*upstream, error) {
+func (s *attempt) converse(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {
 	if err := s.readGreeting(ctx); err != nil {
 		return nil, err
 	}
@@ -199,22 +259,22 @@ func (s *upstreamSession) converse(ctx context.Context, req *loginRequest, clien
 		return nil, err
 	}
 	s.conn.SetDeadline(time.Time{}) // forwarding has none: IDLE sits quiet for 30 minutes
-	return &upstream{conn: s.conn, br: s.br, caps: caps}, nil
+	return &Session{Conn: s.conn, Reader: s.br, Caps: caps}, nil
 }
 
 // failed completes the Observation for err and wraps err with its phase.
-func (s *upstreamSession) failed(ctx context.Context, err error) error {
+func (s *attempt) failed(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 		err = fmt.Errorf("%w: %w", cause, err)
 	}
 	if s.obs.NetError == diagnose.NetOK {
-		s.obs.NetError = upstreamNetError(err, s.obs.Phase)
+		s.obs.NetError = netError(err, s.obs.Phase)
 	}
-	return &upstreamError{Phase: s.obs.Phase, Err: err}
+	return &Error{Phase: s.obs.Phase, Err: err}
 }
 
 // connect dials and, for implicit TLS, handshakes, within the dial timeout.
-func (s *upstreamSession) connect(ctx context.Context) error {
+func (s *attempt) connect(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseDial
 	deadline := s.start.Add(s.cfg.DialTimeout)
 	if s.deadline.Before(deadline) {
@@ -238,7 +298,7 @@ func (s *upstreamSession) connect(ctx context.Context) error {
 	return nil
 }
 
-func (s *upstreamSession) dial(ctx context.Context) (net.Conn, error) {
+func (s *attempt) dial(ctx context.Context) (net.Conn, error) {
 	if s.cfg.Dial != nil {
 		return s.cfg.Dial(ctx, "tcp", s.cfg.Address)
 	}
@@ -247,7 +307,7 @@ func (s *upstreamSession) dial(ctx context.Context) (net.Conn, error) {
 }
 
 // serverName is the name the certificate must carry.
-func (s *upstreamSession) serverName() string {
+func (s *attempt) serverName() string {
 	if s.cfg.ServerName != "" {
 		return s.cfg.ServerName
 	}
@@ -256,7 +316,7 @@ func (s *upstreamSession) serverName() string {
 
 // tlsConfig is the base config with our server name, TLS 1.2 at least.
 // Certificates are verified unless the operator's base config says not to.
-func (s *upstreamSession) tlsConfig() *tls.Config {
+func (s *attempt) tlsConfig() *tls.Config {
 	c := &tls.Config{}
 	if s.cfg.TLSConfig != nil {
 		c = s.cfg.TLSConfig.Clone()
@@ -271,7 +331,7 @@ func (s *upstreamSession) tlsConfig() *tls.Config {
 // handshake secures raw (implicit TLS, or after STARTTLS). When the server
 // answers the ClientHello in plaintext, the record header (its first five
 // bytes) tells which kind of server it is.
-func (s *upstreamSession) handshake(ctx context.Context) error {
+func (s *attempt) handshake(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseTLS
 	tc := tls.Client(s.raw, s.tlsConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -283,7 +343,7 @@ func (s *upstreamSession) handshake(ctx context.Context) error {
 }
 
 // readGreeting reads and checks the server's first line.
-func (s *upstreamSession) readGreeting(ctx context.Context) error {
+func (s *attempt) readGreeting(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseGreeting
 	if !s.secure {
 		if err := s.awaitPlaintextGreeting(ctx); err != nil {
@@ -298,7 +358,7 @@ func (s *upstreamSession) readGreeting(ctx context.Context) error {
 	if r.kind != wireUntagged {
 		s.obs.NetError = diagnose.NetProtocol
 		s.obs.NotIMAP = diagnose.SniffProtocol([]byte(r.line))
-		return &upstreamProtocolError{what: "the greeting is not IMAP (" + s.obs.NotIMAP + ")"}
+		return &ProtocolError{what: "the greeting is not IMAP (" + s.obs.NotIMAP + ")"}
 	}
 	switch r.name {
 	case "OK":
@@ -310,10 +370,10 @@ func (s *upstreamSession) readGreeting(ctx context.Context) error {
 		return s.refused(r.status)
 	case "PREAUTH":
 		s.obs.NetError = diagnose.NetProtocol
-		return &upstreamProtocolError{what: "PREAUTH greeting: logged in before any credentials"}
+		return &ProtocolError{what: "PREAUTH greeting: logged in before any credentials"}
 	}
 	s.obs.NetError = diagnose.NetProtocol
-	return &upstreamProtocolError{what: "the greeting is not OK, PREAUTH or BYE"}
+	return &ProtocolError{what: "the greeting is not OK, PREAUTH or BYE"}
 }
 
 // awaitPlaintextGreeting waits for the first bytes of a plaintext greeting
@@ -321,14 +381,14 @@ func (s *upstreamSession) readGreeting(ctx context.Context) error {
 // speak implicit TLS and be waiting for our ClientHello: a second
 // connection tries a TLS handshake, and if that fails this one goes on
 // waiting (a slow greeting is still read, the probe only costs time).
-func (s *upstreamSession) awaitPlaintextGreeting(ctx context.Context) error {
-	s.conn.SetReadDeadline(time.Now().Add(min(upstreamProbeDelay, time.Until(s.deadline)/3)))
+func (s *attempt) awaitPlaintextGreeting(ctx context.Context) error {
+	s.conn.SetReadDeadline(time.Now().Add(min(probeDelay, time.Until(s.deadline)/3)))
 	_, err := s.br.Peek(2)
 	s.conn.SetReadDeadline(s.deadline)
 	if err != nil && diagnose.NetErrorOf(err) == diagnose.NetTimeout && ctx.Err() == nil {
 		if s.portSpeaksTLS(ctx) {
 			s.obs.NetError = diagnose.NetPlainToTLS
-			return errUpstreamPlainToTLS
+			return ErrPlainToTLS
 		}
 		_, err = s.br.Peek(2)
 	}
@@ -337,15 +397,15 @@ func (s *upstreamSession) awaitPlaintextGreeting(ctx context.Context) error {
 	}
 	if head, _ := s.br.Peek(2); diagnose.LooksLikeTLSRecord(head) {
 		s.obs.NetError = diagnose.NetPlainToTLS
-		return &upstreamProtocolError{what: "a TLS record where the plaintext greeting belongs"}
+		return &ProtocolError{what: "a TLS record where the plaintext greeting belongs"}
 	}
 	return nil
 }
 
 // portSpeaksTLS reports whether a new connection to the server completes a
-// TLS handshake, within upstreamProbeTimeout and the login's deadline.
-func (s *upstreamSession) portSpeaksTLS(ctx context.Context) bool {
-	deadline := time.Now().Add(upstreamProbeTimeout)
+// TLS handshake, within probeTimeout and the login's deadline.
+func (s *attempt) portSpeaksTLS(ctx context.Context) bool {
+	deadline := time.Now().Add(probeTimeout)
 	if s.deadline.Before(deadline) {
 		deadline = s.deadline
 	}
@@ -364,7 +424,7 @@ func (s *upstreamSession) portSpeaksTLS(ctx context.Context) bool {
 }
 
 // setCaps records the current pre-login capabilities, upper-cased.
-func (s *upstreamSession) setCaps(caps []string) {
+func (s *attempt) setCaps(caps []string) {
 	s.caps = wireUpper(caps)
 	s.obs.Capabilities = s.caps
 	if !s.secure {
@@ -373,7 +433,7 @@ func (s *upstreamSession) setCaps(caps []string) {
 }
 
 // has reports whether the server advertised capability c.
-func (s *upstreamSession) has(c imap.Cap) bool {
+func (s *attempt) has(c imap.Cap) bool {
 	for _, have := range s.caps {
 		if have == string(c) {
 			return true
@@ -383,7 +443,7 @@ func (s *upstreamSession) has(c imap.Cap) bool {
 }
 
 // loadCapabilities asks for the capabilities unless the greeting gave them.
-func (s *upstreamSession) loadCapabilities() error {
+func (s *attempt) loadCapabilities() error {
 	s.obs.Phase = diagnose.PhaseCapability
 	if s.caps != nil {
 		return nil
@@ -397,7 +457,7 @@ func (s *upstreamSession) loadCapabilities() error {
 }
 
 // capability sends CAPABILITY and returns the list.
-func (s *upstreamSession) capability() ([]string, error) {
+func (s *attempt) capability() ([]string, error) {
 	var caps []string
 	cmd, err := s.command("CAPABILITY").finish()
 	if err != nil {
@@ -415,16 +475,16 @@ func (s *upstreamSession) capability() ([]string, error) {
 		return nil, s.refused(reply)
 	}
 	if caps == nil {
-		return nil, &upstreamProtocolError{what: "CAPABILITY answered without a capability list"}
+		return nil, &ProtocolError{what: "CAPABILITY answered without a capability list"}
 	}
 	return caps, nil
 }
 
 // startTLS upgrades the connection with STARTTLS (RFC 9051 section 6.2.1).
-func (s *upstreamSession) startTLS(ctx context.Context) error {
+func (s *attempt) startTLS(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseStartTLS
 	if !s.obs.StartTLSOffered {
-		return errUpstreamNoStartTLS
+		return ErrNoStartTLS
 	}
 	cmd, err := s.command("STARTTLS").finish()
 	if err != nil {
@@ -442,7 +502,7 @@ func (s *upstreamSession) startTLS(ctx context.Context) error {
 	// (CVE-2011-0411 and its IMAP cousins).
 	if s.br.Buffered() > 0 {
 		s.obs.NetError = diagnose.NetProtocol
-		return errUpstreamStartTLSInjection
+		return ErrStartTLSInjection
 	}
 	if err := s.handshake(ctx); err != nil {
 		return err
@@ -461,11 +521,11 @@ func (s *upstreamSession) startTLS(ctx context.Context) error {
 // sendID tells the server the client's address (Dovecot's x-originating-ip,
 // RFC 2971), for servers that trust the proxy. The reply is ignored, unless
 // it is a BYE.
-func (s *upstreamSession) sendID(client net.Addr) error {
+func (s *attempt) sendID(client net.Addr) error {
 	if !s.has(imap.CapID) {
 		return nil
 	}
-	fields := upstreamIDFields(client, s.raw.RemoteAddr())
+	fields := idFields(client, s.raw.RemoteAddr())
 	if fields == nil {
 		return nil
 	}
@@ -477,10 +537,10 @@ func (s *upstreamSession) sendID(client net.Addr) error {
 	return err
 }
 
-// upstreamIDFields are the ID parameters for the client's address and the
+// idFields are the ID parameters for the client's address and the
 // address it reached (here: the upstream's, as the listener's is not known
 // to login); nil if an address has no IP and port.
-func upstreamIDFields(client, connected net.Addr) []string {
+func idFields(client, connected net.Addr) []string {
 	if client == nil || connected == nil {
 		return nil
 	}
@@ -498,7 +558,7 @@ func upstreamIDFields(client, connected net.Addr) []string {
 // authenticate logs in and returns the post-login capabilities: from the
 // tagged OK's code, else from an untagged CAPABILITY sent with it, else from
 // a CAPABILITY command of our own.
-func (s *upstreamSession) authenticate(req *loginRequest) ([]string, error) {
+func (s *attempt) authenticate(req Credentials) ([]string, error) {
 	s.obs.Phase = diagnose.PhaseLogin
 	cmd, err := s.credentialsCommand(req)
 	if err != nil {
@@ -517,7 +577,7 @@ func (s *upstreamSession) authenticate(req *loginRequest) ([]string, error) {
 	}
 	s.obs.Reply = &reply
 	if reply.Status != "OK" {
-		return nil, &upstreamStatusError{Resp: reply}
+		return nil, &StatusError{Resp: reply}
 	}
 	switch {
 	case reply.Code == "CAPABILITY":
@@ -530,11 +590,11 @@ func (s *upstreamSession) authenticate(req *loginRequest) ([]string, error) {
 }
 
 // credentialsCommand picks the mechanism and encodes the credentials.
-func (s *upstreamSession) credentialsCommand(req *loginRequest) (wireCommand, error) {
-	s.obs.Mechanism = upstreamMechanism(s.caps, req.Authzid != "")
+func (s *attempt) credentialsCommand(req Credentials) (wireCommand, error) {
+	s.obs.Mechanism = ChooseMechanism(s.caps, req)
 	switch s.obs.Mechanism {
 	case sasl.Plain:
-		_, ir, err := sasl.NewPlainClient(req.Authzid, req.Username, req.Password).Start()
+		_, ir, err := sasl.NewPlainClient(req.Authzid, req.User, req.Password).Start()
 		if err != nil {
 			return wireCommand{}, err
 		}
@@ -548,18 +608,21 @@ func (s *upstreamSession) credentialsCommand(req *loginRequest) (wireCommand, er
 		}
 		return e.cancelWith("*").finish()
 	case "LOGIN":
-		return s.command("LOGIN").str(req.Username).str(req.Password).finish()
+		return s.command("LOGIN").str(req.User).str(req.Password).finish()
 	}
-	return wireCommand{}, errUpstreamNoMechanism
+	return wireCommand{}, ErrNoMechanism
 }
 
-// upstreamMechanism chooses how to send a password: "PLAIN"
-// (AUTHENTICATE PLAIN) when advertised, else "LOGIN", which every IMAP
-// server accepts unless it says LOGINDISABLED (RFC 9051 section 6.2.3);
-// "" when neither may be used. LOGINDISABLED also rules out PLAIN: the
-// server does not want passwords on this connection. LOGIN cannot carry an
-// authorization identity, so a request with one needs PLAIN.
-func upstreamMechanism(caps []string, authzid bool) string {
+// ChooseMechanism chooses how to send cred, given the server's
+// capabilities (upper-cased). A password goes with "PLAIN" (AUTHENTICATE
+// PLAIN) when advertised, else "LOGIN", which every IMAP server accepts
+// unless it says LOGINDISABLED (RFC 9051 section 6.2.3); "" when neither
+// may be used. LOGINDISABLED also rules out PLAIN: the server does not want
+// passwords on this connection. LOGIN cannot carry an authorization
+// identity, so credentials with one need PLAIN. This is the one place that
+// picks a mechanism: a new kind of credentials gets its case here and its
+// encoding in credentialsCommand.
+func ChooseMechanism(caps []string, cred Credentials) string {
 	has := func(c string) bool {
 		for _, have := range caps {
 			if have == c {
@@ -569,19 +632,21 @@ func upstreamMechanism(caps []string, authzid bool) string {
 		return false
 	}
 	switch {
+	case cred.Mechanism != "":
+		return ""
 	case has(string(imap.CapLoginDisabled)):
 		return ""
 	case has("AUTH=PLAIN"):
 		return sasl.Plain
-	case authzid:
+	case cred.Authzid != "":
 		return ""
 	}
 	return "LOGIN"
 }
 
 // recordUntagged keeps an untagged response of the login exchange.
-func (s *upstreamSession) recordUntagged(r wireResponse) {
-	if len(s.obs.Untagged) >= upstreamMaxUntagged {
+func (s *attempt) recordUntagged(r wireResponse) {
+	if len(s.obs.Untagged) >= maxUntagged {
 		return
 	}
 	resp := r.status
@@ -592,20 +657,20 @@ func (s *upstreamSession) recordUntagged(r wireResponse) {
 }
 
 // refused records a status response that ends the login and returns its error.
-func (s *upstreamSession) refused(resp diagnose.Response) error {
+func (s *attempt) refused(resp diagnose.Response) error {
 	s.obs.Reply = &resp
-	return &upstreamStatusError{Resp: resp}
+	return &StatusError{Resp: resp}
 }
 
 // command starts a command with the next tag.
-func (s *upstreamSession) command(name string) *wireEncoder {
+func (s *attempt) command(name string) *wireEncoder {
 	s.tags++
 	return wireNewCommand("a"+strconv.Itoa(s.tags), name, s.nonSyncLiteral)
 }
 
 // nonSyncLiteral reports whether a literal of n bytes may go without
 // waiting for the server's "+" (RFC 7888).
-func (s *upstreamSession) nonSyncLiteral(n int) bool {
+func (s *attempt) nonSyncLiteral(n int) bool {
 	return s.has(imap.CapLiteralPlus) || (s.has(imap.CapLiteralMinus) && n <= wireMaxNonSyncLiteral)
 }
 
@@ -613,14 +678,14 @@ func (s *upstreamSession) nonSyncLiteral(n int) bool {
 // whatever its status. Each chunk after the first waits for a continuation
 // request. Untagged responses go to onUntagged (if not nil); an untagged
 // BYE ends the exchange with an error and becomes obs.Reply.
-func (s *upstreamSession) exchange(cmd wireCommand, onUntagged func(wireResponse)) (diagnose.Response, error) {
+func (s *attempt) exchange(cmd wireCommand, onUntagged func(wireResponse)) (diagnose.Response, error) {
 	pending := cmd.chunks
 	cancelled := false
 	if err := s.write(pending[0]); err != nil {
 		return diagnose.Response{}, err
 	}
 	pending = pending[1:]
-	for range upstreamMaxResponses {
+	for range maxResponses {
 		r, err := wireRead(s.br)
 		if err != nil {
 			return diagnose.Response{}, err
@@ -633,7 +698,7 @@ func (s *upstreamSession) exchange(cmd wireCommand, onUntagged func(wireResponse
 			err = s.write(cmd.cancel)
 			cancelled = true
 		case r.kind == wireContinuation:
-			err = &upstreamProtocolError{what: "unexpected continuation request"}
+			err = &ProtocolError{what: "unexpected continuation request"}
 		case r.kind == wireUntagged:
 			if onUntagged != nil {
 				onUntagged(r)
@@ -642,9 +707,9 @@ func (s *upstreamSession) exchange(cmd wireCommand, onUntagged func(wireResponse
 				err = s.refused(r.status)
 			}
 		case r.tag != cmd.tag:
-			err = &upstreamProtocolError{what: "tagged reply to a command never sent"}
+			err = &ProtocolError{what: "tagged reply to a command never sent"}
 		case r.name != "OK" && r.name != "NO" && r.name != "BAD":
-			err = &upstreamProtocolError{what: "tagged reply is not OK, NO or BAD"}
+			err = &ProtocolError{what: "tagged reply is not OK, NO or BAD"}
 		default:
 			return r.status, nil // a server may answer before taking all chunks
 		}
@@ -652,10 +717,10 @@ func (s *upstreamSession) exchange(cmd wireCommand, onUntagged func(wireResponse
 			return diagnose.Response{}, err
 		}
 	}
-	return diagnose.Response{}, &upstreamProtocolError{what: "no tagged reply after " + strconv.Itoa(upstreamMaxResponses) + " responses"}
+	return diagnose.Response{}, &ProtocolError{what: "no tagged reply after " + strconv.Itoa(maxResponses) + " responses"}
 }
 
-func (s *upstreamSession) write(b []byte) error {
+func (s *attempt) write(b []byte) error {
 	if _, err := s.conn.Write(b); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}

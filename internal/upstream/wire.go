@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 // The wire format of the upstream client: reading server responses
 // (RFC 9051 section 7) and encoding command arguments (section 4). Only what
@@ -77,7 +77,7 @@ func wireRead(br *bufio.Reader) (wireResponse, error) {
 			return r, nil
 		}
 		if n > budget {
-			return wireResponse{}, &upstreamProtocolError{what: "response literal over " + strconv.Itoa(wireMaxResponse) + " bytes"}
+			return wireResponse{}, &ProtocolError{what: "response literal over " + strconv.Itoa(wireMaxResponse) + " bytes"}
 		}
 		if _, err := br.Discard(n); err != nil {
 			return wireResponse{}, wireEOF(err)
@@ -97,7 +97,7 @@ func wireReadLine(br *bufio.Reader, limit int) ([]byte, error) {
 	for {
 		frag, err := br.ReadSlice('\n')
 		if len(line)+len(frag) > limit {
-			return nil, &upstreamProtocolError{what: "response line over " + strconv.Itoa(limit) + " bytes"}
+			return nil, &ProtocolError{what: "response line over " + strconv.Itoa(limit) + " bytes"}
 		}
 		line = append(line, frag...)
 		switch {

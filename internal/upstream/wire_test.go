@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -50,8 +50,8 @@ func TestWireRead(t *testing.T) {
 		{name: "a status text is never a literal", input: "a1 NO try {5}\r\n* OK next\r\n", want: []string{"a1 NO try {5}", "* OK next"}},
 		{name: "eof inside a line", input: "* OK trunc", wantErr: io.ErrUnexpectedEOF},
 		{name: "eof inside a literal", input: "* ID ({10}\r\nabc", wantErr: io.ErrUnexpectedEOF},
-		{name: "over-long line", input: "* OK " + strings.Repeat("x", wireMaxLine) + "\r\n", wantErr: &upstreamProtocolError{}},
-		{name: "literal over the bound", input: "* ID ({999999999}\r\n", wantErr: &upstreamProtocolError{}},
+		{name: "over-long line", input: "* OK " + strings.Repeat("x", wireMaxLine) + "\r\n", wantErr: &ProtocolError{}},
+		{name: "literal over the bound", input: "* ID ({999999999}\r\n", wantErr: &ProtocolError{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -73,8 +73,8 @@ func TestWireRead(t *testing.T) {
 				if err != io.EOF {
 					t.Errorf("err = %v, want EOF", err)
 				}
-			case *upstreamProtocolError:
-				if _, ok := errors.AsType[*upstreamProtocolError](err); !ok {
+			case *ProtocolError:
+				if _, ok := errors.AsType[*ProtocolError](err); !ok {
 					t.Errorf("err = %v, want a protocol error", err)
 				}
 			default:
@@ -163,8 +163,12 @@ func TestUpstreamMechanism(t *testing.T) {
 		{"IMAP4REV1", true, ""},
 	}
 	for _, tc := range tests {
-		if got := upstreamMechanism(strings.Fields(tc.caps), tc.authzid); got != tc.want {
-			t.Errorf("upstreamMechanism(%q, authzid=%v) = %q, want %q", tc.caps, tc.authzid, got, tc.want)
+		cred := Credentials{User: "alice", Password: "secret"}
+		if tc.authzid {
+			cred.Authzid = "admin"
+		}
+		if got := ChooseMechanism(strings.Fields(tc.caps), cred); got != tc.want {
+			t.Errorf("ChooseMechanism(%q, authzid=%v) = %q, want %q", tc.caps, tc.authzid, got, tc.want)
 		}
 	}
 }

@@ -1,9 +1,8 @@
-package proxy
+package upstream
 
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -14,19 +13,15 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 )
 
 // upstreamTestTimeout bounds a login that should not wait for anything.
 const upstreamTestTimeout = 10 * time.Second
 
-// upstreamPlain is the SASL PLAIN initial response for user and password.
-func upstreamPlain(user, pass string) string {
-	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
-}
-
 // upstreamLogin runs login against addr and checks what no case may break:
 // no session on error, no password in the error.
-func upstreamLogin(t *testing.T, ctx context.Context, cfg upstreamConfig, req loginRequest, client net.Addr) (*upstream, *diagnose.Observation, error) {
+func upstreamLogin(t *testing.T, ctx context.Context, cfg Config, req Credentials, client net.Addr) (*Session, *diagnose.Observation, error) {
 	t.Helper()
 	if cfg.LoginTimeout == 0 {
 		cfg.LoginTimeout = upstreamTestTimeout
@@ -35,7 +30,7 @@ func upstreamLogin(t *testing.T, ctx context.Context, cfg upstreamConfig, req lo
 		cfg.DialTimeout = upstreamTestTimeout
 	}
 	obs := &diagnose.Observation{}
-	up, err := login(ctx, cfg, &req, client, obs)
+	up, err := Login(ctx, cfg, req, client, obs)
 	if err != nil {
 		if up != nil {
 			t.Errorf("login returned a session with error %v", err)
@@ -45,7 +40,7 @@ func upstreamLogin(t *testing.T, ctx context.Context, cfg upstreamConfig, req lo
 		}
 	}
 	if up != nil {
-		t.Cleanup(func() { up.conn.Close() })
+		t.Cleanup(func() { up.Conn.Close() })
 	}
 	return up, obs, err
 }
@@ -76,7 +71,7 @@ func upstreamFields(s string) []string { return strings.Fields(strings.ToUpper(s
 // TestUpstreamLoginMemServer logs in to go-imap's imapserver over each TLS
 // mode, uses the connection, and fails with a wrong password.
 func TestUpstreamLoginMemServer(t *testing.T) {
-	pki := upstreamNewPKI(t)
+	pki := upstreamtest.NewPKI(t)
 	const secureGreeting = "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN] IMAP server ready"
 	greetings := map[string]string{
 		"implicit": secureGreeting,
@@ -85,8 +80,8 @@ func TestUpstreamLoginMemServer(t *testing.T) {
 	}
 	for _, mode := range []string{"implicit", "starttls", "none"} {
 		t.Run(mode, func(t *testing.T) {
-			addr := upstreamMemServer(t, mode, mode == "none", pki)
-			cfg := upstreamConfig{Address: addr, TLS: mode, ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			addr := upstreamtest.MemServer(t, mode, mode == "none", pki)
+			cfg := Config{Address: addr, TLS: mode, ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			pre := diagnose.Observation{
 				Phase:           diagnose.PhaseLogin,
 				ServerName:      "localhost",
@@ -96,21 +91,21 @@ func TestUpstreamLoginMemServer(t *testing.T) {
 				Mechanism:       "PLAIN",
 			}
 
-			up, obs, err := upstreamLogin(t, t.Context(), cfg, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+			up, obs, err := upstreamLogin(t, t.Context(), cfg, Credentials{User: "alice", Password: "alicepass"}, nil)
 			if err != nil {
 				t.Fatalf("login: %v (%s)", err, upstreamFormatObs(*obs))
 			}
 			if obs.Reply == nil || obs.Reply.Status != "OK" || obs.Reply.Code != "CAPABILITY" {
 				t.Errorf("reply: %s", upstreamFormatObs(*obs))
 			}
-			if !slices.Contains(up.caps, "IMAP4rev1") || slices.Contains(up.caps, "LOGINDISABLED") || !slices.Equal(up.caps, wireCaps(obs.Reply.CodeArg)) {
-				t.Errorf("post-login caps = %q", up.caps)
+			if !slices.Contains(up.Caps, "IMAP4rev1") || slices.Contains(up.Caps, "LOGINDISABLED") || !slices.Equal(up.Caps, wireCaps(obs.Reply.CodeArg)) {
+				t.Errorf("post-login caps = %q", up.Caps)
 			}
 			obs.Reply = nil
 			upstreamWantObs(t, obs, pre)
 			upstreamSelectInbox(t, up)
 
-			_, obs, err = upstreamLogin(t, t.Context(), cfg, loginRequest{Username: "alice", Password: "wrong"}, nil)
+			_, obs, err = upstreamLogin(t, t.Context(), cfg, Credentials{User: "alice", Password: "wrong"}, nil)
 			if err == nil {
 				t.Fatal("login with a wrong password succeeded")
 			}
@@ -121,14 +116,14 @@ func TestUpstreamLoginMemServer(t *testing.T) {
 }
 
 // upstreamSelectInbox shows that the connection login returned is usable.
-func upstreamSelectInbox(t *testing.T, up *upstream) {
+func upstreamSelectInbox(t *testing.T, up *Session) {
 	t.Helper()
-	up.conn.SetDeadline(time.Now().Add(upstreamTestTimeout))
-	if _, err := up.conn.Write([]byte("x SELECT INBOX\r\n")); err != nil {
+	up.Conn.SetDeadline(time.Now().Add(upstreamTestTimeout))
+	if _, err := up.Conn.Write([]byte("x SELECT INBOX\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		r, err := wireRead(up.br)
+		r, err := wireRead(up.Reader)
 		if err != nil {
 			t.Fatalf("reading the SELECT reply: %v", err)
 		}
@@ -143,11 +138,11 @@ func upstreamSelectInbox(t *testing.T, up *upstream) {
 
 // TestUpstreamMemServerRefusals: real imapserver refusals before login.
 func TestUpstreamMemServerRefusals(t *testing.T) {
-	pki := upstreamNewPKI(t)
+	pki := upstreamtest.NewPKI(t)
 	t.Run("logindisabled", func(t *testing.T) {
-		addr := upstreamMemServer(t, "none", false, pki)
-		_, obs, err := upstreamLogin(t, t.Context(), upstreamConfig{Address: addr, TLS: "none"}, loginRequest{Username: "alice", Password: "alicepass"}, nil)
-		if !errors.Is(err, errUpstreamNoMechanism) {
+		addr := upstreamtest.MemServer(t, "none", false, pki)
+		_, obs, err := upstreamLogin(t, t.Context(), Config{Address: addr, TLS: "none"}, Credentials{User: "alice", Password: "alicepass"}, nil)
+		if !errors.Is(err, ErrNoMechanism) {
 			t.Fatalf("err = %v", err)
 		}
 		upstreamWantObs(t, obs, diagnose.Observation{
@@ -157,9 +152,9 @@ func TestUpstreamMemServerRefusals(t *testing.T) {
 		})
 	})
 	t.Run("starttls unavailable", func(t *testing.T) {
-		addr := upstreamMemServer(t, "none", true, pki)
-		_, obs, err := upstreamLogin(t, t.Context(), upstreamConfig{Address: addr, TLS: "starttls"}, loginRequest{Username: "alice", Password: "alicepass"}, nil)
-		if !errors.Is(err, errUpstreamNoStartTLS) {
+		addr := upstreamtest.MemServer(t, "none", true, pki)
+		_, obs, err := upstreamLogin(t, t.Context(), Config{Address: addr, TLS: "starttls"}, Credentials{User: "alice", Password: "alicepass"}, nil)
+		if !errors.Is(err, ErrNoStartTLS) {
 			t.Fatalf("err = %v", err)
 		}
 		upstreamWantObs(t, obs, diagnose.Observation{
@@ -176,14 +171,14 @@ func TestUpstreamMemServerRefusals(t *testing.T) {
 type upstreamScript struct {
 	name    string
 	tls     string // "" means none
-	req     loginRequest
+	req     Credentials
 	sendID  bool
 	timeout time.Duration
-	play    func(c *upstreamFakeConn)
+	play    func(c *upstreamtest.Conn)
 	want    diagnose.Observation
-	wantErr error                           // for errors.Is; nil with want.Phase set means "any error"
-	ok      bool                            // the login must succeed
-	after   func(t *testing.T, u *upstream) // checks on a successful login
+	wantErr error                          // for errors.Is; nil with want.Phase set means "any error"
+	ok      bool                           // the login must succeed
+	after   func(t *testing.T, u *Session) // checks on a successful login
 }
 
 const upstreamGmailGreeting = "* OK Gimap ready for requests from 192.0.2.7 is27mb3495359jab"
@@ -191,19 +186,19 @@ const upstreamGmailGreeting = "* OK Gimap ready for requests from 192.0.2.7 is27
 var upstreamGmailCaps = "IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDREN X-GM-EXT-1 XYZZY SASL-IR AUTH=XOAUTH2 AUTH=PLAIN AUTH=PLAIN-CLIENTTOKEN AUTH=OAUTHBEARER AUTH=XOAUTH"
 
 func upstreamScripts() []upstreamScript {
-	alice := loginRequest{Username: "alice", Password: "alicepass"}
+	alice := Credentials{User: "alice", Password: "alicepass"}
 	return []upstreamScript{
 		{
 			name: "gmail webalert",
-			req:  loginRequest{Username: "someone@gmail.com", Password: "secret"},
-			play: func(c *upstreamFakeConn) {
-				c.send(upstreamGmailGreeting)
-				c.expect("a1 CAPABILITY")
-				c.send("* CAPABILITY "+upstreamGmailCaps, "a1 OK Thats all she wrote! is27mb3495359jab")
-				c.expect("a2 AUTHENTICATE PLAIN " + upstreamPlain("someone@gmail.com", "secret"))
-				c.send("* NO [WEBALERT https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbtt] Web login required.",
+			req:  Credentials{User: "someone@gmail.com", Password: "secret"},
+			play: func(c *upstreamtest.Conn) {
+				c.Send(upstreamGmailGreeting)
+				c.Expect("a1 CAPABILITY")
+				c.Send("* CAPABILITY "+upstreamGmailCaps, "a1 OK Thats all she wrote! is27mb3495359jab")
+				c.Expect("a2 AUTHENTICATE PLAIN " + upstreamtest.Plain("someone@gmail.com", "secret"))
+				c.Send("* NO [WEBALERT https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbtt] Web login required.",
 					"a2 NO [ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)")
-				c.expectEOF()
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -219,41 +214,41 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "logindisabled only",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 LITERAL+ LOGINDISABLED] ready")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 LITERAL+ LOGINDISABLED] ready")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
 				Greeting:     "* OK [CAPABILITY IMAP4rev1 LITERAL+ LOGINDISABLED] ready",
 				Capabilities: upstreamFields("IMAP4rev1 LITERAL+ LOGINDISABLED"),
 			},
-			wantErr: errUpstreamNoMechanism,
+			wantErr: ErrNoMechanism,
 		},
 		{
 			name: "oauth only, logindisabled",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED] ready")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED] ready")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
 				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED] ready",
 				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED"),
 			},
-			wantErr: errUpstreamNoMechanism,
+			wantErr: ErrNoMechanism,
 		},
 		{
 			// Without LOGINDISABLED, LOGIN is allowed (RFC 9051 6.2.3): try it
 			// and let the server's answer speak.
 			name: "oauth only, login allowed",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready")
-				c.expect(`a1 LOGIN "alice" "alicepass"`)
-				c.send("a1 NO LOGIN failed.")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready")
+				c.Expect(`a1 LOGIN "alice" "alicepass"`)
+				c.Send("a1 NO LOGIN failed.")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -265,23 +260,23 @@ func upstreamScripts() []upstreamScript {
 		},
 		{
 			name: "authzid needs PLAIN",
-			req:  loginRequest{Username: "admin", Password: "adminpass", Authzid: "alice"},
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=LOGIN] ready")
-				c.expectEOF()
+			req:  Credentials{User: "admin", Password: "adminpass", Authzid: "alice"},
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=LOGIN] ready")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
 				Greeting:     "* OK [CAPABILITY IMAP4rev1 AUTH=LOGIN] ready",
 				Capabilities: upstreamFields("IMAP4rev1 AUTH=LOGIN"),
 			},
-			wantErr: errUpstreamNoMechanism,
+			wantErr: ErrNoMechanism,
 		},
 		{
 			name: "bye greeting",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* BYE [UNAVAILABLE] Too many connections from your IP")
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* BYE [UNAVAILABLE] Too many connections from your IP")
 			},
 			want: diagnose.Observation{
 				Phase:    diagnose.PhaseGreeting,
@@ -292,9 +287,9 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "preauth greeting",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* PREAUTH [CAPABILITY IMAP4rev1] Logged in as nobody")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* PREAUTH [CAPABILITY IMAP4rev1] Logged in as nobody")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:    diagnose.PhaseGreeting,
@@ -305,9 +300,9 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "over-long greeting",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK " + strings.Repeat("x", wireMaxLine))
-				c.waitClose()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK " + strings.Repeat("x", wireMaxLine))
+				c.WaitClose()
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetProtocol},
 		},
@@ -315,15 +310,15 @@ func upstreamScripts() []upstreamScript {
 			name:    "never greets",
 			req:     alice,
 			timeout: time.Second,
-			play:    func(c *upstreamFakeConn) { c.waitClose() },
+			play:    func(c *upstreamtest.Conn) { c.WaitClose() },
 			want:    diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetTimeout},
 		},
 		{
 			name: "closed mid-login",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -336,11 +331,11 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "reply with a foreign tag",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
-				c.send("zz9 OK Logged in")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Send("zz9 OK Logged in")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -354,28 +349,28 @@ func upstreamScripts() []upstreamScript {
 			name: "starttls not offered",
 			tls:  "starttls",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseStartTLS,
 				Greeting:     "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready",
 				Capabilities: upstreamFields("IMAP4rev1 AUTH=PLAIN"),
 			},
-			wantErr: errUpstreamNoStartTLS,
+			wantErr: ErrNoStartTLS,
 		},
 		{
 			name: "starttls refused",
 			tls:  "starttls",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK ready")
-				c.expect("a1 CAPABILITY")
-				c.send("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED", "a1 OK done")
-				c.expect("a2 STARTTLS")
-				c.send("a2 NO [UNAVAILABLE] TLS is broken here")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK ready")
+				c.Expect("a1 CAPABILITY")
+				c.Send("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED", "a1 OK done")
+				c.Expect("a2 STARTTLS")
+				c.Send("a2 NO [UNAVAILABLE] TLS is broken here")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:           diagnose.PhaseStartTLS,
@@ -389,11 +384,11 @@ func upstreamScripts() []upstreamScript {
 			name: "bytes after the STARTTLS OK",
 			tls:  "starttls",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready")
-				c.expect("a1 STARTTLS")
-				c.send("a1 OK Begin TLS negotiation now", "* CAPABILITY IMAP4rev1 AUTH=PLAIN")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready")
+				c.Expect("a1 STARTTLS")
+				c.Send("a1 OK Begin TLS negotiation now", "* CAPABILITY IMAP4rev1 AUTH=PLAIN")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:           diagnose.PhaseStartTLS,
@@ -402,20 +397,20 @@ func upstreamScripts() []upstreamScript {
 				Capabilities:    upstreamFields("IMAP4rev1 STARTTLS LOGINDISABLED"),
 				StartTLSOffered: true,
 			},
-			wantErr: errUpstreamStartTLSInjection,
+			wantErr: ErrStartTLSInjection,
 		},
 		{
 			name: "synchronising literals",
-			req:  loginRequest{Username: "jörg", Password: "pässwörd"},
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1] ready")
-				c.expect("a1 LOGIN {5}")
-				c.send("+ Ready for literal data")
-				c.expect("jörg {10}")
-				c.send("+ Ready for literal data")
-				c.expect("pässwörd")
-				c.send("a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
-				c.waitClose()
+			req:  Credentials{User: "jörg", Password: "pässwörd"},
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1] ready")
+				c.Expect("a1 LOGIN {5}")
+				c.Send("+ Ready for literal data")
+				c.Expect("jörg {10}")
+				c.Send("+ Ready for literal data")
+				c.Expect("pässwörd")
+				c.Send("a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
+				c.WaitClose()
 			},
 			ok: true,
 			want: diagnose.Observation{
@@ -425,20 +420,20 @@ func upstreamScripts() []upstreamScript {
 				Mechanism:    "LOGIN",
 				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1 IDLE", Text: "Logged in"},
 			},
-			after: func(t *testing.T, u *upstream) {
-				if !slices.Equal(u.caps, strings.Fields("IMAP4rev1 IDLE")) {
-					t.Errorf("caps = %q", u.caps)
+			after: func(t *testing.T, u *Session) {
+				if !slices.Equal(u.Caps, strings.Fields("IMAP4rev1 IDLE")) {
+					t.Errorf("caps = %q", u.Caps)
 				}
 			},
 		},
 		{
 			name: "literal refused before the continuation",
-			req:  loginRequest{Username: "alice", Password: "pässwörd"},
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1] ready")
-				c.expect(`a1 LOGIN "alice" {10}`)
-				c.send("a1 BAD [CLIENTBUG] 8-bit passwords are not accepted")
-				c.expectEOF()
+			req:  Credentials{User: "alice", Password: "pässwörd"},
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1] ready")
+				c.Expect(`a1 LOGIN "alice" {10}`)
+				c.Send("a1 BAD [CLIENTBUG] 8-bit passwords are not accepted")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -450,14 +445,14 @@ func upstreamScripts() []upstreamScript {
 		},
 		{
 			name: "literal+",
-			req:  loginRequest{Username: "jörg", Password: "pässwörd"},
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready")
-				c.expect("a1 LOGIN {5+}")
-				c.expect("jörg {10+}")
-				c.expect("pässwörd")
-				c.send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
-				c.waitClose()
+			req:  Credentials{User: "jörg", Password: "pässwörd"},
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready")
+				c.Expect("a1 LOGIN {5+}")
+				c.Expect("jörg {10+}")
+				c.Expect("pässwörd")
+				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
+				c.WaitClose()
 			},
 			ok: true,
 			want: diagnose.Observation{
@@ -470,12 +465,12 @@ func upstreamScripts() []upstreamScript {
 		},
 		{
 			name: "quoted specials",
-			req:  loginRequest{Username: `al"ice`, Password: `pa\ss word`},
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1] ready")
-				c.expect(`a1 LOGIN "al\"ice" "pa\\ss word"`)
-				c.send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
-				c.expectEOF()
+			req:  Credentials{User: `al"ice`, Password: `pa\ss word`},
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1] ready")
+				c.Expect(`a1 LOGIN "al\"ice" "pa\\ss word"`)
+				c.Send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -488,13 +483,13 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "authenticate by continuation",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
-				c.expect("a1 AUTHENTICATE PLAIN")
-				c.send("+ ")
-				c.expect(upstreamPlain("alice", "alicepass"))
-				c.send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
-				c.waitClose()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN")
+				c.Send("+ ")
+				c.Expect(upstreamtest.Plain("alice", "alicepass"))
+				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
+				c.WaitClose()
 			},
 			ok: true,
 			want: diagnose.Observation{
@@ -508,13 +503,13 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "authenticate cancelled on a second challenge",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready")
-				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
-				c.send("+ bW9yZT8=")
-				c.expect("*")
-				c.send("a1 BAD Authentication cancelled")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Send("+ bW9yZT8=")
+				c.Expect("*")
+				c.Send("a1 BAD Authentication cancelled")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -529,15 +524,15 @@ func upstreamScripts() []upstreamScript {
 			// list comes untagged.
 			name: "untagged capability with the OK",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK ready")
-				c.expect("a1 CAPABILITY")
-				c.send("* CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN", "a1 OK Pre-login capabilities listed")
-				c.expect("a2 AUTHENTICATE PLAIN")
-				c.send("+ ")
-				c.expect(upstreamPlain("alice", "alicepass"))
-				c.send("* CAPABILITY IMAP4rev1 IDLE MOVE", "a2 OK Logged in")
-				c.waitClose()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK ready")
+				c.Expect("a1 CAPABILITY")
+				c.Send("* CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN", "a1 OK Pre-login capabilities listed")
+				c.Expect("a2 AUTHENTICATE PLAIN")
+				c.Send("+ ")
+				c.Expect(upstreamtest.Plain("alice", "alicepass"))
+				c.Send("* CAPABILITY IMAP4rev1 IDLE MOVE", "a2 OK Logged in")
+				c.WaitClose()
 			},
 			ok: true,
 			want: diagnose.Observation{
@@ -548,22 +543,22 @@ func upstreamScripts() []upstreamScript {
 				Untagged:     []diagnose.Response{{Status: "CAPABILITY", Text: "IMAP4rev1 IDLE MOVE"}},
 				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Text: "Logged in"},
 			},
-			after: func(t *testing.T, u *upstream) {
-				if !slices.Equal(u.caps, strings.Fields("IMAP4rev1 IDLE MOVE")) {
-					t.Errorf("caps = %q", u.caps)
+			after: func(t *testing.T, u *Session) {
+				if !slices.Equal(u.Caps, strings.Fields("IMAP4rev1 IDLE MOVE")) {
+					t.Errorf("caps = %q", u.Caps)
 				}
 			},
 		},
 		{
 			name: "capabilities asked after login",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
-				c.send("a1 OK Logged in")
-				c.expect("a2 CAPABILITY")
-				c.send("* CAPABILITY IMAP4rev1 X-TEST", "a2 OK done", "* 3 EXISTS")
-				c.waitClose()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Send("a1 OK Logged in")
+				c.Expect("a2 CAPABILITY")
+				c.Send("* CAPABILITY IMAP4rev1 X-TEST", "a2 OK done", "* 3 EXISTS")
+				c.WaitClose()
 			},
 			ok: true,
 			want: diagnose.Observation{
@@ -573,9 +568,9 @@ func upstreamScripts() []upstreamScript {
 				Mechanism:    "PLAIN",
 				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Text: "Logged in"},
 			},
-			after: func(t *testing.T, u *upstream) {
-				if !slices.Equal(u.caps, strings.Fields("IMAP4rev1 X-TEST")) {
-					t.Errorf("caps = %q", u.caps)
+			after: func(t *testing.T, u *Session) {
+				if !slices.Equal(u.Caps, strings.Fields("IMAP4rev1 X-TEST")) {
+					t.Errorf("caps = %q", u.Caps)
 				}
 				upstreamWantLine(t, u, "* 3 EXISTS")
 			},
@@ -584,12 +579,12 @@ func upstreamScripts() []upstreamScript {
 			// Dovecot's "badstorage" user: OK, then BYE.
 			name: "bye after login",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
-				c.send("a1 OK Logged in")
-				c.expect("a2 CAPABILITY")
-				c.send("* BYE Internal error occurred. Refer to server log for more information.")
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Send("a1 OK Logged in")
+				c.Expect("a2 CAPABILITY")
+				c.Send("* BYE Internal error occurred. Refer to server log for more information.")
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseAfterLogin,
@@ -602,10 +597,10 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "bye during login",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
-				c.send("* BAD [ALERT] Slow down", "* BYE [UNAVAILABLE] Server shutting down")
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Send("* BAD [ALERT] Slow down", "* BYE [UNAVAILABLE] Server shutting down")
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -622,11 +617,11 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "bytes after the OK stay buffered",
 			req:  alice,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
-				c.send("a1 OK [CAPABILITY IMAP4rev1] Logged in", "* 1 EXISTS", "* OK [ALERT] Welcome")
-				c.waitClose()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in", "* 1 EXISTS", "* OK [ALERT] Welcome")
+				c.WaitClose()
 			},
 			ok: true,
 			want: diagnose.Observation{
@@ -636,7 +631,7 @@ func upstreamScripts() []upstreamScript {
 				Mechanism:    "PLAIN",
 				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
 			},
-			after: func(t *testing.T, u *upstream) {
+			after: func(t *testing.T, u *Session) {
 				upstreamWantLine(t, u, "* 1 EXISTS")
 				upstreamWantLine(t, u, "* OK [ALERT] Welcome")
 			},
@@ -645,14 +640,14 @@ func upstreamScripts() []upstreamScript {
 			name:   "id with the client's address",
 			req:    alice,
 			sendID: true,
-			play: func(c *upstreamFakeConn) {
-				host, port, _ := net.SplitHostPort(c.conn.LocalAddr().String())
-				c.send("* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready")
-				c.expect(`a1 ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "50123" "x-connected-ip" "` + host + `" "x-connected-port" "` + port + `")`)
-				c.send(`* ID ("name" {7}`, `Dovecot)`, "a1 OK ID completed.")
-				c.expect("a2 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
-				c.send("a2 OK [CAPABILITY IMAP4rev1] Logged in")
-				c.waitClose()
+			play: func(c *upstreamtest.Conn) {
+				host, port, _ := net.SplitHostPort(c.Conn.LocalAddr().String())
+				c.Send("* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready")
+				c.Expect(`a1 ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "50123" "x-connected-ip" "` + host + `" "x-connected-port" "` + port + `")`)
+				c.Send(`* ID ("name" {7}`, `Dovecot)`, "a1 OK ID completed.")
+				c.Expect("a2 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Send("a2 OK [CAPABILITY IMAP4rev1] Logged in")
+				c.WaitClose()
 			},
 			ok: true,
 			want: diagnose.Observation{
@@ -667,11 +662,11 @@ func upstreamScripts() []upstreamScript {
 			name:   "no id without the capability",
 			req:    alice,
 			sendID: true,
-			play: func(c *upstreamFakeConn) {
-				c.send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.expect("a1 AUTHENTICATE PLAIN " + upstreamPlain("alice", "alicepass"))
-				c.send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
-				c.expectEOF()
+			play: func(c *upstreamtest.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
+				c.ExpectEOF()
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -685,10 +680,10 @@ func upstreamScripts() []upstreamScript {
 }
 
 // upstreamWantLine reads one line from the returned session's reader.
-func upstreamWantLine(t *testing.T, u *upstream, want string) {
+func upstreamWantLine(t *testing.T, u *Session, want string) {
 	t.Helper()
-	u.conn.SetReadDeadline(time.Now().Add(upstreamTestTimeout))
-	line, err := wireReadLine(u.br, wireMaxLine)
+	u.Conn.SetReadDeadline(time.Now().Add(upstreamTestTimeout))
+	line, err := wireReadLine(u.Reader, wireMaxLine)
 	if err != nil || string(line) != want {
 		t.Errorf("after login: read %q, %v; want %q", line, err, want)
 	}
@@ -699,12 +694,12 @@ func upstreamWantLine(t *testing.T, u *upstream, want string) {
 func TestUpstreamScripted(t *testing.T) {
 	for _, tc := range upstreamScripts() {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := upstreamFake(t, nil, tc.play)
+			addr := upstreamtest.Serve(t, nil, tc.play)
 			mode := tc.tls
 			if mode == "" {
 				mode = "none"
 			}
-			cfg := upstreamConfig{Address: addr, TLS: mode, SendID: tc.sendID, LoginTimeout: tc.timeout}
+			cfg := Config{Address: addr, TLS: mode, SendID: tc.sendID, LoginTimeout: tc.timeout}
 			client := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 50123}
 			up, obs, err := upstreamLogin(t, t.Context(), cfg, tc.req, client)
 			switch {
@@ -716,8 +711,8 @@ func TestUpstreamScripted(t *testing.T) {
 				t.Errorf("err = %v, want %v", err, tc.wantErr)
 			}
 			if !tc.ok && err != nil {
-				if ue, ok := errors.AsType[*upstreamError](err); !ok || ue.Phase != obs.Phase {
-					t.Errorf("err = %v: want an upstreamError of phase %q", err, obs.Phase)
+				if ue, ok := errors.AsType[*Error](err); !ok || ue.Phase != obs.Phase {
+					t.Errorf("err = %v: want an Error of phase %q", err, obs.Phase)
 				}
 			}
 			upstreamWantObs(t, obs, tc.want)
@@ -725,7 +720,7 @@ func TestUpstreamScripted(t *testing.T) {
 				tc.after(t, up)
 			}
 			if up != nil {
-				up.conn.Close() // lets the script finish
+				up.Conn.Close() // lets the script finish
 			}
 		})
 	}
@@ -743,11 +738,11 @@ func TestUpstreamGreetingNotIMAP(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.notIMAP+" "+tc.greeting, func(t *testing.T) {
-			addr := upstreamFake(t, nil, func(c *upstreamFakeConn) {
-				c.send(tc.greeting)
-				c.expectEOF()
+			addr := upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+				c.Send(tc.greeting)
+				c.ExpectEOF()
 			})
-			_, obs, err := upstreamLogin(t, t.Context(), upstreamConfig{Address: addr, TLS: "starttls"}, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+			_, obs, err := upstreamLogin(t, t.Context(), Config{Address: addr, TLS: "starttls"}, Credentials{User: "alice", Password: "alicepass"}, nil)
 			if err == nil {
 				t.Fatal("login succeeded")
 			}
@@ -766,22 +761,22 @@ func TestUpstreamGreetingNotIMAP(t *testing.T) {
 func TestUpstreamRefusesUnsafeCredentials(t *testing.T) {
 	tests := []struct {
 		name string
-		req  loginRequest
+		req  Credentials
 	}{
-		{"CRLF in the user name", loginRequest{Username: "alice\r\na2 DELETE INBOX", Password: "alicepass"}},
-		{"CRLF in the password", loginRequest{Username: "alice", Password: "secret\r\na2 DELETE INBOX"}},
-		{"LF in the password", loginRequest{Username: "alice", Password: "sec\nret"}},
-		{"NUL in the password", loginRequest{Username: "alice", Password: "sec\x00ret"}},
-		{"CR in the authorization identity", loginRequest{Username: "alice", Password: "secret", Authzid: "bob\r"}},
+		{"CRLF in the user name", Credentials{User: "alice\r\na2 DELETE INBOX", Password: "alicepass"}},
+		{"CRLF in the password", Credentials{User: "alice", Password: "secret\r\na2 DELETE INBOX"}},
+		{"LF in the password", Credentials{User: "alice", Password: "sec\nret"}},
+		{"NUL in the password", Credentials{User: "alice", Password: "sec\x00ret"}},
+		{"CR in the authorization identity", Credentials{User: "alice", Password: "secret", Authzid: "bob\r"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := upstreamConfig{Address: "127.0.0.1:1", TLS: "implicit", Dial: func(context.Context, string, string) (net.Conn, error) {
+			cfg := Config{Address: "127.0.0.1:1", TLS: "implicit", Dial: func(context.Context, string, string) (net.Conn, error) {
 				t.Error("dialled with unsafe credentials")
 				return nil, errors.New("no")
 			}}
 			_, obs, err := upstreamLogin(t, t.Context(), cfg, tc.req, nil)
-			if !errors.Is(err, errUpstreamUnsafeCredentials) {
+			if !errors.Is(err, ErrUnsafeCredentials) {
 				t.Errorf("err = %v", err)
 			}
 			upstreamWantObs(t, obs, diagnose.Observation{Phase: diagnose.PhaseProxy})
@@ -791,78 +786,78 @@ func TestUpstreamRefusesUnsafeCredentials(t *testing.T) {
 
 // TestUpstreamConnectionFacts: typed connection failures become NetError facts.
 func TestUpstreamConnectionFacts(t *testing.T) {
-	pki := upstreamNewPKI(t)
-	imapGreeting := func(c *upstreamFakeConn) {
-		c.send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready")
-		c.waitClose()
+	pki := upstreamtest.NewPKI(t)
+	imapGreeting := func(c *upstreamtest.Conn) {
+		c.Send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready")
+		c.WaitClose()
 	}
 	tests := []struct {
 		name  string
-		setup func(t *testing.T) upstreamConfig
+		setup func(t *testing.T) Config
 		want  diagnose.Observation
 	}{
 		{
 			name: "refused",
-			setup: func(t *testing.T) upstreamConfig {
+			setup: func(t *testing.T) Config {
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					t.Fatal(err)
 				}
 				addr := ln.Addr().String()
 				ln.Close()
-				return upstreamConfig{Address: addr, TLS: "implicit"}
+				return Config{Address: addr, TLS: "implicit"}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetRefused},
 		},
 		{
 			name: "dns not found",
-			setup: func(t *testing.T) upstreamConfig {
-				return upstreamConfig{Address: "imap.example.invalid:993", TLS: "implicit", Dial: upstreamNXDomainDial(t)}
+			setup: func(t *testing.T) Config {
+				return Config{Address: "imap.example.invalid:993", TLS: "implicit", Dial: upstreamtest.NXDomainDial(t)}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetDNSNotFound},
 		},
 		{
 			name: "dial timeout",
-			setup: func(t *testing.T) upstreamConfig {
+			setup: func(t *testing.T) Config {
 				hang := func(ctx context.Context, _, _ string) (net.Conn, error) {
 					<-ctx.Done()
 					return nil, &net.OpError{Op: "dial", Net: "tcp", Err: ctx.Err()}
 				}
-				return upstreamConfig{Address: "192.0.2.1:993", TLS: "implicit", DialTimeout: 200 * time.Millisecond, Dial: hang}
+				return Config{Address: "192.0.2.1:993", TLS: "implicit", DialTimeout: 200 * time.Millisecond, Dial: hang}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetTimeout},
 		},
 		{
 			name: "tls handshake timeout",
-			setup: func(t *testing.T) upstreamConfig {
-				addr := upstreamFake(t, nil, func(c *upstreamFakeConn) { c.waitClose() })
-				return upstreamConfig{Address: addr, TLS: "implicit", DialTimeout: 300 * time.Millisecond}
+			setup: func(t *testing.T) Config {
+				addr := upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) { c.WaitClose() })
+				return Config{Address: addr, TLS: "implicit", DialTimeout: 300 * time.Millisecond}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTimeout},
 		},
 		{
 			name: "tls to a plaintext imap port",
-			setup: func(t *testing.T) upstreamConfig {
-				return upstreamConfig{Address: upstreamFake(t, nil, imapGreeting), TLS: "implicit"}
+			setup: func(t *testing.T) Config {
+				return Config{Address: upstreamtest.Serve(t, nil, imapGreeting), TLS: "implicit"}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain},
 		},
 		{
 			name: "tls to pop3",
-			setup: func(t *testing.T) upstreamConfig {
-				return upstreamConfig{Address: upstreamFake(t, nil, func(c *upstreamFakeConn) {
-					c.send("+OK Dovecot ready.")
-					c.waitClose()
+			setup: func(t *testing.T) Config {
+				return Config{Address: upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+					c.Send("+OK Dovecot ready.")
+					c.WaitClose()
 				}), TLS: "implicit"}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain, NotIMAP: "pop3"},
 		},
 		{
 			name: "tls to smtp",
-			setup: func(t *testing.T) upstreamConfig {
-				return upstreamConfig{Address: upstreamFake(t, nil, func(c *upstreamFakeConn) {
-					c.send("220 mx.example.com ESMTP")
-					c.waitClose()
+			setup: func(t *testing.T) Config {
+				return Config{Address: upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+					c.Send("220 mx.example.com ESMTP")
+					c.WaitClose()
 				}), TLS: "implicit"}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain, NotIMAP: "smtp"},
@@ -871,55 +866,55 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			// An HTTP server says nothing first; it answers the ClientHello
 			// as a bad request.
 			name: "tls to http",
-			setup: func(t *testing.T) upstreamConfig {
-				return upstreamConfig{Address: upstreamFake(t, nil, func(c *upstreamFakeConn) {
-					c.br.Peek(1)
-					c.send("HTTP/1.1 400 Bad Request", "Connection: close", "")
+			setup: func(t *testing.T) Config {
+				return Config{Address: upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+					c.Reader.Peek(1)
+					c.Send("HTTP/1.1 400 Bad Request", "Connection: close", "")
 				}), TLS: "implicit"}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain, NotIMAP: "http"},
 		},
 		{
 			name: "plaintext to a tls port",
-			setup: func(t *testing.T) upstreamConfig {
-				good := pki.good
-				addr := upstreamFake(t, &good, func(c *upstreamFakeConn) {
-					c.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
-					c.waitClose()
+			setup: func(t *testing.T) Config {
+				good := pki.Good
+				addr := upstreamtest.Serve(t, &good, func(c *upstreamtest.Conn) {
+					c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
+					c.WaitClose()
 				})
-				return upstreamConfig{Address: addr, TLS: "starttls", LoginTimeout: 5 * time.Second}
+				return Config{Address: addr, TLS: "starttls", LoginTimeout: 5 * time.Second}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetPlainToTLS},
 		},
 		{
 			name: "certificate for another name",
-			setup: func(t *testing.T) upstreamConfig {
-				cert := pki.otherName
-				return upstreamConfig{Address: upstreamFake(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			setup: func(t *testing.T) Config {
+				cert := pki.OtherName
+				return Config{Address: upstreamtest.Serve(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertName, ServerName: "localhost"},
 		},
 		{
 			name: "expired certificate",
-			setup: func(t *testing.T) upstreamConfig {
-				cert := pki.expired
-				return upstreamConfig{Address: upstreamFake(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			setup: func(t *testing.T) Config {
+				cert := pki.Expired
+				return Config{Address: upstreamtest.Serve(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertExpired, ServerName: "localhost"},
 		},
 		{
 			name: "self-signed certificate",
-			setup: func(t *testing.T) upstreamConfig {
-				cert := pki.selfSigned
-				return upstreamConfig{Address: upstreamFake(t, &cert, imapGreeting), TLS: "implicit", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			setup: func(t *testing.T) Config {
+				cert := pki.SelfSigned
+				return Config{Address: upstreamtest.Serve(t, &cert, imapGreeting), TLS: "implicit", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertUntrusted},
 		},
 		{
 			name: "self-signed certificate after starttls",
-			setup: func(t *testing.T) upstreamConfig {
-				addr := upstreamMemServerWithCert(t, pki.selfSigned)
-				return upstreamConfig{Address: addr, TLS: "starttls", TLSConfig: &tls.Config{RootCAs: pki.roots}}
+			setup: func(t *testing.T) Config {
+				addr := upstreamMemServerWithCert(t, pki.SelfSigned)
+				return Config{Address: addr, TLS: "starttls", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			},
 			want: diagnose.Observation{
 				Phase:           diagnose.PhaseTLS,
@@ -933,7 +928,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.setup(t)
-			_, obs, err := upstreamLogin(t, t.Context(), cfg, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+			_, obs, err := upstreamLogin(t, t.Context(), cfg, Credentials{User: "alice", Password: "alicepass"}, nil)
 			if err == nil {
 				t.Fatal("login succeeded")
 			}
@@ -944,19 +939,19 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 
 // upstreamMemServerWithCert is an imapserver offering STARTTLS with cert.
 func upstreamMemServerWithCert(t *testing.T, cert tls.Certificate) string {
-	pki := &upstreamTestPKI{good: cert}
-	return upstreamMemServer(t, "starttls", false, pki)
+	pki := &upstreamtest.PKI{Good: cert}
+	return upstreamtest.MemServer(t, "starttls", false, pki)
 }
 
 // TestUpstreamCancel: cancelling the context ends a login that waits.
 func TestUpstreamCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	addr := upstreamFake(t, nil, func(c *upstreamFakeConn) {
+	addr := upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
 		cancel()
-		c.waitClose()
+		c.WaitClose()
 	})
-	_, obs, err := upstreamLogin(t, ctx, upstreamConfig{Address: addr, TLS: "none", LoginTimeout: time.Minute}, loginRequest{Username: "alice", Password: "alicepass"}, nil)
+	_, obs, err := upstreamLogin(t, ctx, Config{Address: addr, TLS: "none", LoginTimeout: time.Minute}, Credentials{User: "alice", Password: "alicepass"}, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -968,14 +963,14 @@ func TestUpstreamCancel(t *testing.T) {
 // BenchmarkUpstreamLogin measures a whole login (dial, greeting,
 // AUTHENTICATE PLAIN, OK) against imapmemserver over loopback, plaintext.
 func BenchmarkUpstreamLogin(b *testing.B) {
-	addr := upstreamMemServer(b, "none", true, upstreamNewPKI(b))
-	cfg := upstreamConfig{Address: addr, TLS: "none"}
-	req := loginRequest{Username: "alice", Password: "alicepass"}
+	addr := upstreamtest.MemServer(b, "none", true, upstreamtest.NewPKI(b))
+	cfg := Config{Address: addr, TLS: "none"}
+	req := Credentials{User: "alice", Password: "alicepass"}
 	for b.Loop() {
-		up, err := login(b.Context(), cfg, &req, nil, &diagnose.Observation{})
+		up, err := Login(b.Context(), cfg, req, nil, &diagnose.Observation{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		up.conn.Close()
+		up.Conn.Close()
 	}
 }

@@ -1,7 +1,7 @@
-package proxy
-
-// Test peers for the upstream client: scripted servers, go-imap's
-// imapserver with imapmemserver, a test PKI and a loopback DNS server.
+// Package upstreamtest has test peers for the upstream login client and
+// its callers: scripted servers, go-imap's imapserver with imapmemserver,
+// a test PKI and a loopback DNS server.
+package upstreamtest
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"io"
 	"log"
 	"math/big"
@@ -27,57 +28,57 @@ import (
 	"github.com/miekg/dns"
 )
 
-// upstreamFakeTimeout bounds every wait of a scripted server.
-const upstreamFakeTimeout = 10 * time.Second
+// Timeout bounds every wait of a scripted server.
+const Timeout = 10 * time.Second
 
-// upstreamFakeConn is the server side of one scripted connection.
-type upstreamFakeConn struct {
-	t    testing.TB
-	conn net.Conn
-	br   *bufio.Reader
+// Conn is the server side of one scripted connection.
+type Conn struct {
+	T      testing.TB
+	Conn   net.Conn
+	Reader *bufio.Reader
 }
 
-// send writes lines, each with CRLF, in one write. Errors are ignored: some
+// Send writes lines, each with CRLF, in one write. Errors are ignored: some
 // scripts expect the client to have gone.
-func (c *upstreamFakeConn) send(lines ...string) {
+func (c *Conn) Send(lines ...string) {
 	var b strings.Builder
 	for _, l := range lines {
 		b.WriteString(l)
 		b.WriteString("\r\n")
 	}
-	c.conn.Write([]byte(b.String()))
+	c.Conn.Write([]byte(b.String()))
 }
 
-// expect reads one line and reports an error unless it is want.
-func (c *upstreamFakeConn) expect(want string) bool {
-	c.t.Helper()
-	line, err := c.br.ReadString('\n')
+// Expect reads one line and reports an error unless it is want.
+func (c *Conn) Expect(want string) bool {
+	c.T.Helper()
+	line, err := c.Reader.ReadString('\n')
 	if err != nil {
-		c.t.Errorf("server: waiting for %q: %v (got %q)", want, err, line)
+		c.T.Errorf("server: waiting for %q: %v (got %q)", want, err, line)
 		return false
 	}
 	if got := strings.TrimSuffix(line, "\r\n"); got != want {
-		c.t.Errorf("server got %q, want %q", got, want)
+		c.T.Errorf("server got %q, want %q", got, want)
 		return false
 	}
 	return true
 }
 
-// expectEOF reports an error unless the client hangs up without a word.
-func (c *upstreamFakeConn) expectEOF() {
-	c.t.Helper()
-	if line, err := c.br.ReadString('\n'); err != io.EOF || line != "" {
-		c.t.Errorf("server: got %q, %v; want the client to hang up", line, err)
+// ExpectEOF reports an error unless the client hangs up without a word.
+func (c *Conn) ExpectEOF() {
+	c.T.Helper()
+	if line, err := c.Reader.ReadString('\n'); err != io.EOF || line != "" {
+		c.T.Errorf("server: got %q, %v; want the client to hang up", line, err)
 	}
 }
 
-// waitClose reads and drops everything until the client hangs up.
-func (c *upstreamFakeConn) waitClose() { io.Copy(io.Discard, c.br) }
+// WaitClose reads and drops everything until the client hangs up.
+func (c *Conn) WaitClose() { io.Copy(io.Discard, c.Reader) }
 
-// upstreamFake serves play on every connection to a loopback listener
+// Serve serves play on every connection to a loopback listener
 // (TLS with cert if not nil) and returns its address. Cleanup closes the
-// listener and waits for the plays, each bounded by upstreamFakeTimeout.
-func upstreamFake(t *testing.T, cert *tls.Certificate, play func(c *upstreamFakeConn)) string {
+// listener and waits for the plays, each bounded by Timeout.
+func Serve(t *testing.T, cert *tls.Certificate, play func(c *Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,8 +96,8 @@ func upstreamFake(t *testing.T, cert *tls.Certificate, play func(c *upstreamFake
 			}
 			wg.Go(func() {
 				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(upstreamFakeTimeout))
-				play(&upstreamFakeConn{t: t, conn: conn, br: bufio.NewReader(conn)})
+				conn.SetDeadline(time.Now().Add(Timeout))
+				play(&Conn{T: t, Conn: conn, Reader: bufio.NewReader(conn)})
 			})
 		}
 	})
@@ -107,19 +108,20 @@ func upstreamFake(t *testing.T, cert *tls.Certificate, play func(c *upstreamFake
 	return ln.Addr().String()
 }
 
-// upstreamTestPKI is a test CA and the server certificates the tests need.
-type upstreamTestPKI struct {
-	roots      *x509.CertPool
-	good       tls.Certificate // localhost, 127.0.0.1, ::1
-	otherName  tls.Certificate // imap.other.test only
-	expired    tls.Certificate // localhost, expired yesterday
-	selfSigned tls.Certificate // localhost, signed by itself
+// PKI is a test CA and the server certificates the tests need.
+type PKI struct {
+	Roots      *x509.CertPool
+	Good       tls.Certificate // localhost, 127.0.0.1, ::1
+	OtherName  tls.Certificate // imap.other.test only
+	Expired    tls.Certificate // localhost, expired yesterday
+	SelfSigned tls.Certificate // localhost, signed by itself
 }
 
-func upstreamNewPKI(t testing.TB) *upstreamTestPKI {
+// NewPKI makes a test CA and its certificates.
+func NewPKI(t testing.TB) *PKI {
 	t.Helper()
 	now := time.Now()
-	caKey := upstreamKey(t)
+	caKey := Key(t)
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "imapwhy upstream test CA"},
@@ -137,17 +139,18 @@ func upstreamNewPKI(t testing.TB) *upstreamTestPKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &upstreamTestPKI{roots: x509.NewCertPool()}
-	p.roots.AddCert(ca)
+	p := &PKI{Roots: x509.NewCertPool()}
+	p.Roots.AddCert(ca)
 	local := []string{"localhost", "127.0.0.1", "::1"}
-	p.good = upstreamLeaf(t, local, now.Add(time.Hour), ca, caKey)
-	p.otherName = upstreamLeaf(t, []string{"imap.other.test"}, now.Add(time.Hour), ca, caKey)
-	p.expired = upstreamLeaf(t, local, now.Add(-24*time.Hour), ca, caKey)
-	p.selfSigned = upstreamLeaf(t, local, now.Add(time.Hour), nil, nil)
+	p.Good = Leaf(t, local, now.Add(time.Hour), ca, caKey)
+	p.OtherName = Leaf(t, []string{"imap.other.test"}, now.Add(time.Hour), ca, caKey)
+	p.Expired = Leaf(t, local, now.Add(-24*time.Hour), ca, caKey)
+	p.SelfSigned = Leaf(t, local, now.Add(time.Hour), nil, nil)
 	return p
 }
 
-func upstreamKey(t testing.TB) *ecdsa.PrivateKey {
+// Key makes a P-256 key.
+func Key(t testing.TB) *ecdsa.PrivateKey {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +158,11 @@ func upstreamKey(t testing.TB) *ecdsa.PrivateKey {
 	return key
 }
 
-// upstreamLeaf makes a server certificate for names (host names or IPs),
+// Leaf makes a server certificate for names (host names or IPs),
 // signed by parent, or by itself when parent is nil.
-func upstreamLeaf(t testing.TB, names []string, notAfter time.Time, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) tls.Certificate {
+func Leaf(t testing.TB, names []string, notAfter time.Time, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) tls.Certificate {
 	t.Helper()
-	key := upstreamKey(t)
+	key := Key(t)
 	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
 		t.Fatal(err)
@@ -189,13 +192,13 @@ func upstreamLeaf(t testing.TB, names []string, notAfter time.Time, parent *x509
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// upstreamMemServer starts go-imap's imapserver with an in-memory backend
+// MemServer starts go-imap's imapserver with an in-memory backend
 // (user alice, password alicepass, an INBOX) on loopback and returns its
 // address. mode is a config TLS mode: implicit (TLS listener), starttls
 // (STARTTLS offered) or none (plaintext logins allowed). With insecure
 // false and mode none, the server is a plain one that refuses logins
 // before TLS (LOGINDISABLED) and offers no STARTTLS.
-func upstreamMemServer(t testing.TB, mode string, insecure bool, pki *upstreamTestPKI) string {
+func MemServer(t testing.TB, mode string, insecure bool, pki *PKI) string {
 	t.Helper()
 	mem := imapmemserver.New()
 	user := imapmemserver.NewUser("alice", "alicepass")
@@ -215,7 +218,7 @@ func upstreamMemServer(t testing.TB, mode string, insecure bool, pki *upstreamTe
 	if err != nil {
 		t.Fatal(err)
 	}
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{pki.good}}
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{pki.Good}}
 	switch mode {
 	case "implicit":
 		ln = tls.NewListener(ln, serverTLS)
@@ -235,10 +238,10 @@ func upstreamMemServer(t testing.TB, mode string, insecure bool, pki *upstreamTe
 	return ln.Addr().String()
 }
 
-// upstreamNXDomainDial returns a Dial whose resolver asks a DNS server on
+// NXDomainDial returns a Dial whose resolver asks a DNS server on
 // loopback that answers NXDOMAIN to everything: a real *net.DNSError
 // without leaving the machine.
-func upstreamNXDomainDial(t testing.TB) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func NXDomainDial(t testing.TB) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -261,7 +264,7 @@ func upstreamNXDomainDial(t testing.TB) func(ctx context.Context, network, addr 
 	}()
 	select {
 	case <-started:
-	case <-time.After(upstreamFakeTimeout):
+	case <-time.After(Timeout):
 		t.Fatal("DNS server did not start")
 	}
 	t.Cleanup(func() {
@@ -276,4 +279,10 @@ func upstreamNXDomainDial(t testing.TB) func(ctx context.Context, network, addr 
 		},
 	}
 	return (&net.Dialer{Resolver: resolver}).DialContext
+}
+
+// Plain is the SASL PLAIN initial response for user and password, as a
+// client sends it in base64.
+func Plain(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
 }

@@ -1,0 +1,11 @@
+package upstream
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests if any goroutine outlives them: a
+// login leaves nothing running behind it.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
