@@ -30,6 +30,7 @@ type confData struct {
 	TrustedNetworks string
 	Zlib            bool
 	Sessions        *sessions // nil: Dovecot's defaults
+	OAuth2Conf      string    // the oauth2 passdb's settings file; empty: no OAuth
 }
 
 // sessionsPerProcess is the client_limit of the imap service when
@@ -85,11 +86,22 @@ disable_plaintext_auth = yes
 login_trusted_networks = {{.TrustedNetworks}}
 {{- end}}
 
-auth_mechanisms = plain login
+auth_mechanisms = plain login{{if .OAuth2Conf}} xoauth2 oauthbearer{{end}}
 auth_failure_delay = 0
 auth_verbose = yes
 auth_cache_size = 0
 
+{{- if .OAuth2Conf}}
+# OAuth tokens are checked by the provider alone: no other passdb may
+# take a token for a password.
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {{.OAuth2Conf}}
+  result_failure = return-fail
+  result_internalfail = return-fail
+}
+{{- end}}
 # passwd-file is re-read when its mtime or size changed, checked at most once
 # a second (AddUser and SetPassword wait for that).
 passdb {

@@ -52,6 +52,10 @@
 // when Dovecot's imap_zlib plugin is installed (it is in Debian's
 // dovecot-core).
 //
+// With Options.OAuth2, XOAUTH2 and OAUTHBEARER are on too, checked by an
+// OAuth provider's introspection endpoint (internal/oauthtest runs one);
+// see OAuth2 for what Dovecot answers.
+//
 // Settings worth knowing: disable_plaintext_auth = yes, auth_mechanisms =
 // plain login, auth_failure_delay = 0 and anvil's auth penalty switched off
 // (failures still take ~0.5 s: Dovecot flushes them on a 500 ms timer),
@@ -101,6 +105,9 @@ type Options struct {
 	// x-originating-ip, and treats connections from these networks as
 	// secured (so Insecure no longer shows LOGINDISABLED). Empty: none.
 	TrustedNetworks []string
+	// OAuth2, when set, switches on XOAUTH2 and OAUTHBEARER, checked
+	// against an OAuth provider (see OAuth2).
+	OAuth2 *OAuth2
 }
 
 // Server is a running Dovecot. Its fields are read-only; its methods are
@@ -150,6 +157,11 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	if err := s.writeFiles(); err != nil {
 		t.Fatalf("dovecottest: %v", err)
+	}
+	if opts.OAuth2 != nil {
+		if err := s.writeOAuth2(opts.OAuth2); err != nil {
+			t.Fatalf("dovecottest: %v", err)
+		}
 	}
 	if err := s.launch(bin, opts); err != nil {
 		_ = s.stopProcess()
@@ -286,6 +298,10 @@ func (s *Server) renderConf(opts Options, plain, tlsPort int) ([]byte, error) {
 		}
 	}
 	_, zlibErr := os.Stat(filepath.Join(moduleDir, "lib30_imap_zlib_plugin.so"))
+	oauth2Conf := ""
+	if opts.OAuth2 != nil {
+		oauth2Conf = s.oauth2ConfPath()
+	}
 	return renderConf(confData{
 		Instance:        filepath.Base(s.Dir),
 		RunDir:          filepath.Join(s.Dir, "run"),
@@ -309,6 +325,7 @@ func (s *Server) renderConf(opts Options, plain, tlsPort int) ([]byte, error) {
 		TrustedNetworks: strings.Join(opts.TrustedNetworks, " "),
 		Zlib:            zlibErr == nil,
 		Sessions:        sessionLimits(opts.MaxSessions),
+		OAuth2Conf:      oauth2Conf,
 	})
 }
 
