@@ -92,6 +92,9 @@ func lastBye(rs []Response) int {
 
 // decide runs the layers in order.
 func (ev *evidence) decide() verdict {
+	if ev.o.History.Held && ev.o.History.Stranger {
+		return verdict{cause: CauseCredentialsRejected, confidence: Low}
+	}
 	if ev.o.History.Held {
 		return ev.held()
 	}

@@ -70,6 +70,10 @@ type History struct {
 	RepeatedFailures   int    // how many times this same failing password was seen in the window
 	Held               bool   // the proxy did not forward this attempt (shield)
 	HeldCause          string // the cause diagnosed when the password was last forwarded
+	// Stranger: the client's network never logged in as this user, so
+	// what the history knows is not said to it (the other facts are
+	// zero); a held attempt is then an ordinary refusal.
+	Stranger bool
 }
 
 // Observation is everything seen during one login attempt, reduced to facts.

@@ -179,8 +179,14 @@ const quickLimits = `failure_delay_base: 1ms, failure_delay_max: 1ms, per_addres
 // The connection is closed afterwards, as a phone does between retries.
 func (r *protectRig) tryLogin(t *testing.T, user, pw string) (tagged, alert string) {
 	t.Helper()
+	return r.tryLoginFrom(t, "", user, pw)
+}
+
+// tryLoginFrom is tryLogin from the loopback address from.
+func (r *protectRig) tryLoginFrom(t *testing.T, from, user, pw string) (tagged, alert string) {
+	t.Helper()
 	failures := len(r.logs.events("auth_failure"))
-	tc := dialTestClient(t, r.srv.Addrs()[0])
+	tc := dialTestClientFrom(t, from, r.srv.Addrs()[0])
 	defer tc.c.Close()
 	tc.send(fmt.Sprintf("a LOGIN %s {%d+}\r\n%s\r\n", user, len(pw), pw))
 	lines := tc.until("a ")
@@ -359,19 +365,25 @@ func TestShieldHistoryCauses(t *testing.T) {
 	}
 }
 
-// TestRateLimits: past per_user_logins_per_minute the login is refused by
-// the proxy itself, without reaching the server.
+// TestRateLimits: past per_user_logins_per_minute failed logins the login
+// is refused by the proxy itself, without reaching the server; successful
+// logins do not count.
 func TestRateLimits(t *testing.T) {
 	r := startProtectRig(t, `failure_delay_base: 1ms, failure_delay_max: 1ms, per_user_logins_per_minute: 2`)
-	for i := range 2 {
+	for i := range 4 {
 		if got, _ := r.tryLogin(t, "alice", "alicepass"); !strings.HasPrefix(got, "a OK") {
 			t.Fatalf("login %d: %q", i, got)
 		}
 	}
+	for i, pw := range []string{"wrong-1", "wrong-2"} {
+		if got, _ := r.tryLogin(t, "alice", pw); !strings.HasPrefix(got, "a NO [AUTHENTICATIONFAILED] ") {
+			t.Fatalf("failure %d: %q", i, got)
+		}
+	}
 	before := r.up.logins.Load()
-	got, alert := r.tryLogin(t, "alice", "alicepass")
+	got, alert := r.tryLogin(t, "alice", "wrong-3")
 	if !strings.HasPrefix(got, "a NO [UNAVAILABLE] ") {
-		t.Fatalf("third login in a minute: %q", got)
+		t.Fatalf("third failure in a minute: %q", got)
 	}
 	wantMessage(t, alert, diagnose.CauseClientRateLimited)
 	if ev := r.lastFailure(t); ev["cause"] != string(diagnose.CauseClientRateLimited) {

@@ -89,7 +89,19 @@ type testClient struct {
 
 func dialTestClient(t *testing.T, addr net.Addr) *testClient {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+	return dialTestClientFrom(t, "", addr)
+}
+
+// dialTestClientFrom dials from the loopback address from ("": any), to
+// play clients on different networks (127.0.0.1 and 127.0.1.1 are two
+// IPv4 /24s).
+func dialTestClientFrom(t *testing.T, from string, addr net.Addr) *testClient {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if from != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+	}
+	c, err := d.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,8 +126,11 @@ type Limits struct {
 	// (Dovecot's auth penalty works the same way). Defaults 2s and 15s.
 	FailureDelayBase Duration `yaml:"failure_delay_base"`
 	FailureDelayMax  Duration `yaml:"failure_delay_max"`
-	// Logins per minute from one client address and for one user name;
-	// more are refused with client.rate_limited. Connections open at once
+	// Logins per minute from one client address, and failed logins per
+	// minute for one user name from one client network (IPv4 /24, IPv6
+	// /64; five times as many from all networks together); more are
+	// refused with client.rate_limited, except the password that worked
+	// last for that user. Connections open at once
 	// from one client address; more are answered with BYE at once
 	// (client.too_many_connections). For each: 0 takes the default
 	// (60, 20, 50), -1 turns the limit off.

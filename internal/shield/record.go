@@ -1,11 +1,15 @@
 package shield
 
-import "time"
+import (
+	"crypto/hmac"
+	"time"
+)
 
 // Bounds of one user's record: older entries are dropped first.
 const (
-	maxWorked = 4 // passwords that worked
-	maxFailed = 8 // passwords the server refused
+	maxWorked  = 4 // passwords that worked
+	maxFailed  = 8 // passwords the server refused
+	maxClients = 8 // client networks that logged in
 )
 
 // Record is what a Store keeps for one user: a salt, verifiers and times.
@@ -14,6 +18,15 @@ type Record struct {
 	Salt   []byte    `json:"salt"`
 	Worked []Worked  `json:"worked,omitempty"` // the last one that worked first
 	Failed []Failure `json:"failed,omitempty"` // the last one forwarded first
+	// Clients are the client networks that logged in as this user, the
+	// last first: only they are told what the history knows.
+	Clients []Client `json:"clients,omitempty"`
+}
+
+// Client is a client network that logged in, as a keyed hash.
+type Client struct {
+	Tag []byte    `json:"t"`
+	At  time.Time `json:"at"` // its last successful login
 }
 
 // Worked is a password that logged in.
@@ -54,6 +67,13 @@ func (r *Record) prune(now time.Time, l lifetimes) {
 		}
 	}
 	r.Failed = f
+	c := r.Clients[:0]
+	for _, e := range r.Clients {
+		if now.Before(e.At.Add(l.ttl)) {
+			c = append(c, e)
+		}
+	}
+	r.Clients = c
 }
 
 // expiry is when the last entry expires; zero for an empty record.
@@ -66,6 +86,11 @@ func (r *Record) expiry(l lifetimes) time.Time {
 	}
 	for _, e := range r.Failed {
 		if x := e.Last.Add(l.window); x.After(t) {
+			t = x
+		}
+	}
+	for _, e := range r.Clients {
+		if x := e.At.Add(l.ttl); x.After(t) {
 			t = x
 		}
 	}
@@ -93,6 +118,21 @@ func (r *Record) worked(v []byte) bool {
 		}
 	}
 	return false
+}
+
+// knows reports whether the client network tag logged in as this user.
+func (r *Record) knows(tag []byte) bool {
+	for _, e := range r.Clients {
+		if hmac.Equal(tag, e.Tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// loggedInFrom records a login from the client network tag.
+func (r *Record) loggedInFrom(tag []byte, now time.Time) {
+	r.Clients = moveToFront(r.Clients, Client{Tag: tag, At: now}, func(e Client) bool { return hmac.Equal(tag, e.Tag) }, maxClients)
 }
 
 // lastWorked is the verifier of the password that worked last, or nil.

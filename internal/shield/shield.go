@@ -3,11 +3,12 @@ package shield
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"time"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // Options tune a Shield. Zero fields take config's defaults.
@@ -107,11 +108,20 @@ func (s *Shield) Close() error { return s.store.Close() }
 // within the window.
 func (s *Shield) ForwardedTries() int { return s.tries }
 
-// Begin starts one login attempt of user with password. It reads the
-// user's history; the attempt's methods compute verifiers only when the
-// history has something to compare them with.
+// Begin starts one login attempt of user with password from a client of
+// unknown address; see BeginFrom.
 func (s *Shield) Begin(user, password string) *Attempt {
+	return s.BeginFrom(netip.Addr{}, user, password)
+}
+
+// BeginFrom starts one login attempt of user with password from the client
+// at addr. It reads the user's history; the attempt's methods compute
+// verifiers only when the history has something to compare them with.
+// What the history knows is told only to a client network (UserPrefix)
+// that has logged in as this user before.
+func (s *Shield) BeginFrom(addr netip.Addr, user, password string) *Attempt {
 	a := &Attempt{s: s, key: s.h.userKey(user), password: password}
+	a.client = s.h.clientTag(a.key, UserPrefix(addr))
 	now := s.now()
 	rec, found, err := s.store.Get(a.key, now)
 	if err != nil {
@@ -125,6 +135,7 @@ func (s *Shield) Begin(user, password string) *Attempt {
 	} else {
 		a.salt = newSalt()
 	}
+	a.trusted = a.found && a.rec.knows(a.client)
 	return a
 }
 
@@ -157,7 +168,29 @@ type Attempt struct {
 	found    bool   // rec has entries
 	salt     []byte // rec's salt, or a new one for a new record
 	v        []byte // verifier of password, computed once
+	client   []byte // the client network's tag
+	trusted  bool   // the client network logged in as this user before
+	checks   int    // variants of the password compared with the history
 }
+
+// LastWorked reports whether the password is the one that logged in last
+// for this user: the account or the provider changed, not the typing.
+func (a *Attempt) LastWorked() bool {
+	if !a.found {
+		return false
+	}
+	if a.s.recent.fresh(a.key, a.s.h.quickMAC(a.key, a.password), a.s.now()) {
+		return true
+	}
+	last := a.rec.lastWorked()
+	return last != nil && sameVerifier(a.verifier(), last)
+}
+
+// Checks is how many variants of the password (case inverted, trimmed,
+// folded) Explain compared with the password that worked: each tells
+// whether that variant is right, so the caller counts them against the
+// user's failure limits like guesses of their own (Throttle.Spend).
+func (a *Attempt) Checks() int { return a.checks }
 
 // verifier is the password's verifier under the attempt's salt.
 func (a *Attempt) verifier() []byte {
@@ -199,6 +232,11 @@ func (a *Attempt) Check() (hold bool, h diagnose.History) {
 			held = *f
 		}
 	})
+	if !a.trusted {
+		// Held all the same (the account must not get locked), but a
+		// stranger is not told that this password failed before.
+		return true, diagnose.History{Held: true, Stranger: true}
+	}
 	h.Held = true
 	h.RepeatedFailures = held.Forwarded + held.Held
 	h.HeldCause = held.Cause
@@ -211,6 +249,12 @@ func (a *Attempt) Check() (hold bool, h diagnose.History) {
 func (a *Attempt) Explain() diagnose.History {
 	h := diagnose.History{RepeatedFailures: 1}
 	if !a.found {
+		return h
+	}
+	if !a.trusted {
+		// Whether this password worked before, or a variant of it is
+		// the right one, is for the owner's own devices only.
+		h.Stranger = true
 		return h
 	}
 	h.Known = true
@@ -236,6 +280,7 @@ func (a *Attempt) variantIs(alt string, want []byte) bool {
 	if alt == a.password {
 		return false
 	}
+	a.checks++
 	return sameVerifier(a.s.h.verifier(a.salt, alt), want)
 }
 
@@ -261,10 +306,16 @@ func (a *Attempt) Succeeded() {
 	now := a.s.now()
 	mac := a.s.h.quickMAC(a.key, a.password)
 	if a.s.recent.fresh(a.key, mac, now) {
+		if !a.trusted {
+			a.update(now, func(r *Record) { r.loggedInFrom(a.client, now) })
+		}
 		return
 	}
 	v := a.verifier()
-	a.update(now, func(r *Record) { r.succeeded(v, now) })
+	a.update(now, func(r *Record) {
+		r.succeeded(v, now)
+		r.loggedInFrom(a.client, now)
+	})
 	a.s.recent.remember(a.key, mac, now)
 }
 

@@ -2,6 +2,7 @@ package shield
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -101,8 +102,12 @@ func refusedObservation(user, password string) diagnose.Observation {
 func TestStaleDeviceHeldBack(t *testing.T) {
 	clock := newFakeClock()
 	s := newTestShield(t, clock)
-	up := &upstream{passwords: map[string]string{"alice@example.test": "new-Passw0rd"}}
 	const user, stale = "alice@example.test", "old-Passw0rd"
+	up := &upstream{passwords: map[string]string{user: stale}}
+	if c := up.login(s, user, stale); c != "" { // the phone worked until the password was changed
+		t.Fatalf("first login: %s", c)
+	}
+	up.passwords[user], up.logins = "new-Passw0rd", 0
 
 	attempts, held := 0, 0
 	for elapsed := time.Duration(0); elapsed < time.Hour; elapsed += 30 * time.Second {
@@ -497,5 +502,87 @@ func TestVariants(t *testing.T) {
 		if got := folded(tt.in); got != tt.folded {
 			t.Errorf("folded(%q) = %q", tt.in, got)
 		}
+	}
+}
+
+// TestHistoryOnlyForKnownClients: what the history knows about the real
+// password (Caps Lock, an old password, the device's repeated wrong one)
+// is told only to a client network that logged in as the user before; a
+// stranger gets an ordinary refusal and no variant is even compared for it.
+// A stranger's repeated password is still held back.
+func TestHistoryOnlyForKnownClients(t *testing.T) {
+	clock := newFakeClock()
+	s := newTestShield(t, clock)
+	owner := netip.MustParseAddr("198.51.100.7")
+	ownerLaptop := netip.MustParseAddr("198.51.100.200") // same /24
+	stranger := netip.MustParseAddr("203.0.113.9")
+	const user = "alice"
+	s.BeginFrom(owner, user, "Summer-2026").Succeeded()
+	clock.Advance(time.Hour)
+	s.BeginFrom(owner, user, "Autumn-2026").Succeeded() // changed
+
+	for _, tt := range []struct {
+		typed string
+		known diagnose.History
+	}{
+		{"aUTUMN-2026", diagnose.History{Known: true, CaseInvertedWorked: true, RepeatedFailures: 1}},
+		{"Summer-2026", diagnose.History{Known: true, SamePasswordWorked: true, RepeatedFailures: 1}},
+	} {
+		a := s.BeginFrom(stranger, user, tt.typed)
+		if h := a.Explain(); h != (diagnose.History{RepeatedFailures: 1, Stranger: true}) || a.Checks() != 0 {
+			t.Errorf("%s from a stranger: %+v, %d variants compared", tt.typed, h, a.Checks())
+		}
+		a = s.BeginFrom(ownerLaptop, user, tt.typed)
+		if h := a.Explain(); h != tt.known || a.Checks() == 0 {
+			t.Errorf("%s from the owner's network: %+v, %d variants compared", tt.typed, h, a.Checks())
+		}
+	}
+
+	for range 3 {
+		s.BeginFrom(stranger, user, "Winter-1999").Failed(diagnose.CauseCredentialsRejected)
+	}
+	hold, h := s.BeginFrom(stranger, user, "Winter-1999").Check()
+	d := diagnose.Classify(diagnose.Observation{Phase: diagnose.PhaseProxy, History: h})
+	if !hold || d.Cause != diagnose.CauseCredentialsRejected || h.RepeatedFailures != 0 || h.HeldCause != "" {
+		t.Errorf("stranger's repeated password: hold %v, %+v, told %s", hold, h, d.Cause)
+	}
+	hold, h = s.BeginFrom(owner, user, "Winter-1999").Check()
+	d = diagnose.Classify(diagnose.Observation{Phase: diagnose.PhaseProxy, History: h})
+	if !hold || d.Cause != diagnose.CauseCredentialsRepeatedFailure {
+		t.Errorf("owner's repeated password: hold %v, told %s", hold, d.Cause)
+	}
+
+	// A new network becomes known by logging in, even with a password that
+	// just logged in elsewhere (no argon2id hash then).
+	s.BeginFrom(stranger, user, "Autumn-2026").Succeeded()
+	if h := s.BeginFrom(stranger, user, "Summer-2026").Explain(); !h.SamePasswordWorked {
+		t.Errorf("after logging in from it: %+v", h)
+	}
+}
+
+// TestLastWorked: only the password that logged in last is recognised,
+// from any network.
+func TestLastWorked(t *testing.T) {
+	clock := newFakeClock()
+	s := newTestShield(t, clock)
+	a := netip.MustParseAddr("198.51.100.7")
+	if s.BeginFrom(a, "alice", "pw-1").LastWorked() {
+		t.Error("no history, yet LastWorked")
+	}
+	s.BeginFrom(a, "alice", "pw-1").Succeeded()
+	s.BeginFrom(a, "alice", "pw-2").Succeeded()
+	far := netip.MustParseAddr("2001:db8::1")
+	if !s.BeginFrom(far, "Alice", "pw-2").LastWorked() {
+		t.Error("the last password not recognised")
+	}
+	for _, pw := range []string{"pw-1", "PW-2", "pw-2 ", ""} {
+		if s.BeginFrom(far, "alice", pw).LastWorked() {
+			t.Errorf("%q taken for the last password", pw)
+		}
+	}
+	// Without the in-memory shortcut: from the stored verifier.
+	s.recent.forget(s.h.userKey("alice"))
+	if !s.BeginFrom(far, "alice", "pw-2").LastWorked() || s.BeginFrom(far, "alice", "pw-1").LastWorked() {
+		t.Error("stored verifier: wrong answer")
 	}
 }

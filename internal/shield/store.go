@@ -30,12 +30,15 @@ type Store interface {
 // clone is a deep copy of r, so that a caller's changes never reach the
 // store's copy.
 func (r Record) clone() Record {
-	c := Record{Salt: bytes.Clone(r.Salt), Worked: slices.Clone(r.Worked), Failed: slices.Clone(r.Failed)}
+	c := Record{Salt: bytes.Clone(r.Salt), Worked: slices.Clone(r.Worked), Failed: slices.Clone(r.Failed), Clients: slices.Clone(r.Clients)}
 	for i := range c.Worked {
 		c.Worked[i].Verifier = bytes.Clone(c.Worked[i].Verifier)
 	}
 	for i := range c.Failed {
 		c.Failed[i].Verifier = bytes.Clone(c.Failed[i].Verifier)
+	}
+	for i := range c.Clients {
+		c.Clients[i].Tag = bytes.Clone(c.Clients[i].Tag)
 	}
 	return c
 }

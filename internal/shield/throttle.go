@@ -21,11 +21,23 @@ const penaltyExpiry = time.Hour
 // throttleSweep is how often idle entries are dropped.
 const throttleSweep = time.Minute
 
+// userWideFactor: the failures of one user from all prefixes together are
+// capped at this many times the per-prefix limit. A password matching the
+// one that worked last passes even then, so that guessing from many
+// networks cannot lock the owner out.
+const userWideFactor = 5
+
 // Throttle holds the per-client-address and per-user counters: the failure
 // delay, the login rate limits and the connection limit (config.Limits). It
 // keeps them in memory only. Client addresses are compared by IP, IPv6 by
 // its /64 prefix (one host or one LAN), so that a client cannot dodge the
-// limits by hopping through its own prefix. It is safe for concurrent use.
+// limits by hopping through its own prefix.
+//
+// The per-user limit counts failed logins only, per user and client
+// network (UserPrefix: IPv4 /24, IPv6 /64), so that a stranger's guessing
+// from elsewhere never spends the owner's budget; a user-wide cap of
+// userWideFactor times as many failures bounds guessing from many networks.
+// It is safe for concurrent use.
 type Throttle struct {
 	now func() time.Time
 	// key keys the fingerprints of failed passwords (in memory only): an
@@ -36,9 +48,16 @@ type Throttle struct {
 	lim       config.Limits
 	conns     map[netip.Prefix]int
 	byAddr    map[netip.Prefix]*rate.Limiter
-	byUser    map[string]*rate.Limiter
+	byUser    map[userNet]*rate.Limiter // failures of a user from one network
+	userWide  map[string]*rate.Limiter  // failures of a user from anywhere
 	penalties map[netip.Prefix]*penalty
 	swept     time.Time
+}
+
+// userNet is the key of the per-user limit: a user from one network.
+type userNet struct {
+	user string
+	net  netip.Prefix
 }
 
 // penalty is the failure delay state of one client address.
@@ -59,7 +78,8 @@ func NewThrottle(l config.Limits, now func() time.Time) *Throttle {
 		key:       NewSecret(),
 		conns:     make(map[netip.Prefix]int),
 		byAddr:    make(map[netip.Prefix]*rate.Limiter),
-		byUser:    make(map[string]*rate.Limiter),
+		byUser:    make(map[userNet]*rate.Limiter),
+		userWide:  make(map[string]*rate.Limiter),
 		penalties: make(map[netip.Prefix]*penalty),
 	}
 	t.SetLimits(l)
@@ -97,6 +117,9 @@ func (t *Throttle) SetLimits(l config.Limits) {
 	for _, lim := range t.byUser {
 		setRate(lim, l.PerUserLoginsPerMinute, now)
 	}
+	for _, lim := range t.userWide {
+		setRate(lim, userWide(l.PerUserLoginsPerMinute), now)
+	}
 }
 
 // Connect counts a new connection from addr. It returns false, counting
@@ -127,17 +150,50 @@ func (t *Throttle) Disconnect(addr netip.Addr) {
 
 // AllowLogin takes one login from addr for user out of the rate limits,
 // and reports whether it may go on. The address is checked first, so that
-// a client over its limit cannot fill the table of user names.
+// a client over its limit cannot fill the table of user names. The user's
+// limits count failures (Failed), not logins: AllowLogin only looks at
+// them.
 func (t *Throttle) AllowLogin(addr netip.Addr, user string) bool {
+	return t.AllowLoginFor(addr, user, nil)
+}
+
+// AllowLoginFor is AllowLogin where lastWorked, when the user's failure
+// limits are spent, tells whether this login's password is the one that
+// worked last (the shield's Attempt.LastWorked): such a login may go on
+// all the same, so that nobody can lock the owner out. lastWorked may be
+// nil (no shield); it is called without the throttle's lock held.
+func (t *Throttle) AllowLoginFor(addr netip.Addr, user string, lastWorked func() bool) bool {
 	p := clientPrefix(addr)
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	now := t.now()
 	t.sweepLocked(now)
 	if !allow(t.byAddr, p, t.lim.PerAddressLoginsPerMinute, now) {
+		t.mu.Unlock()
 		return false
 	}
-	return allow(t.byUser, normalUser(user), t.lim.PerUserLoginsPerMinute, now)
+	u := normalUser(user)
+	per := t.lim.PerUserLoginsPerMinute
+	ok := hasToken(t.byUser, userNet{u, UserPrefix(addr)}, per, now) &&
+		hasToken(t.userWide, u, userWide(per), now)
+	t.mu.Unlock()
+	return ok || (lastWorked != nil && lastWorked())
+}
+
+// Spend counts n password checks of user from addr against the user's
+// failure limits: a refused login counts one (Failed), and each variant of
+// the password the history compared on its behalf (a case-inverted or
+// trimmed form) counts one more, since it tells whether that form is right.
+func (t *Throttle) Spend(addr netip.Addr, user string, n int) {
+	if n <= 0 {
+		return
+	}
+	u := normalUser(user)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	per := t.lim.PerUserLoginsPerMinute
+	take(t.byUser, userNet{u, UserPrefix(addr)}, per, now, n)
+	take(t.userWide, u, userWide(per), now, n)
 }
 
 // Failed records a failed login from addr and returns how long to wait
@@ -146,7 +202,10 @@ func (t *Throttle) AllowLogin(addr netip.Addr, user string) bool {
 // address's last failure is not a further failure (a device retrying is not
 // guessing), and neither is any failure after penaltyExpiry has passed
 // without one.
+//
+// It also counts the failure against the user's limits (Spend).
 func (t *Throttle) Failed(addr netip.Addr, user, password string) time.Duration {
+	t.Spend(addr, user, 1)
 	p := clientPrefix(addr)
 	fp := t.fingerprint(user, password)
 	t.mu.Lock()
@@ -202,6 +261,7 @@ func (t *Throttle) sweepLocked(now time.Time) {
 	t.swept = now
 	dropFull(t.byAddr, now)
 	dropFull(t.byUser, now)
+	dropFull(t.userWide, now)
 	for p, pen := range t.penalties {
 		if now.Sub(pen.at) >= penaltyExpiry {
 			delete(t.penalties, p)
@@ -215,13 +275,48 @@ func allow[K comparable](m map[K]*rate.Limiter, key K, perMinute int, now time.T
 	if perMinute == config.Unlimited {
 		return true
 	}
+	return limiter(m, key, perMinute).AllowN(now, 1)
+}
+
+// hasToken reports whether key's limiter has a token left, taking none.
+func hasToken[K comparable](m map[K]*rate.Limiter, key K, perMinute int, now time.Time) bool {
+	if perMinute == config.Unlimited {
+		return true
+	}
+	lim := m[key]
+	return lim == nil || lim.TokensAt(now) >= 1
+}
+
+// take takes n tokens from key's limiter, as many as there are when fewer.
+func take[K comparable](m map[K]*rate.Limiter, key K, perMinute int, now time.Time, n int) {
+	if perMinute == config.Unlimited {
+		return
+	}
+	lim := limiter(m, key, perMinute)
+	for range n {
+		if !lim.AllowN(now, 1) {
+			return
+		}
+	}
+}
+
+// limiter is key's limiter, made on first use: a new limiter starts full,
+// perMinute at once.
+func limiter[K comparable](m map[K]*rate.Limiter, key K, perMinute int) *rate.Limiter {
 	lim := m[key]
 	if lim == nil {
-		// A new limiter starts full: perMinute logins at once.
 		lim = rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
 		m[key] = lim
 	}
-	return lim.AllowN(now, 1)
+	return lim
+}
+
+// userWide is the user-wide failure limit for a per-network one.
+func userWide(perMinute int) int {
+	if perMinute == config.Unlimited {
+		return perMinute
+	}
+	return perMinute * userWideFactor
 }
 
 func setRate(lim *rate.Limiter, perMinute int, now time.Time) {
@@ -249,6 +344,25 @@ func clientPrefix(a netip.Addr) netip.Prefix {
 		return netip.PrefixFrom(a, a.BitLen())
 	}
 	p, _ := a.Prefix(64)
+	return p
+}
+
+// UserPrefix is the client network that the per-user limits and the
+// shield's trusted clients count: the /24 of an IPv4 address, the /64 of an
+// IPv6 one. A whole network rather than one address, so that a client
+// cannot hop addresses to get more guesses; a network rather than the
+// whole internet, so that guessing from one network does not touch the
+// owner's budget elsewhere. IPv4-mapped IPv6 addresses count as IPv4.
+func UserPrefix(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := 64
+	if a.Is4() {
+		bits = 24
+	}
+	if !a.IsValid() {
+		return netip.Prefix{}
+	}
+	p, _ := a.Prefix(bits)
 	return p
 }
 

@@ -59,7 +59,8 @@ func TestFailureDelay(t *testing.T) {
 	}
 }
 
-// TestLoginRates: per-address and per-user token buckets.
+// TestLoginRates: per-address and per-user token buckets; the user's
+// counts failed logins.
 func TestLoginRates(t *testing.T) {
 	clock := newFakeClock()
 	th := NewThrottle(testLimits(), clock.Now)
@@ -68,6 +69,7 @@ func TestLoginRates(t *testing.T) {
 		for range n {
 			if th.AllowLogin(addr, user) {
 				ok++
+				th.Failed(addr, user, "wrong")
 			}
 		}
 		return ok
@@ -79,7 +81,7 @@ func TestLoginRates(t *testing.T) {
 		// 5 tokens of the address went to the 5 tries above.
 		t.Errorf("address limit 6 a minute: %d of 5 allowed", got)
 	}
-	if got := allowed(addrB, "w", 1); got != 1 {
+	if got := allowed(netip.MustParseAddr("198.51.100.1"), "w", 1); got != 1 {
 		t.Error("another address is limited too")
 	}
 	clock.Advance(20 * time.Second) // refills 2 address tokens, 1 per user
@@ -89,10 +91,10 @@ func TestLoginRates(t *testing.T) {
 	clock.Advance(time.Hour)
 	th.AllowLogin(addrB, "w") // sweeps the idle buckets
 	th.mu.Lock()
-	n := len(th.byAddr) + len(th.byUser)
+	n := len(th.byAddr) + len(th.byUser) + len(th.userWide)
 	th.mu.Unlock()
-	if n != 2 {
-		t.Errorf("%d buckets after the sweep, want only addrB's and w's", n)
+	if n != 1 {
+		t.Errorf("%d buckets after the sweep, want only addrB's", n)
 	}
 
 	l := testLimits()
@@ -137,5 +139,74 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	if clientPrefix(netip.MustParseAddr("::ffff:192.0.2.1")) != clientPrefix(addrA) {
 		t.Error("IPv4-mapped address counted apart")
+	}
+}
+
+// TestUserLimitPerNetwork: the per-user limit counts failures per client
+// network (IPv4 /24, IPv6 /64): guessing from one network never refuses the
+// owner elsewhere, successful logins never count, and the password that
+// worked last passes even a spent limit. All networks together are capped
+// at userWideFactor times the limit.
+func TestUserLimitPerNetwork(t *testing.T) {
+	clock := newFakeClock()
+	l := testLimits()
+	l.PerAddressLoginsPerMinute = config.Unlimited
+	th := NewThrottle(l, clock.Now) // 3 failures a minute per user and network
+	attacker := netip.MustParseAddr("203.0.113.9")
+	for range 3 {
+		if !th.AllowLogin(attacker, "alice") {
+			t.Fatal("refused within the limit")
+		}
+		th.Failed(attacker, "alice", "guess")
+	}
+	if th.AllowLogin(attacker, "alice") {
+		t.Error("a fourth failure a minute from the same address allowed")
+	}
+	if th.AllowLogin(netip.MustParseAddr("203.0.113.200"), "ALICE") {
+		t.Error("another address of the same /24 allowed")
+	}
+	if !th.AllowLoginFor(attacker, "alice", func() bool { return true }) {
+		t.Error("the password that worked last refused")
+	}
+	if th.AllowLoginFor(attacker, "alice", func() bool { return false }) {
+		t.Error("another password allowed past the limit")
+	}
+	owner := netip.MustParseAddr("198.51.100.7")
+	for i := range 30 { // a mail app that logs in often: successes never count
+		if !th.AllowLogin(owner, "alice") {
+			t.Fatalf("the owner refused at login %d", i)
+		}
+	}
+	if !th.AllowLogin(attacker, "bob") {
+		t.Error("another user refused")
+	}
+
+	// IPv6 by /64.
+	v6 := netip.MustParseAddr("2001:db8:1:2::10")
+	th.Spend(v6, "carol", 3)
+	if th.AllowLogin(netip.MustParseAddr("2001:db8:1:2:ffff::1"), "carol") {
+		t.Error("another address of the same /64 allowed")
+	}
+	if !th.AllowLogin(netip.MustParseAddr("2001:db8:1:3::1"), "carol") {
+		t.Error("another /64 refused")
+	}
+
+	// Many networks: the user-wide cap, still passed by the right password.
+	for i := range userWideFactor {
+		th.Spend(netip.AddrFrom4([4]byte{10, byte(i), 0, 1}), "dave", 3)
+	}
+	next := netip.MustParseAddr("10.200.0.1")
+	if th.AllowLogin(next, "dave") {
+		t.Error("past the user-wide cap allowed")
+	}
+	if !th.AllowLoginFor(next, "dave", func() bool { return true }) {
+		t.Error("the password that worked last refused past the user-wide cap")
+	}
+	clock.Advance(time.Minute)
+	if !th.AllowLogin(attacker, "alice") || !th.AllowLogin(next, "dave") {
+		t.Error("not refilled after a minute")
+	}
+	if UserPrefix(netip.MustParseAddr("::ffff:203.0.113.9")) != netip.MustParsePrefix("203.0.113.0/24") {
+		t.Error("IPv4-mapped address not counted by its /24")
 	}
 }

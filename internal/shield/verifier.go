@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -64,6 +65,17 @@ func (h *hasher) userKey(user string) string {
 	io.WriteString(m, "imapwhy user v1\x00")
 	io.WriteString(m, strings.ToLower(user))
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// clientTag is the stored form of a client network that logged in as the
+// user of key: an HMAC, so that the store holds no addresses.
+func (h *hasher) clientTag(key string, p netip.Prefix) []byte {
+	m := hmac.New(sha256.New, h.secret[:])
+	io.WriteString(m, "imapwhy client v1\x00")
+	io.WriteString(m, key)
+	io.WriteString(m, "\x00")
+	io.WriteString(m, p.String())
+	return m.Sum(nil)[:16]
 }
 
 // verifier is HMAC-SHA256(secret, argon2id(password, salt)). The secret
