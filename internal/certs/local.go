@@ -33,7 +33,11 @@ const (
 )
 
 const (
-	caLifetime = 10 * 365 * 24 * time.Hour
+	// caLifetime: two years. The CA is limited to this machine's names
+	// and private addresses (caConstraints), but a phone trusts it until
+	// it expires, so not for longer than a user can be expected to
+	// remember installing it.
+	caLifetime = 2 * 365 * 24 * time.Hour
 	// leafLifetime stays under the 398 days Apple platforms accept for a
 	// TLS server certificate issued after 2020-09-01
 	// (https://support.apple.com/en-us/102028); 825 days is the limit for
@@ -113,7 +117,7 @@ func (s *localSource) check() { _ = s.reload() }
 func (s *localSource) ensureLeaf() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dns, ips := hostIdentities()
+	dns, ips, outside := s.ca.permitted(hostIdentities())
 	now := time.Now()
 	certPath, keyPath := filepath.Join(s.dir, leafCertName), filepath.Join(s.dir, leafKeyName)
 	c, reason := s.usableLeaf(certPath, keyPath, dns, ips, now)
@@ -130,7 +134,7 @@ func (s *localSource) ensureLeaf() error {
 	s.cur.Store(c)
 	s.log.Info().Str("reason", reason).Str("leaf_fingerprint", fingerprint(c.Leaf)).
 		Strs("names", certNames(c.Leaf)).Time("not_after", c.Leaf.NotAfter).
-		Str("file", certPath).Msg("issued local certificate")
+		Str("file", certPath).Strs("left_out", outside).Msg("issued local certificate")
 	return nil
 }
 

@@ -118,8 +118,12 @@ func checkLocalCA(t *testing.T, ca *x509.Certificate) {
 	if k, ok := ca.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
 		t.Errorf("CA key is %T, want ECDSA P-256", ca.PublicKey)
 	}
-	if life := ca.NotAfter.Sub(ca.NotBefore); life < 9*365*24*time.Hour || life > 11*365*24*time.Hour {
-		t.Errorf("CA lifetime = %v, want about 10 years", life)
+	if life := ca.NotAfter.Sub(ca.NotBefore); life < 365*24*time.Hour || life > 2*366*24*time.Hour {
+		t.Errorf("CA lifetime = %v, want at most 2 years", life)
+	}
+	if !ca.PermittedDNSDomainsCritical || !slices.Contains(ca.PermittedDNSDomains, "localhost") ||
+		!slices.Contains(ca.PermittedDNSDomains, "local") || len(ca.PermittedIPRanges) == 0 {
+		t.Errorf("CA name constraints: critical %v, names %v, addresses %v", ca.PermittedDNSDomainsCritical, ca.PermittedDNSDomains, ca.PermittedIPRanges)
 	}
 }
 
@@ -182,14 +186,14 @@ func TestLocalRenewsLeaf(t *testing.T) {
 		{
 			name: "host name changed",
 			spoil: func(t *testing.T, dir string, ca localCA) {
-				standInHost(t, []string{"localhost", "renamed.test"}, "127.0.0.1", "::1")
+				standInHost(t, []string{"localhost", "renamed", "renamed.local"}, "127.0.0.1", "::1")
 			},
-			wantDNS: "renamed.test",
+			wantDNS: "renamed.local",
 		},
 		{
 			name: "address added",
 			spoil: func(t *testing.T, dir string, ca localCA) {
-				standInHost(t, []string{"localhost", "first.test"}, "127.0.0.1", "::1", "192.0.2.10")
+				standInHost(t, []string{"localhost", "first.test"}, "127.0.0.1", "::1", "192.168.1.10")
 			},
 			wantDNS: "first.test",
 		},
@@ -272,7 +276,7 @@ func writeLeaf(t *testing.T, dir string, p *testPKI, notAfter time.Time, names .
 // on Reload (as on its hourly check), without a restart, and keeps serving
 // established connections.
 func TestLocalReloadFollowsHost(t *testing.T) {
-	standInHost(t, []string{"localhost", "laptop.test"}, "127.0.0.1", "::1", "192.0.2.10")
+	standInHost(t, []string{"localhost", "laptop.test"}, "127.0.0.1", "::1", "192.168.1.10")
 	m := newLocal(t, t.TempDir())
 	roots := x509.NewCertPool()
 	roots.AddCert(m.src.(*localSource).ca.cert)
@@ -288,13 +292,13 @@ func TestLocalReloadFollowsHost(t *testing.T) {
 		t.Error("Reload renewed a leaf that is still good")
 	}
 
-	standInHost(t, []string{"localhost", "laptop.test"}, "127.0.0.1", "::1", "198.51.100.7")
+	standInHost(t, []string{"localhost", "laptop.test"}, "127.0.0.1", "::1", "10.1.2.3")
 	if err := m.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	leaf := peerLeaf(t, addr, conf)
-	if !slices.ContainsFunc(leaf.IPAddresses, net.ParseIP("198.51.100.7").Equal) {
-		t.Errorf("after Reload the served leaf is for %v, want 198.51.100.7 among them", leaf.IPAddresses)
+	if !slices.ContainsFunc(leaf.IPAddresses, net.ParseIP("10.1.2.3").Equal) {
+		t.Errorf("after Reload the served leaf is for %v, want 10.1.2.3 among them", leaf.IPAddresses)
 	}
 	if fingerprint(leaf) == oldFP {
 		t.Error("the served leaf did not change")
