@@ -2,21 +2,18 @@ package diagnose
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 func TestSniffProtocol(t *testing.T) {
@@ -113,13 +110,7 @@ func TestNetErrorOf(t *testing.T) {
 // loopback port, and TLS handshakes over loopback.
 func TestNetErrorOfRealErrors(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		conn, err := net.DialTimeout("tcp", testkit.ClosedPort(t), 5*time.Second)
 		if err == nil {
 			conn.Close()
 			t.Fatal("dial succeeded")
@@ -130,16 +121,14 @@ func TestNetErrorOfRealErrors(t *testing.T) {
 	})
 
 	now := time.Now()
-	ca, caKey := netErrCertificate(t, "test CA", nil, now.Add(time.Hour), nil, nil)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
+	ca := testkit.NewCA(t, "test CA")
+	roots := ca.Pool()
 	leaf := func(name string, notAfter time.Time, signed bool) tls.Certificate {
+		spec := testkit.Spec{Names: []string{name}, NotAfter: notAfter}
 		if !signed {
-			c, key := netErrCertificate(t, name, []string{name}, notAfter, nil, nil)
-			return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}
+			return testkit.SelfSigned(t, spec).TLS()
 		}
-		c, key := netErrCertificate(t, name, []string{name}, notAfter, ca, caKey)
-		return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: key}
+		return ca.Issue(t, spec).TLS()
 	}
 	tests := []struct {
 		name string
@@ -161,7 +150,7 @@ func TestNetErrorOfRealErrors(t *testing.T) {
 	}
 
 	t.Run("imap greeting to a ClientHello", func(t *testing.T) {
-		client, server := netErrTCPPair(t)
+		client, server := testkit.TCPPair(t)
 		server.Write([]byte("* OK [CAPABILITY IMAP4rev1] ready\r\n"))
 		err := tls.Client(client, &tls.Config{ServerName: "imap.example.test"}).Handshake()
 		if got := NetErrorOf(err); got != NetTLSToPlain {
@@ -173,39 +162,11 @@ func TestNetErrorOfRealErrors(t *testing.T) {
 	})
 }
 
-// netErrTCPPair returns the two ends of a loopback TCP connection, with a
-// deadline: unlike net.Pipe it buffers, so both sides may write first.
-func netErrTCPPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err = ln.Accept()
-	if err != nil {
-		client.Close()
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	client.SetDeadline(deadline)
-	server.SetDeadline(deadline)
-	t.Cleanup(func() {
-		client.Close()
-		server.Close()
-	})
-	return client, server
-}
-
 // netErrHandshake runs a TLS handshake between a client with cfg and a server
 // with cert, and returns the client's error.
 func netErrHandshake(t *testing.T, cert tls.Certificate, cfg *tls.Config) error {
 	t.Helper()
-	client, server := netErrTCPPair(t)
+	client, server := testkit.TCPPair(t)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -216,40 +177,4 @@ func netErrHandshake(t *testing.T, cert tls.Certificate, cfg *tls.Config) error 
 	client.Close()
 	<-done
 	return err
-}
-
-// netErrCertificate makes a certificate for names (a CA when names is nil),
-// signed by parent, or by itself when parent is nil.
-func netErrCertificate(t *testing.T, cn string, names []string, notAfter time.Time, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    notAfter.Add(-48 * time.Hour),
-		NotAfter:     notAfter,
-		DNSNames:     names,
-	}
-	if names == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage = x509.KeyUsageCertSign
-	} else {
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, key
 }

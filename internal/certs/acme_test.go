@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // TestACMEConfigErrors: problems found before or while talking to the CA
@@ -18,7 +19,7 @@ func TestACMEConfigErrors(t *testing.T) {
 	writeFile(t, garbage, []byte("not PEM\n"))
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	caPEM := filepath.Join(t.TempDir(), "ca.pem")
-	writeFile(t, caPEM, newTestPKI(t, "ACME server CA").pem)
+	writeFile(t, caPEM, testkit.NewCA(t, "ACME server CA").PEM())
 
 	// A port nothing listens on: connection refused, at once.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -2,16 +2,11 @@ package certs
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"regexp"
@@ -22,6 +17,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -164,88 +161,12 @@ func echo(t *testing.T, c *tls.Conn) {
 	}
 }
 
-// testPKI is a CA that tests issue certificates from.
-type testPKI struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-	pool *x509.CertPool
-}
-
-func newTestPKI(t *testing.T, name string) *testPKI {
+// issuePEM returns a PEM certificate and key issued by ca for names (host
+// names or IP addresses), valid until notAfter.
+func issuePEM(t *testing.T, ca *testkit.CA, notAfter time.Time, names ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testPKI{
-		cert: cert,
-		key:  key,
-		pem:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pool: pool,
-	}
-}
-
-var testSerial struct {
-	mu sync.Mutex
-	n  int64
-}
-
-// issue returns a PEM certificate and key for names (host names or IP
-// addresses), valid from an hour ago until notAfter.
-func (p *testPKI) issue(t *testing.T, notAfter time.Time, names ...string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testSerial.mu.Lock()
-	testSerial.n++
-	serial := big.NewInt(1000 + testSerial.n)
-	testSerial.mu.Unlock()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, key.Public(), p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err = encodePair(der, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return certPEM, keyPEM
+	c := ca.Issue(t, testkit.Spec{Names: names, NotAfter: notAfter})
+	return c.PEM(), c.KeyPEM()
 }
 
 // parsePEMCert parses the first certificate in data.

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // operatorFiles is a cert_file/key_file pair in a temporary directory and
 // the CA that issues its contents.
 type operatorFiles struct {
-	pki               *testPKI
+	pki               *testkit.CA
 	certFile, keyFile string
 }
 
@@ -23,7 +24,7 @@ func newOperatorFiles(t *testing.T) *operatorFiles {
 	t.Helper()
 	dir := t.TempDir()
 	return &operatorFiles{
-		pki:      newTestPKI(t, "operator CA"),
+		pki:      testkit.NewCA(t, "operator CA"),
 		certFile: filepath.Join(dir, "fullchain.pem"),
 		keyFile:  filepath.Join(dir, "privkey.pem"),
 	}
@@ -33,7 +34,7 @@ func newOperatorFiles(t *testing.T) *operatorFiles {
 // and returns it.
 func (o *operatorFiles) install(t *testing.T) *x509.Certificate {
 	t.Helper()
-	certPEM, keyPEM := o.pki.issue(t, time.Now().Add(24*time.Hour), "localhost")
+	certPEM, keyPEM := issuePEM(t, o.pki, time.Now().Add(24*time.Hour), "localhost")
 	writeFile(t, o.keyFile, keyPEM)
 	writeFile(t, o.certFile, certPEM)
 	return parsePEMCert(t, certPEM)
@@ -44,7 +45,7 @@ func (o *operatorFiles) config() config.TLS {
 }
 
 func (o *operatorFiles) client() *tls.Config {
-	return &tls.Config{RootCAs: o.pki.pool, ServerName: "localhost"}
+	return &tls.Config{RootCAs: o.pki.Pool(), ServerName: "localhost"}
 }
 
 func newFiles(t *testing.T, o *operatorFiles) (*Manager, *logBuffer) {

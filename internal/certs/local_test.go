@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // newLocal starts a Manager in local mode on dir, closed at the end of the
@@ -200,7 +201,7 @@ func TestLocalRenewsLeaf(t *testing.T) {
 		{
 			name: "expires within 30 days",
 			spoil: func(t *testing.T, dir string, ca localCA) {
-				writeLeaf(t, dir, &testPKI{cert: ca.cert, key: ca.key.(*ecdsa.PrivateKey)},
+				writeLeaf(t, dir, &testkit.CA{Cert: testkit.Cert{X509: ca.cert, Key: ca.key.(*ecdsa.PrivateKey)}},
 					time.Now().Add(10*24*time.Hour), "localhost", "first.test", "127.0.0.1", "::1")
 			},
 			wantDNS: "first.test",
@@ -208,7 +209,7 @@ func TestLocalRenewsLeaf(t *testing.T) {
 		{
 			name: "issued by another CA",
 			spoil: func(t *testing.T, dir string, ca localCA) {
-				writeLeaf(t, dir, newTestPKI(t, "other CA"),
+				writeLeaf(t, dir, testkit.NewCA(t, "other CA"),
 					time.Now().Add(300*24*time.Hour), "localhost", "first.test", "127.0.0.1", "::1")
 			},
 			wantDNS: "first.test",
@@ -265,9 +266,9 @@ func TestLocalRenewsLeaf(t *testing.T) {
 }
 
 // writeLeaf replaces the local leaf with one issued by p.
-func writeLeaf(t *testing.T, dir string, p *testPKI, notAfter time.Time, names ...string) {
+func writeLeaf(t *testing.T, dir string, p *testkit.CA, notAfter time.Time, names ...string) {
 	t.Helper()
-	certPEM, keyPEM := p.issue(t, notAfter, names...)
+	certPEM, keyPEM := issuePEM(t, p, notAfter, names...)
 	writeFile(t, filepath.Join(dir, leafKeyName), keyPEM)
 	writeFile(t, filepath.Join(dir, leafCertName), certPEM)
 }
@@ -336,7 +337,7 @@ func TestLocalCAProblems(t *testing.T) {
 		{
 			name: "key of another CA",
 			spoil: func(t *testing.T, dir string) {
-				_, keyPEM := newTestPKI(t, "x").issue(t, time.Now().Add(time.Hour), "x.test")
+				_, keyPEM := issuePEM(t, testkit.NewCA(t, "x"), time.Now().Add(time.Hour), "x.test")
 				writeFile(t, filepath.Join(dir, caKeyName), keyPEM)
 			},
 			wantPrefix: "state_dir: local CA ",

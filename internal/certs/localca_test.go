@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // TestLocalCANameConstraints: whoever reads the local CA's key can vouch
@@ -21,11 +21,11 @@ func TestLocalCANameConstraints(t *testing.T) {
 	standInHost(t, []string{"localhost", "laptop.example.lan"}, "127.0.0.1", "::1", "192.168.1.10", "203.0.113.5")
 	m := newLocal(t, t.TempDir())
 	ca := m.src.(*localSource).ca
-	p := &testPKI{cert: ca.cert, key: ca.key.(*ecdsa.PrivateKey)}
+	p := &testkit.CA{Cert: testkit.Cert{X509: ca.cert, Key: ca.key.(*ecdsa.PrivateKey)}}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
 	verify := func(name string) error {
-		certPEM, _ := p.issue(t, time.Now().Add(24*time.Hour), name)
+		certPEM, _ := issuePEM(t, p, time.Now().Add(24*time.Hour), name)
 		leaf := parsePEMCert(t, certPEM)
 		_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: name})
 		return err
@@ -55,13 +55,9 @@ func TestLocalCANameConstraints(t *testing.T) {
 // the user to trust the new one.
 func TestLocalCAWithoutConstraintsReplaced(t *testing.T) {
 	dir := t.TempDir()
-	old := newTestPKI(t, "imapwhy local CA old")
-	key, err := x509.MarshalPKCS8PrivateKey(old.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, caCertName), old.pem)
-	writeFile(t, filepath.Join(dir, caKeyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))
+	old := testkit.NewCA(t, "imapwhy local CA old")
+	writeFile(t, filepath.Join(dir, caCertName), old.PEM())
+	writeFile(t, filepath.Join(dir, caKeyName), old.KeyPEM())
 
 	log, buf := testLog(t)
 	m, err := New(context.Background(), config.TLS{}, dir, log)
@@ -69,13 +65,13 @@ func TestLocalCAWithoutConstraintsReplaced(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	defer m.Close()
-	if m.Fingerprint() == fingerprint(old.cert) {
+	if m.Fingerprint() == fingerprint(old.X509) {
 		t.Fatal("the CA without name constraints was kept")
 	}
 	checkLocalCA(t, parsePEMCert(t, readFile(t, m.CAFile())))
 	logged := buf.String()
 	if !strings.Contains(logged, `"level":"warn"`) || !strings.Contains(logged, "Install the new CA file on every device") ||
-		!strings.Contains(logged, fingerprint(old.cert)) {
+		!strings.Contains(logged, fingerprint(old.X509)) {
 		t.Errorf("no clear log line about the replaced CA:\n%s", logged)
 	}
 	// The second start keeps the new one.

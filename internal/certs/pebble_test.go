@@ -10,13 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 const acmeDomain = "mail.example.test"
@@ -59,7 +58,7 @@ func TestACMEPebble(t *testing.T) {
 				TLSALPNPort: p.tlsPort,
 			}}
 			m := newACME(t, cfg, stateDir)
-			if tt.validate && p.dnsQueries.Load() == 0 {
+			if tt.validate && p.dns.Count() == 0 {
 				t.Error("Pebble never looked the name up: the challenge was not validated")
 			}
 
@@ -154,7 +153,7 @@ type pebble struct {
 	caFile            string         // PEM of the CA behind Pebble's own HTTPS
 	roots             *x509.CertPool // the root Pebble issues certificates under
 	httpPort, tlsPort int            // where Pebble's VA checks challenges
-	dnsQueries        atomic.Int64   // names looked up by Pebble's VA
+	dns               *testkit.DNS   // Pebble's VA looks names up here, when it validates
 }
 
 // startPebble runs Pebble on loopback ports with a configuration and TLS
@@ -164,10 +163,10 @@ type pebble struct {
 func startPebble(t *testing.T, bin string, validate bool) *pebble {
 	t.Helper()
 	dir := t.TempDir()
-	pki := newTestPKI(t, "pebble HTTPS CA")
-	certPEM, keyPEM := pki.issue(t, time.Now().Add(time.Hour), "localhost", "127.0.0.1")
+	pki := testkit.NewCA(t, "pebble HTTPS CA")
+	certPEM, keyPEM := issuePEM(t, pki, time.Now().Add(time.Hour), "localhost", "127.0.0.1")
 	p := &pebble{caFile: filepath.Join(dir, "ca.pem"), httpPort: freePort(t), tlsPort: freePort(t)}
-	writeFile(t, p.caFile, pki.pem)
+	writeFile(t, p.caFile, pki.PEM())
 	writeFile(t, filepath.Join(dir, "cert.pem"), certPEM)
 	writeFile(t, filepath.Join(dir, "key.pem"), keyPEM)
 
@@ -201,7 +200,11 @@ func startPebble(t *testing.T, bin string, validate bool) *pebble {
 	args := []string{"-config", confFile}
 	alwaysValid := "1"
 	if validate {
-		args = append(args, "-dnsserver", startDNS(t, &p.dnsQueries))
+		// Every A query is answered with 127.0.0.1. Pebble's VA asks over
+		// TCP.
+		p.dns = testkit.NewDNS(t)
+		p.dns.AnswerAll(dns.TypeA, "127.0.0.1")
+		args = append(args, "-dnsserver", p.dns.TCPAddr())
 		alwaysValid = "0"
 	}
 	logFile, err := os.Create(filepath.Join(dir, "pebble.log"))
@@ -234,7 +237,7 @@ func startPebble(t *testing.T, bin string, validate bool) *pebble {
 
 	client := &http.Client{
 		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool}, DisableKeepAlives: true},
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool()}, DisableKeepAlives: true},
 	}
 	waitDirectory(t, client, p.dirURL, exited)
 	p.roots = fetchRoots(t, client, "https://"+mgmtAddr+"/roots/0")
@@ -282,47 +285,4 @@ func fetchRoots(t *testing.T, client *http.Client, url string) *x509.CertPool {
 		t.Fatalf("pebble roots: no certificate in %q", body)
 	}
 	return pool
-}
-
-// startDNS runs a DNS server on a loopback TCP port (Pebble's VA asks its
-// -dnsserver over TCP) that answers every A query with 127.0.0.1 and every
-// other query with no records, counting the queries. It returns its
-// address.
-func startDNS(t *testing.T, queries *atomic.Int64) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	srv := &dns.Server{
-		Listener:          ln,
-		NotifyStartedFunc: func() { close(started) },
-		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-			queries.Add(1)
-			m := new(dns.Msg)
-			m.SetReply(r)
-			for _, q := range r.Question {
-				if q.Qtype == dns.TypeA {
-					m.Answer = append(m.Answer, &dns.A{
-						Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET},
-						A:   net.IPv4(127, 0, 0, 1),
-					})
-				}
-			}
-			_ = w.WriteMsg(m)
-		}),
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-served:
-		t.Fatalf("dns server: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Shutdown()
-		<-served
-	})
-	return ln.Addr().String()
 }

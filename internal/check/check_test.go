@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,10 +18,11 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
@@ -62,16 +62,18 @@ func newEnv(t *testing.T) *env {
 	e := &env{
 		dc:     dc,
 		caFile: writeCAFile(t, dc.CAPEM),
-		smtp:   fakeSMTP(t),
-		closed: closedPort(t),
-		gmail:  fakeIMAP(t, gmailGreeting, gmailScript),
-		noTLS: fakeIMAP(t, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready", map[string][]string{
+		smtp:   testkit.SMTP(t),
+		closed: testkit.ClosedPort(t),
+		gmail:  testkit.ReplyIMAP(t, gmailGreeting, gmailScript),
+		noTLS: testkit.ReplyIMAP(t, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready", map[string][]string{
 			"STARTTLS": {"{tag} BAD STARTTLS not supported"},
 		}),
-		resolver: testResolver(t, map[string]netip.Addr{
-			"imap.wrong.test": netip.MustParseAddr("127.0.0.1"),
-		}),
 	}
+	// Only imap.wrong.test exists; every other name is NXDOMAIN: real
+	// *net.DNSError values without leaving the machine.
+	dns := testkit.NewDNS(t)
+	dns.AddIPs("imap.wrong.test", "127.0.0.1")
+	e.resolver = dns.Resolver()
 	for _, addr := range []string{dc.IMAP, dc.IMAPS, e.smtp, e.closed, e.gmail, e.noTLS} {
 		_, port, _ := net.SplitHostPort(addr)
 		e.ports = append(e.ports, port)

@@ -49,10 +49,10 @@ func TestLookupOrder(t *testing.T) {
 		e.serveAutoconfig(d, configFile("imap."+d, "993", "SSL", "%EMAILLOCALPART%"))
 	}
 	for _, d := range []string{"cat.test", "auto.test", "srv.test"} {
-		e.dns.add("_imaps._tcp."+d, dns.TypeSRV, "0 1 993 srvhost."+d+".")
+		e.dns.Add("_imaps._tcp."+d, dns.TypeSRV, "0 1 993 srvhost."+d+".")
 	}
 	for _, d := range []string{"cat.test", "auto.test", "srv.test", "mx.test"} {
-		e.dns.add(d, dns.TypeMX, "10 aspmx.l.google.com.")
+		e.dns.Add(d, dns.TypeMX, "10 aspmx.l.google.com.")
 	}
 	opts := e.options()
 	opts.Catalog = catalogOf(map[string]Result{
@@ -81,9 +81,9 @@ func TestLookupOrder(t *testing.T) {
 		})
 	}
 	t.Run("catalog uses no network", func(t *testing.T) {
-		before, webBefore := e.dns.count(), e.web.count("", "")
+		before, webBefore := e.dns.Count(), e.web.count("", "")
 		mustLookup(t, d, "bob@cat.test")
-		if e.dns.count() != before || e.web.count("", "") != webBefore {
+		if e.dns.Count() != before || e.web.count("", "") != webBefore {
 			t.Errorf("a catalog answer used the network")
 		}
 	})
@@ -105,8 +105,8 @@ func TestLookupOrder(t *testing.T) {
 
 func TestCatalogWithoutFixedServer(t *testing.T) {
 	e := newEnv(t)
-	e.dns.add("_imaps._tcp.isp.test", dns.TypeSRV, "0 1 993 imap.isp.test.")
-	e.dns.add("gw.test", dns.TypeMX, "10 smtp.google.com.")
+	e.dns.Add("_imaps._tcp.isp.test", dns.TypeSRV, "0 1 993 imap.isp.test.")
+	e.dns.Add("gw.test", dns.TypeMX, "10 smtp.google.com.")
 	opts := e.options()
 	opts.Catalog = catalogOf(map[string]Result{"isp.test": {Provider: "isp"}, "gw.test": {Provider: "isp"}})
 	d := New(opts)
@@ -222,13 +222,13 @@ func TestAutoconfigFetch(t *testing.T) {
 	e := newEnv(t, append(domains, "elsewhere.test")...)
 	good := configFile("imap.%EMAILDOMAIN%", "993", "SSL", "%EMAILADDRESS%")
 	for _, d := range domains {
-		e.dns.add(d, dns.TypeA, "127.0.0.1")
-		e.dns.add("autoconfig."+d, dns.TypeA, "127.0.0.1")
+		e.dns.Add(d, dns.TypeA, "127.0.0.1")
+		e.dns.Add("autoconfig."+d, dns.TypeA, "127.0.0.1")
 		// Every domain has an MX record so that a refused autoconfig
 		// shows as an answer from MX, not as an error.
-		e.dns.add(d, dns.TypeMX, "10 in1-smtp.messagingengine.com.")
+		e.dns.Add(d, dns.TypeMX, "10 in1-smtp.messagingengine.com.")
 	}
-	e.dns.add("elsewhere.test", dns.TypeA, "127.0.0.1")
+	e.dns.Add("elsewhere.test", dns.TypeA, "127.0.0.1")
 	e.web.set("autoconfig.known.test", autoconfigPath, page{body: good})
 	e.web.set("wellknown.test", wellKnownPath, page{body: good})
 	e.web.set("autoconfig.redir.test", autoconfigPath, page{status: 302, location: "https://redir.test:" + e.web.port + "/moved.xml"})
@@ -279,22 +279,22 @@ func TestAutoconfigOnlyHTTPS(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "only https") {
 		t.Fatalf("err = %v, want a refusal of http", err)
 	}
-	if e.dns.count() != 0 {
+	if e.dns.Count() != 0 {
 		t.Errorf("an http URL was resolved")
 	}
 }
 
 func TestSRV(t *testing.T) {
 	e := newEnv(t)
-	e.dns.add("_imaps._tcp.both.test", dns.TypeSRV, "0 1 993 imaps.both.test.")
-	e.dns.add("_imap._tcp.both.test", dns.TypeSRV, "0 1 143 imap.both.test.")
-	e.dns.add("_imaps._tcp.starttls.test", dns.TypeSRV, "0 0 0 .")
-	e.dns.add("_imap._tcp.starttls.test", dns.TypeSRV, "0 1 143 imap.starttls.test.")
-	e.dns.add("_imap._tcp.only143.test", dns.TypeSRV, "0 1 143 imap.only143.test.")
-	e.dns.add("_imaps._tcp.dot.test", dns.TypeSRV, "0 0 0 .")
-	e.dns.add("_imap._tcp.dot.test", dns.TypeSRV, "0 0 0 .")
-	e.dns.add("_imaps._tcp.prio.test", dns.TypeSRV, "20 1 993 second.prio.test.", "10 1 1993 first.prio.test.")
-	e.dns.add("_imaps._tcp.bad.test", dns.TypeSRV, "0 1 0 noport.bad.test.", "5 1 993 good.bad.test.")
+	e.dns.Add("_imaps._tcp.both.test", dns.TypeSRV, "0 1 993 imaps.both.test.")
+	e.dns.Add("_imap._tcp.both.test", dns.TypeSRV, "0 1 143 imap.both.test.")
+	e.dns.Add("_imaps._tcp.starttls.test", dns.TypeSRV, "0 0 0 .")
+	e.dns.Add("_imap._tcp.starttls.test", dns.TypeSRV, "0 1 143 imap.starttls.test.")
+	e.dns.Add("_imap._tcp.only143.test", dns.TypeSRV, "0 1 143 imap.only143.test.")
+	e.dns.Add("_imaps._tcp.dot.test", dns.TypeSRV, "0 0 0 .")
+	e.dns.Add("_imap._tcp.dot.test", dns.TypeSRV, "0 0 0 .")
+	e.dns.Add("_imaps._tcp.prio.test", dns.TypeSRV, "20 1 993 second.prio.test.", "10 1 1993 first.prio.test.")
+	e.dns.Add("_imaps._tcp.bad.test", dns.TypeSRV, "0 1 0 noport.bad.test.", "5 1 993 good.bad.test.")
 	d := New(e.options())
 
 	tests := []struct {
@@ -408,9 +408,9 @@ func TestMXRules(t *testing.T) {
 func TestMXLookup(t *testing.T) {
 	e := newEnv(t)
 	// Preference order decides; unknown and null MX hosts are passed over.
-	e.dns.add("pref.test", dns.TypeMX, "30 mx01.mail.icloud.com.", "10 mx.unknown.test.", "20 example-com.mail.protection.outlook.com.")
-	e.dns.add("null.test", dns.TypeMX, "0 .")
-	e.dns.add("other.test", dns.TypeMX, "10 mx.unknown.test.")
+	e.dns.Add("pref.test", dns.TypeMX, "30 mx01.mail.icloud.com.", "10 mx.unknown.test.", "20 example-com.mail.protection.outlook.com.")
+	e.dns.Add("null.test", dns.TypeMX, "0 .")
+	e.dns.Add("other.test", dns.TypeMX, "10 mx.unknown.test.")
 	d := New(e.options())
 
 	r := mustLookup(t, d, "alice@pref.test")
@@ -424,7 +424,7 @@ func TestMXLookup(t *testing.T) {
 		}
 	}
 	t.Run("iCloud user name unknown", func(t *testing.T) {
-		e.dns.add("family.test", dns.TypeMX, "10 mx01.mail.icloud.com.")
+		e.dns.Add("family.test", dns.TypeMX, "10 mx01.mail.icloud.com.")
 		if r := mustLookup(t, d, "jane@family.test"); r.Provider != "icloud" || r.Username != "" {
 			t.Errorf("got %+v, want icloud with an unknown user name", r)
 		}
@@ -438,7 +438,7 @@ func TestCache(t *testing.T) {
 	opts.TTL, opts.NegativeTTL = time.Hour, 5*time.Minute
 	d := New(opts)
 
-	network := func() int { return e.dns.count() + e.web.count("", "") }
+	network := func() int { return e.dns.Count() + e.web.count("", "") }
 
 	r := mustLookup(t, d, "alice@auto.test")
 	afterFirst := network()
@@ -482,17 +482,17 @@ func TestCache(t *testing.T) {
 
 func TestCacheTemporaryFailure(t *testing.T) {
 	e := newEnv(t)
-	e.dns.failWith("_imaps._tcp.flaky.test")
+	e.dns.Fail("_imaps._tcp.flaky.test")
 	opts := e.options()
 	opts.NegativeTTL = time.Hour
 	d := New(opts)
 	if _, err := d.Lookup(testContext(t), "alice@flaky.test"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
-	before := e.dns.count()
+	before := e.dns.Count()
 	e.clock.Advance(temporaryTTL)
 	_, _ = d.Lookup(testContext(t), "alice@flaky.test")
-	if e.dns.count() == before {
+	if e.dns.Count() == before {
 		t.Errorf("a failure caused by SERVFAIL was kept past %v", temporaryTTL)
 	}
 }
@@ -500,7 +500,7 @@ func TestCacheTemporaryFailure(t *testing.T) {
 func TestCacheBounded(t *testing.T) {
 	e := newEnv(t)
 	for _, dom := range []string{"a.test", "b.test", "c.test"} {
-		e.dns.add(dom, dns.TypeMX, "10 smtp.google.com.")
+		e.dns.Add(dom, dns.TypeMX, "10 smtp.google.com.")
 	}
 	opts := e.options()
 	opts.CacheSize = 2
@@ -511,21 +511,21 @@ func TestCacheBounded(t *testing.T) {
 	if n := d.cache.len(); n != 2 {
 		t.Errorf("cache holds %d entries, want 2", n)
 	}
-	before := e.dns.countOf("a.test", dns.TypeMX)
+	before := e.dns.CountOf("a.test", dns.TypeMX)
 	mustLookup(t, d, "alice@a.test") // the least recently used, dropped
-	if e.dns.countOf("a.test", dns.TypeMX) == before {
+	if e.dns.CountOf("a.test", dns.TypeMX) == before {
 		t.Errorf("the least recently used entry was kept")
 	}
-	before = e.dns.countOf("c.test", dns.TypeMX)
+	before = e.dns.CountOf("c.test", dns.TypeMX)
 	mustLookup(t, d, "alice@c.test")
-	if e.dns.countOf("c.test", dns.TypeMX) != before {
+	if e.dns.CountOf("c.test", dns.TypeMX) != before {
 		t.Errorf("a recent entry was dropped")
 	}
 }
 
 func TestContextEnded(t *testing.T) {
 	e := newEnv(t)
-	e.dns.add("ctx.test", dns.TypeMX, "10 smtp.google.com.")
+	e.dns.Add("ctx.test", dns.TypeMX, "10 smtp.google.com.")
 	d := New(e.options())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -642,7 +642,7 @@ func TestAllowDomains(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrDomainNotAllowed", email, err)
 		}
 	}
-	if e.dns.count() != 0 {
+	if e.dns.Count() != 0 {
 		t.Errorf("a refused domain was looked up")
 	}
 }
@@ -660,7 +660,7 @@ func TestNotAnAddress(t *testing.T) {
 			t.Errorf("%q: err = %v, want ErrNotAnAddress", name, err)
 		}
 	}
-	if e.dns.count() != 0 {
+	if e.dns.Count() != 0 {
 		t.Errorf("something that is not an address was looked up")
 	}
 }
@@ -758,13 +758,13 @@ func TestGuardDefeatsRebinding(t *testing.T) {
 	// The first answer looks public, every later one is private: what a
 	// rebinding attacker serves to a client that checks, then resolves
 	// again to connect.
-	e.dns.answerWith("rebind.test", dns.TypeA, func(n int) []string {
+	e.dns.AnswerWith("rebind.test", dns.TypeA, func(n int) []string {
 		if n == 1 {
 			return []string{"127.0.0.2"}
 		}
 		return []string{"127.0.0.1"}
 	})
-	g := publicStandIn(NewGuard(e.dns.resolver(), false))
+	g := publicStandIn(NewGuard(e.dns.Resolver(), false))
 	ctx := testContext(t)
 
 	conn, err := g.DialContext(ctx, "tcp", net.JoinHostPort("rebind.test", port))
@@ -775,7 +775,7 @@ func TestGuardDefeatsRebinding(t *testing.T) {
 	if got := conn.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); got != netip.MustParseAddr("127.0.0.2") {
 		t.Errorf("dialled %s, want the vetted 127.0.0.2", got)
 	}
-	if n := e.dns.countOf("rebind.test", dns.TypeA); n != 1 {
+	if n := e.dns.CountOf("rebind.test", dns.TypeA); n != 1 {
 		t.Errorf("one dial resolved the name %d times, want once", n)
 	}
 
@@ -788,11 +788,11 @@ func TestGuardDefeatsRebinding(t *testing.T) {
 
 func TestGuardRefusesNamesResolvingToPrivate(t *testing.T) {
 	e := newEnv(t)
-	e.dns.add("private.test", dns.TypeA, "10.0.0.1")
-	e.dns.add("mixed.test", dns.TypeA, "127.0.0.2", "192.168.0.1")
-	e.dns.add("mapped.test", dns.TypeAAAA, "::ffff:10.0.0.1")
-	e.dns.add("public.test", dns.TypeA, "127.0.0.2")
-	g := publicStandIn(NewGuard(e.dns.resolver(), false))
+	e.dns.Add("private.test", dns.TypeA, "10.0.0.1")
+	e.dns.Add("mixed.test", dns.TypeA, "127.0.0.2", "192.168.0.1")
+	e.dns.Add("mapped.test", dns.TypeAAAA, "::ffff:10.0.0.1")
+	e.dns.Add("public.test", dns.TypeA, "127.0.0.2")
+	g := publicStandIn(NewGuard(e.dns.Resolver(), false))
 	ctx := testContext(t)
 	for _, host := range []string{"private.test", "mixed.test", "mapped.test"} {
 		if _, err := g.Vet(ctx, host); !errors.Is(err, ErrPrivateAddress) {
@@ -820,8 +820,8 @@ func TestAutoconfigOnPrivateAddressRefused(t *testing.T) {
 	for _, d := range []string{"priv.test", "fallback.test"} {
 		e.serveAutoconfig(d, configFile("imap."+d, "993", "SSL", ""))
 	}
-	e.dns.add("_imaps._tcp.fallback.test", dns.TypeSRV, "0 1 993 imap.fallback.test.")
-	e.dns.add("autoconfig.public.test", dns.TypeA, "127.0.0.2")
+	e.dns.Add("_imaps._tcp.fallback.test", dns.TypeSRV, "0 1 993 imap.fallback.test.")
+	e.dns.Add("autoconfig.public.test", dns.TypeA, "127.0.0.2")
 	e.web.set("autoconfig.public.test", autoconfigPath, page{body: configFile("imap.public.test", "993", "SSL", "")})
 	opts := e.options()
 	opts.AllowPrivate = false

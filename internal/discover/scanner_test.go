@@ -17,34 +17,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-)
 
-// countingListener listens on addr and counts the connections it gets.
-func countingListener(t *testing.T, addr string) (port int, accepted *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted = new(atomic.Int64)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	return ln.Addr().(*net.TCPAddr).Port, accepted
-}
+	"github.com/imapwhy/imapwhy/internal/testkit"
+)
 
 // countingPair listens on the same port of 127.0.0.2 (the public stand-in)
 // and 127.0.0.1 (private), counting the connections of each.
@@ -62,8 +37,8 @@ func countingPair(t *testing.T) (port int, public, private *atomic.Int64) {
 			continue // taken on 127.0.0.1: try another
 		}
 		other.Close()
-		_, public = countingListener(t, "127.0.0.2:"+strconv.Itoa(port))
-		_, private = countingListener(t, "127.0.0.1:"+strconv.Itoa(port))
+		_, public = testkit.Counting(t, "127.0.0.2:"+strconv.Itoa(port))
+		_, private = testkit.Counting(t, "127.0.0.1:"+strconv.Itoa(port))
 		return port, public, private
 	}
 	t.Fatal("no port free on both 127.0.0.1 and 127.0.0.2")
@@ -79,7 +54,7 @@ func countingPair(t *testing.T) (port int, public, private *atomic.Int64) {
 func TestDiscoveredHostRebinding(t *testing.T) {
 	e := newEnv(t, "flip.test")
 	port, public, private := countingPair(t)
-	e.dns.add("_imaps._tcp.flip.test", dns.TypeSRV, "0 1 "+strconv.Itoa(port)+" imap.flip.test.")
+	e.dns.Add("_imaps._tcp.flip.test", dns.TypeSRV, "0 1 "+strconv.Itoa(port)+" imap.flip.test.")
 	// Only loopback addresses, here and in every test that dials: should
 	// the guard ever let a private answer through, the dial must stay on
 	// this machine. TestDiscoveredHostNonPublic covers the other ranges
@@ -88,7 +63,7 @@ func TestDiscoveredHostRebinding(t *testing.T) {
 		{"127.0.0.2"}, {"127.0.0.1"}, {"127.0.0.2"}, {"127.0.0.3"}, {"127.0.0.2", "127.0.0.1"},
 		{"127.0.0.2"}, {"127.0.0.1", "127.0.0.2"}, {"127.0.0.2"},
 	}
-	e.dns.answerWith("imap.flip.test", dns.TypeA, func(n int) []string { return answers[(n-1)%len(answers)] })
+	e.dns.AnswerWith("imap.flip.test", dns.TypeA, func(n int) []string { return answers[(n-1)%len(answers)] })
 	opts := e.options()
 	opts.AllowPrivate = false
 	d := New(opts)
@@ -116,10 +91,10 @@ func TestDiscoveredHostRebinding(t *testing.T) {
 			conn.Close()
 		}
 	}
-	if n := e.dns.countOf("_imaps._tcp.flip.test", dns.TypeSRV); n != 1 {
+	if n := e.dns.CountOf("_imaps._tcp.flip.test", dns.TypeSRV); n != 1 {
 		t.Errorf("SRV asked %d times, want once (cached)", n)
 	}
-	if n := e.dns.countOf("imap.flip.test", dns.TypeA); n != len(answers) {
+	if n := e.dns.CountOf("imap.flip.test", dns.TypeA); n != len(answers) {
 		t.Errorf("A asked %d times for %d dials, want once per dial", n, len(answers))
 	}
 	waitCount(t, public, int64(wantOK))
@@ -156,8 +131,8 @@ func TestDiscoveredHostNonPublic(t *testing.T) {
 	}
 	e := newEnv(t, domains...)
 	for name, a := range answers {
-		e.dns.add("_imaps._tcp."+name+".test", dns.TypeSRV, "0 1 993 imap."+name+".test.")
-		e.dns.add("imap."+name+".test", a.qtype, a.addrs...)
+		e.dns.Add("_imaps._tcp."+name+".test", dns.TypeSRV, "0 1 993 imap."+name+".test.")
+		e.dns.Add("imap."+name+".test", a.qtype, a.addrs...)
 	}
 	opts := e.options()
 	opts.AllowPrivate = false

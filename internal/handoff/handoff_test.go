@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/internal/handoff"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -311,7 +312,7 @@ func TestThroughImapserver(t *testing.T) {
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			server, client := loopbackPair(t)
+			client, server := testkit.TCPPair(t)
 			defer client.Close()
 			client.SetDeadline(time.Now().Add(wait))
 			if _, err := client.Write([]byte(tt.send)); err != nil {
@@ -364,27 +365,6 @@ func newIMAPServer(newSession func(user string) (imapserver.Session, error)) *im
 		Logger:       log.New(io.Discard, "", 0),
 		InsecureAuth: true,
 	})
-}
-
-// loopbackPair returns both ends of a TCP connection on 127.0.0.1.
-func loopbackPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err = net.DialTimeout("tcp", ln.Addr().String(), wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(wait))
-	server, err = ln.Accept()
-	if err != nil {
-		client.Close()
-		t.Fatal(err)
-	}
-	return server, client
 }
 
 // answerLogin is the test's login layer: it reads "tag LOGIN user pass",

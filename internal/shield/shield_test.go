@@ -14,6 +14,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -21,31 +22,14 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // fastParams keep the tests quick; BenchmarkVerifier measures the real cost.
 var fastParams = Params{Time: 1, Memory: 64, Threads: 1}
 
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// newFakeClock is a clock the test moves.
+func newFakeClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC))
 }
 
 // newTestShield is a shield on a memory store with the defaults of config
 // and the fake clock; store errors fail the test.
-func newTestShield(t testing.TB, clock *fakeClock) *Shield {
+func newTestShield(t testing.TB, clock *testkit.Clock) *Shield {
 	t.Helper()
 	return New(NewMemoryStore(1000), NewSecret(), Options{
 		Params:  fastParams,

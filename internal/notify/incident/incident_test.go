@@ -8,33 +8,18 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+// newFakeClock is a settable clock.
+func newFakeClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
 }
 
 var (
@@ -77,9 +62,9 @@ func TestIDs(t *testing.T) {
 
 func TestStoreExpiryAndBound(t *testing.T) {
 	clk := newFakeClock()
-	st := NewStore(StoreOptions{TTL: time.Hour, Max: 3, Now: clk.now})
+	st := NewStore(StoreOptions{TTL: time.Hour, Max: 3, Now: clk.Now})
 	first := st.Add(sample(alice, "a"))
-	clk.advance(30 * time.Minute)
+	clk.Advance(30 * time.Minute)
 	second := st.Add(sample(bob, "b"))
 	if _, ok := st.Get(first.ID); !ok {
 		t.Fatal("incident gone before its TTL")
@@ -87,7 +72,7 @@ func TestStoreExpiryAndBound(t *testing.T) {
 	if got, _ := st.Get(strings.ToUpper(first.ID)); got.ID != first.ID {
 		t.Error("IDs are not case-insensitive")
 	}
-	clk.advance(30 * time.Minute)
+	clk.Advance(30 * time.Minute)
 	if _, ok := st.Get(first.ID); ok {
 		t.Error("incident still there at its TTL")
 	}
@@ -148,7 +133,7 @@ func get(t *testing.T, h http.Handler, path, remote string, set func(*http.Reque
 
 func TestIncidentPage(t *testing.T) {
 	clk := newFakeClock()
-	st := NewStore(StoreOptions{TTL: time.Hour, Now: clk.now})
+	st := NewStore(StoreOptions{TTL: time.Hour, Now: clk.Now})
 	h := NewHandler(st, HandlerOptions{Local: true, Location: time.UTC})
 	in := st.Add(sample(alice, "secret-user@example.com"))
 	resp, body := get(t, h, Path(in.ID), "203.0.113.9:4000", nil)
@@ -182,7 +167,7 @@ func TestIncidentPage(t *testing.T) {
 	if _, body := get(t, h, Path(jin.ID), "127.0.0.1:1", nil); !strings.Contains(body, "対処方法") || !strings.Contains(body, ja.Message) {
 		t.Error("the Japanese incident's page is not in Japanese")
 	}
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	resp, body = get(t, h, Path(in.ID), "127.0.0.1:1", nil)
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "expired") || strings.Contains(body, in.Message) {
 		t.Errorf("after the TTL: %d %q", resp.StatusCode, body)
@@ -220,7 +205,7 @@ func TestGatewayStatusNeedsAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := newFakeClock()
-	st := NewStore(StoreOptions{Now: clk.now})
+	st := NewStore(StoreOptions{Now: clk.Now})
 	h := NewHandler(st, HandlerOptions{Admin: &Admin{User: "admin", Hash: hash}})
 	st.Add(sample(alice, "alice@example.com"))
 	st.Add(sample(bob, "bob@example.com"))
@@ -251,7 +236,7 @@ func TestGatewayStatusNeedsAdmin(t *testing.T) {
 	if resp, _ := get(t, h, "/", "198.51.100.1:1", right); resp.StatusCode != 200 {
 		t.Errorf("another address is limited too: %d", resp.StatusCode)
 	}
-	clk.advance(authRefill)
+	clk.Advance(authRefill)
 	if resp, _ := get(t, h, "/", "198.51.100.7:1", right); resp.StatusCode != 200 {
 		t.Errorf("after waiting: %d", resp.StatusCode)
 	}
