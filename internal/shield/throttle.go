@@ -126,7 +126,7 @@ func (t *Throttle) SetLimits(l config.Limits) {
 // nothing, when addr already has as many as allowed; otherwise the caller
 // calls Disconnect when the connection ends.
 func (t *Throttle) Connect(addr netip.Addr) bool {
-	p := clientPrefix(addr)
+	p := ClientPrefix(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if n := t.lim.PerAddressConnections; n != config.Unlimited && t.conns[p] >= n {
@@ -138,7 +138,7 @@ func (t *Throttle) Connect(addr netip.Addr) bool {
 
 // Disconnect ends a connection counted by Connect.
 func (t *Throttle) Disconnect(addr netip.Addr) {
-	p := clientPrefix(addr)
+	p := ClientPrefix(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.conns[p] <= 1 {
@@ -163,7 +163,7 @@ func (t *Throttle) AllowLogin(addr netip.Addr, user string) bool {
 // all the same, so that nobody can lock the owner out. lastWorked may be
 // nil (no shield); it is called without the throttle's lock held.
 func (t *Throttle) AllowLoginFor(addr netip.Addr, user string, lastWorked func() bool) bool {
-	p := clientPrefix(addr)
+	p := ClientPrefix(addr)
 	t.mu.Lock()
 	now := t.now()
 	t.sweepLocked(now)
@@ -206,7 +206,7 @@ func (t *Throttle) Spend(addr netip.Addr, user string, n int) {
 // It also counts the failure against the user's limits (Spend).
 func (t *Throttle) Failed(addr netip.Addr, user, password string) time.Duration {
 	t.Spend(addr, user, 1)
-	p := clientPrefix(addr)
+	p := ClientPrefix(addr)
 	fp := t.fingerprint(user, password)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -226,7 +226,7 @@ func (t *Throttle) Failed(addr netip.Addr, user, password string) time.Duration 
 // Succeeded clears addr's failure delay, as a successful login does in
 // Dovecot.
 func (t *Throttle) Succeeded(addr netip.Addr) {
-	p := clientPrefix(addr)
+	p := ClientPrefix(addr)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	delete(t.penalties, p)
@@ -336,9 +336,11 @@ func dropFull[K comparable](m map[K]*rate.Limiter, now time.Time) {
 	}
 }
 
-// clientPrefix is the unit the limits count: an IPv4 address, or the /64
-// of an IPv6 one. IPv4-mapped IPv6 addresses count as IPv4.
-func clientPrefix(a netip.Addr) netip.Prefix {
+// ClientPrefix is the unit the per-address limits count: an IPv4 address,
+// or the /64 of an IPv6 one (one host or one LAN, so that a client cannot
+// hop addresses within its prefix). IPv4-mapped IPv6 addresses count as
+// IPv4.
+func ClientPrefix(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
 	if a.Is4() || !a.IsValid() {
 		return netip.PrefixFrom(a, a.BitLen())

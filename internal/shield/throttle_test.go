@@ -137,7 +137,7 @@ func TestConnectionLimit(t *testing.T) {
 	if !th.Connect(netip.MustParseAddr("2001:db8:1:3::1")) {
 		t.Error("another /64 refused")
 	}
-	if clientPrefix(netip.MustParseAddr("::ffff:192.0.2.1")) != clientPrefix(addrA) {
+	if ClientPrefix(netip.MustParseAddr("::ffff:192.0.2.1")) != ClientPrefix(addrA) {
 		t.Error("IPv4-mapped address counted apart")
 	}
 }

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -271,5 +272,47 @@ func TestShortDuration(t *testing.T) {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestAdminLimitByNetwork: the admin login limit counts an IPv6 client by
+// its /64, as the IMAP limits do, so hopping addresses in one's own /64
+// gains no guesses; and all addresses together are capped, so that many
+// networks cannot guess faster.
+func TestAdminLimitByNetwork(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("admin-pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	h := NewHandler(NewStore(StoreOptions{Now: clk.Now}), HandlerOptions{Admin: &Admin{User: "admin", Hash: hash}})
+	guess := func(r *http.Request) { r.SetBasicAuth("admin", "guess") }
+	right := func(r *http.Request) { r.SetBasicAuth("admin", "admin-pw") }
+	for i := range authFailures {
+		if resp, _ := get(t, h, "/", fmt.Sprintf("[2001:db8:1:2::%x]:1", i+1), guess); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, resp.StatusCode)
+		}
+	}
+	if resp, _ := get(t, h, "/", "[2001:db8:1:2:ffff::1]:1", guess); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("another address of the same /64 after %d wrong passwords: %d, want 429", authFailures, resp.StatusCode)
+	}
+	if resp, _ := get(t, h, "/", "[2001:db8:1:3::1]:1", right); resp.StatusCode != http.StatusOK {
+		t.Errorf("another /64: %d", resp.StatusCode)
+	}
+
+	// Many networks, each within its own limit: the global cap.
+	refused := 0
+	for i := range authGlobalFailures {
+		resp, _ := get(t, h, "/", fmt.Sprintf("198.51.%d.%d:1", i/200, i%200+1), guess)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	if resp, _ := get(t, h, "/", "203.0.113.50:1", guess); resp.StatusCode != http.StatusTooManyRequests || refused == 0 {
+		t.Errorf("past %d failures from many addresses: %d (%d refused before)", authGlobalFailures, resp.StatusCode, refused)
+	}
+	clk.Advance(authRefill)
+	if resp, _ := get(t, h, "/", "203.0.113.50:1", right); resp.StatusCode != http.StatusOK {
+		t.Errorf("after a pause: %d", resp.StatusCode)
 	}
 }
