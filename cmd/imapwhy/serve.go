@@ -35,6 +35,12 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := proxy.NewLogger(cfg.Log, stderr)
+	if err := disableCoreDumps(); err != nil {
+		log.Warn().Err(err).Str("event", "core_dumps").Msg("could not turn core dumps off; a core file may hold passwords")
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn().Str("event", "config_warning").Msg(w)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -462,6 +462,11 @@ func validateUpstream(key string, u Upstream) error {
 		return err
 	}
 	if u.Address == UpstreamAuto {
+		if u.InsecureSkipVerify {
+			// It would turn verification off for every server that
+			// discovery finds, for any email domain a client names.
+			return fmt.Errorf("%s.insecure_skip_verify: not allowed with address auto; give the server's address (or a routes entry) to skip verification for it", key)
+		}
 		return nil
 	}
 	host, _, err := net.SplitHostPort(u.Address)

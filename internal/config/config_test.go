@@ -189,3 +189,35 @@ routes:
 		}
 	}
 }
+
+// TestAutoUpstreamSafety: insecure_skip_verify on an auto listener would
+// turn verification off for every discovered server, so it is refused; a
+// gateway relaying to any domain is warned about, a local proxy or a
+// gateway with allow_domains is not.
+func TestAutoUpstreamSafety(t *testing.T) {
+	_, err := Parse(strings.NewReader("listeners:\n  - {address: '127.0.0.1:1993', upstream: {address: auto, insecure_skip_verify: true}}\n"))
+	if err == nil || !strings.Contains(err.Error(), "listeners[0].upstream.insecure_skip_verify") {
+		t.Errorf("insecure_skip_verify with auto: %v", err)
+	}
+	if _, err := Parse(strings.NewReader("listeners:\n  - {address: '127.0.0.1:1993', upstream: {address: '127.0.0.1:993', insecure_skip_verify: true}}\n")); err != nil {
+		t.Errorf("insecure_skip_verify for a given server: %v", err)
+	}
+	for _, tc := range []struct {
+		yaml string
+		warn bool
+	}{
+		{"listeners:\n  - {address: '0.0.0.0:993', upstream: {address: auto}}\n", true},
+		{"listeners:\n  - {address: '0.0.0.0:993', upstream: {address: auto}}\ndiscovery: {allow_domains: [example.com]}\n", false},
+		{"listeners:\n  - {address: '0.0.0.0:993', upstream: {address: 'imap.example.com:993'}}\n", false},
+		{"listeners:\n  - {address: '127.0.0.1:1993', upstream: {address: auto}}\n", false},
+	} {
+		c, err := Parse(strings.NewReader(tc.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		w := c.Warnings()
+		if got := len(w) > 0 && strings.Contains(w[0], "discovery.allow_domains"); got != tc.warn || (!tc.warn && len(w) > 0) {
+			t.Errorf("%q: warnings %q, want a warning: %v", tc.yaml, w, tc.warn)
+		}
+	}
+}

@@ -71,3 +71,18 @@ func (c *Config) validateRouting() error {
 	}
 	return nil
 }
+
+// Warnings are settings that work but that the operator should know about;
+// serve logs them at start.
+func (c *Config) Warnings() []string {
+	var w []string
+	if len(c.Discovery.AllowDomains) == 0 && !c.LocalMode() {
+		for i, l := range c.Listeners {
+			if l.Upstream.Address == UpstreamAuto {
+				w = append(w, fmt.Sprintf("listeners[%d]: upstream auto on a gateway without discovery.allow_domains relays logins "+
+					"for any email domain to any public IMAP server, password guessing included; list your domains in discovery.allow_domains", i))
+			}
+		}
+	}
+	return w
+}
