@@ -1,6 +1,6 @@
 package proxy
 
-// Client faults and abuse (issue 7): clients that vanish in the middle of
+// Client faults and abuse: clients that vanish in the middle of
 // a command, announce huge literals, send lines without end, open
 // thousands of connections and say nothing, flood wrong passwords, pipeline
 // plaintext after STARTTLS, or send binary junk. Each ends within the

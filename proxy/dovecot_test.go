@@ -1,6 +1,6 @@
 package proxy_test
 
-// End-to-end tests of issue 2: mail clients (go-imap's imapclient, raw
+// End-to-end tests: mail clients (go-imap's imapclient, raw
 // IMAP over tls.Conn, curl, Python's imaplib) through the proxy to a real
 // Dovecot (internal/dovecottest), over every combination of implicit TLS
 // and STARTTLS on the client side and on the upstream side.

@@ -1,6 +1,6 @@
 package proxy
 
-// Upstream faults (issue 7): scripted upstreams on loopback that refuse,
+// Upstream faults: scripted upstreams on loopback that refuse,
 // stay silent, hang, hang up, send garbage, speak another protocol, or drop
 // a forwarded session in the middle of a FETCH. Each must give the client a
 // clear answer with its cause within the configured deadlines, leave the

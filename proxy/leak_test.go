@@ -54,9 +54,8 @@ func afterAllTests() int {
 	return code
 }
 
-// tally adds up the robustness tests' figures (issue 7's closing note:
-// sessions held, faults survived, bad inputs tried, bytes lost), printed
-// after the tests.
+// tally adds up the robustness tests' figures (sessions held, faults
+// survived, bad inputs tried, bytes lost), printed after the tests.
 var tally = &figures{counts: map[string]int64{}}
 
 type figures struct {

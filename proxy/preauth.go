@@ -5,9 +5,10 @@ package proxy
 // clients). It owns the client connection and its bufio.Reader so that, once
 // a login arrives, the caller can log in upstream and splice the very same
 // connection with nothing lost: bytes the client pipelined after LOGIN stay in
-// reader(). go-imap's imapserver cannot do this (see DESIGN.md, step 2).
+// reader(). go-imap's imapserver cannot do this.
 //
-// Files: preauth.go (state machine, replies), preauth_parse.go (command
+// Files: preauth.go (state machine, replies), reply.go (the answer to a
+// refused login, loggedIn, bye), preauth_parse.go (command
 // reader and argument parser), preauth_login.go (LOGIN, AUTHENTICATE PLAIN),
 // preauth_starttls.go, preauth_id.go (ID, LANGUAGE), preauth_text.go (text
 // sanitising and the front end's own user texts).
@@ -17,7 +18,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"strings"
 
@@ -260,46 +260,6 @@ func (f *front) capabilities() []string {
 // secure reports whether credentials may be received on this connection.
 func (f *front) secure() bool { return f.cfg.Secure || f.tlsActive }
 
-// fail answers a login with "* OK [ALERT] text" and "tag NO [code] text"
-// (RFC 9051 §7.1: clients must show ALERT text to the user). text is
-// sanitised; a code that is not an atom is left out.
-func (f *front) fail(tag, code, text string) error {
-	if !frontValidTag(tag) {
-		return fmt.Errorf("fail: invalid tag %q", tag)
-	}
-	f.failures++
-	t := frontRespText(text, "Login failed")
-	f.writeLine("* OK [ALERT] ", t)
-	f.writeLine(tag, " NO ", frontCode(code), t)
-	return f.flush()
-}
-
-// loggedIn answers a successful login: "tag OK [CAPABILITY caps...] Logged in".
-// Capabilities that are not atoms are dropped.
-func (f *front) loggedIn(tag string, caps []string) error {
-	if !frontValidTag(tag) {
-		return fmt.Errorf("logged in: invalid tag %q", tag)
-	}
-	valid := make([]string, 0, len(caps))
-	for _, c := range caps {
-		if frontIsAtom(c) {
-			valid = append(valid, c)
-		}
-	}
-	code := ""
-	if len(valid) > 0 {
-		code = "CAPABILITY " + strings.Join(valid, " ")
-	}
-	f.writeLine(tag, " OK ", frontCode(code), "Logged in")
-	return f.flush()
-}
-
-// bye writes "* BYE text" (sanitised) and flushes.
-func (f *front) bye(text string) error {
-	f.writeLine("* BYE ", frontRespText(text, "Closing connection"))
-	return f.flush()
-}
-
 // conn is the current connection: the *tls.Conn after STARTTLS.
 func (f *front) conn() net.Conn { return f.c }
 
@@ -309,8 +269,15 @@ func (f *front) reader() *bufio.Reader { return f.br }
 // language is the language negotiated with LANGUAGE, or the listener's.
 func (f *front) language() string { return f.lang }
 
-// clientID is a copy of what the client sent in ID, nil if nothing.
-func (f *front) clientID() map[string]string { return maps.Clone(f.id) }
+// clientApp names the client's software from its ID fields ("name
+// version", each bounded to frontMaxIDLogged runes), "" without ID.
+func (f *front) clientApp() string {
+	name := sanitizeText(f.id["name"], frontMaxIDLogged)
+	if v := sanitizeText(f.id["version"], frontMaxIDLogged); v != "" {
+		return strings.TrimSpace(name + " " + v)
+	}
+	return name
+}
 
 // byeErr says BYE and returns class wrapped with the formatted detail.
 func (f *front) byeErr(text string, class error, format string, args ...any) error {

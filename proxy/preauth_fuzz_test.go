@@ -91,7 +91,7 @@ func FuzzPreauth(f *testing.F) {
 			// Echo what the client chose into the reply, to exercise
 			// sanitising; alternate failure and success.
 			if i%2 == 0 {
-				err = fr.fail(req.Tag, "AUTHENTICATIONFAILED", req.Username+req.Password)
+				err = fr.refuse(reply{tag: req.Tag, code: "AUTHENTICATIONFAILED", text: req.Username + req.Password})
 			} else {
 				err = fr.loggedIn(req.Tag, []string{"IMAP4rev1", req.Username})
 			}

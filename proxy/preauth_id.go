@@ -14,10 +14,13 @@ const (
 	frontMaxIDFields = 30
 	frontMaxIDField  = 30
 	frontMaxIDValue  = 1024
+	// frontMaxIDLogged bounds the name and the version logged (clientApp).
+	frontMaxIDLogged = 64
 )
 
 // cmdID: ID SP ("(" [string SP nstring *(SP string SP nstring)] ")" / NIL).
-// The fields are kept for the logs (clientID); the answer names us only.
+// The name and version are logged with the login (clientApp); the answer
+// names us only.
 func (f *front) cmdID() (*loginRequest, error) {
 	if err := f.argSP(); err != nil {
 		return nil, err

@@ -140,7 +140,7 @@ func frontDecodePlain(msg []byte) (authzid, authcid, passwd string, err error) {
 // (RFC 9051 §6.2.3, RFC 5530 PRIVACYREQUIRED), with an ALERT that tells
 // the user what to change. It counts as a failed login.
 func (f *front) refusePlaintext() error {
-	if err := f.fail(f.cur.tag, "PRIVACYREQUIRED", f.text(frontMsgPrivacy)); err != nil {
+	if err := f.refuse(reply{tag: f.cur.tag, code: "PRIVACYREQUIRED", text: f.text(frontMsgPrivacy)}); err != nil {
 		return err
 	}
 	return errFrontAnswered

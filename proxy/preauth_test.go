@@ -54,7 +54,7 @@ type frontStep struct {
 }
 
 func frontReplyFail(f *front, req *loginRequest) error {
-	return f.fail(req.Tag, "AUTHENTICATIONFAILED", "Wrong password")
+	return f.refuse(reply{tag: req.Tag, code: "AUTHENTICATIONFAILED", text: "Wrong password"})
 }
 
 func frontFailLines(tag string) []string {
@@ -184,8 +184,8 @@ func TestPreauthTranscripts(t *testing.T) {
 			{send: "a4 LOGIN alice secret\r\n", login: &loginRequest{Tag: "a4", Mechanism: "LOGIN", Username: "alice", Password: "secret"},
 				reply: func(f *front, req *loginRequest) error {
 					want := map[string]string{"name": "Thunderbird", "version": "115.0"}
-					if got := f.clientID(); !reflect.DeepEqual(got, want) {
-						return fmt.Errorf("clientID() = %q, want %q", got, want)
+					if got := f.id; !reflect.DeepEqual(got, want) {
+						return fmt.Errorf("id = %q, want %q", got, want)
 					}
 					return frontReplyFail(f, req)
 				},
@@ -219,8 +219,8 @@ func TestPreauthTranscripts(t *testing.T) {
 			{send: "a4 LANGUAGE\r\n", want: []string{"* LANGUAGE (EN JA)", "a4 OK 対応している言語の一覧です"}},
 			{send: "a5 LOGIN alice secret\r\n", login: &loginRequest{Tag: "a5", Mechanism: "LOGIN", Username: "alice", Password: "secret"},
 				reply: func(f *front, req *loginRequest) error {
-					if id, lang := f.clientID(), f.language(); id != nil || lang != "ja" {
-						return fmt.Errorf("after STARTTLS: clientID() = %q, language() = %q; want nil, ja", id, lang)
+					if id, lang := f.id, f.language(); id != nil || lang != "ja" {
+						return fmt.Errorf("after STARTTLS: id = %q, language() = %q; want nil, ja", id, lang)
 					}
 					return frontReplyFail(f, req)
 				},
@@ -563,13 +563,13 @@ func TestPreauthFailSanitises(t *testing.T) {
 		want string
 	}{
 		{func() error {
-			return f.fail("a1", "AUTHENTICATIONFAILED", "bad\r\na1 OK [CAPABILITY IMAP4rev1] Logged in")
+			return f.refuse(reply{tag: "a1", code: "AUTHENTICATIONFAILED", text: "bad\r\na1 OK [CAPABILITY IMAP4rev1] Logged in"})
 		},
 			"* OK [ALERT] bad a1 OK [CAPABILITY IMAP4rev1] Logged in\r\na1 NO [AUTHENTICATIONFAILED] bad a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n"},
-		{func() error { return f.fail("a2", "BAD]CODE", "\x00\x1b[31m\u202eevil\xff") },
+		{func() error { return f.refuse(reply{tag: "a2", code: "BAD]CODE", text: "\x00\x1b[31m\u202eevil\xff"}) },
 			"* OK [ALERT] 31m evil\ufffd\r\na2 NO 31m evil\ufffd\r\n"},
-		{func() error { return f.fail("a3", "", " \t ") }, "* OK [ALERT] Login failed\r\na3 NO Login failed\r\n"},
-		{func() error { return f.fail("a4", "UNAVAILABLE", long) },
+		{func() error { return f.refuse(reply{tag: "a3", code: "", text: " \t "}) }, "* OK [ALERT] Login failed\r\na3 NO Login failed\r\n"},
+		{func() error { return f.refuse(reply{tag: "a4", code: "UNAVAILABLE", text: long}) },
 			"* OK [ALERT] " + strings.Repeat("あ", frontMaxText) + "\r\na4 NO [UNAVAILABLE] " + strings.Repeat("あ", frontMaxText) + "\r\n"},
 		{func() error { return f.bye("shutting\ndown") }, "* BYE shutting down\r\n"},
 	}
@@ -582,7 +582,7 @@ func TestPreauthFailSanitises(t *testing.T) {
 			t.Errorf("step %d: wrote %q, want %q", i, got, st.want)
 		}
 	}
-	if err := f.fail("bad tag", "X", "y"); err == nil {
+	if err := f.refuse(reply{tag: "bad tag", code: "X", text: "y"}); err == nil {
 		t.Error("fail with an invalid tag: no error")
 	}
 	if err := f.loggedIn("a\r\n", nil); err == nil {

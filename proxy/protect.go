@@ -1,6 +1,6 @@
 package proxy
 
-// The protections around a login (issue 5), between the pre-auth front end
+// The protections around a login, between the pre-auth front end
 // and the upstream:
 //
 //	accept -> per-address connection limit (BYE at once past it)
@@ -17,7 +17,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -26,7 +25,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/diagnose"
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/shield"
 	"github.com/imapwhy/imapwhy/internal/upstream"
 )
@@ -52,11 +50,9 @@ func clientAddr(c net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
-// admitConnection counts the connection against its address's limit. Past
-// the limit it says BYE (after the TLS handshake on an implicit-TLS
-// listener: a mail app reads nothing else there) and returns false; the
-// caller then closes the connection. When it returns true, the caller calls
-// releaseConnection at the end.
+// admitConnection counts the connection against its address's limit.
+// Past the limit it returns false and the caller says BYE; when it returns
+// true, the caller calls releaseConnection at the end.
 func (ss *session) admitConnection(log *zerolog.Logger) bool {
 	s := ss.srv
 	if s.throttle.Connect(ss.addr) {
@@ -66,17 +62,6 @@ func (ss *session) admitConnection(log *zerolog.Logger) bool {
 	// Debug: a flood would flood the log; the metric counts them.
 	log.Debug().Str("event", "connection_refused").Str("cause", string(diagnose.CauseClientTooManyConnections)).
 		Msg("too many connections from this address")
-	ss.raw.SetDeadline(time.Now().Add(byeWriteTimeout))
-	conn := ss.raw
-	if ss.st.cfg.TLS == config.TLSImplicit {
-		tc := tls.Server(ss.raw, s.opts.TLS)
-		if err := tc.Handshake(); err != nil {
-			return false
-		}
-		conn = tc
-	}
-	text := diagnose.Message(diagnose.Of(diagnose.CauseClientTooManyConnections), ss.st.cfg.Language)
-	newFront(conn, frontConfig{Language: ss.st.cfg.Language}).bye(text)
 	return false
 }
 

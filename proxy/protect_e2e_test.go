@@ -1,6 +1,6 @@
 package proxy_test
 
-// The shield end to end against a real Dovecot (issue 5): the password is
+// The shield end to end against a real Dovecot: the password is
 // changed in Dovecot's passwd-file; the old one is then explained as
 // credentials.password_changed, the Caps-Lock-inverted new one as
 // credentials.caps_lock, and the old one sent again and again is held back

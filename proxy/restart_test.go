@@ -1,6 +1,6 @@
 package proxy
 
-// Restarts (issue 7): a reload (what SIGHUP does in cmd/imapwhy: the
+// Restarts: a reload (what SIGHUP does in cmd/imapwhy: the
 // certificates, then the configuration) under load drops no forwarded
 // session; a shutdown (SIGTERM) lets forwarded sessions finish what they
 // are doing up to the drain deadline, a FETCH in flight byte for byte, and

@@ -27,9 +27,9 @@ type router struct {
 	guard *discover.Guard
 }
 
-// newRouter prepares the routes and the discoverer of cfg.
-func newRouter(cfg config.Config, opts Options) (*router, error) {
-	r := &router{routes: map[string]*upstream.Config{}}
+// newRouter prepares the routes of cfg, discovering with disc.
+func newRouter(cfg config.Config, opts Options, disc *discover.Discoverer) (*router, error) {
+	r := &router{routes: map[string]*upstream.Config{}, disc: disc, guard: disc.Guard()}
 	for i, rt := range cfg.Routes {
 		base, err := upstream.TLSBase(rt.Upstream, opts.UpstreamRoots)
 		if err != nil {
@@ -38,15 +38,6 @@ func newRouter(cfg config.Config, opts Options) (*router, error) {
 		uc := upstream.NewConfig(rt.Upstream, base, cfg.Timeouts, opts.Dial)
 		r.routes[strings.ToLower(strings.TrimSpace(rt.Domain))] = &uc
 	}
-	d := cfg.Discovery
-	r.disc = discover.New(discover.Options{
-		Catalog:      discover.BuiltinCatalog,
-		Resolver:     opts.Resolver,
-		AllowPrivate: d.AllowPrivate,
-		AllowDomains: d.AllowDomains,
-		TTL:          d.CacheTTL.D(),
-	})
-	r.guard = r.disc.Guard()
 	return r, nil
 }
 

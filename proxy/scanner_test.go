@@ -1,6 +1,6 @@
 package proxy
 
-// Discovery cannot turn the proxy into a scanner (issue 7): on an
+// Discovery cannot turn the proxy into a scanner: on an
 // `upstream: auto` listener, a domain whose discovered server resolves to a
 // non-public address is refused by default, also when its DNS answers
 // change from one lookup to the next, and nothing is dialled. discover's

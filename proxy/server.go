@@ -4,12 +4,17 @@
 // byte. When the login fails it asks package diagnose why and answers with a
 // human-readable NO instead of the opaque one.
 //
-// One connection goes through these steps (DESIGN.md, "Data flow"):
+// One connection goes through these steps (session.go drives them; see
+// docs/ARCHITECTURE.md):
 //
 //	accept -> TLS (implicit, or STARTTLS later) -> pre-auth front end (preauth.go)
-//	       -> pick the upstream -> upstream login (internal/upstream)
+//	       -> protections (protect.go) -> pick the upstream (route.go) -> upstream login
 //	       -> success: tag OK [CAPABILITY ...], then splice (splice.go)
-//	       -> failure: diagnose.Classify, * OK [ALERT] + tag NO [CODE], log auth_failure
+//	       -> failure: diagnose, Options.OnRefusal, * OK [ALERT] + tag NO [CODE] (reply.go)
+//
+// The proxy tells the outside world about a refused login only through
+// Options.OnRefusal; incident pages, notifications and the notice mailbox
+// live elsewhere and are composed by the caller.
 package proxy
 
 import (
@@ -21,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,9 +68,16 @@ type Options struct {
 	// Metrics, if set, counts logins, failures, sessions and latencies
 	// (metrics.New; the caller serves them with metrics.Serve). nil: off.
 	Metrics *metrics.Metrics
-	// Reach are test hooks for the incident pages, notifications and the
-	// notice mailbox (issue 8, incident.go); the zero value is right.
-	Reach ReachOptions
+	// OnRefusal, if set, is asked how to answer each login the proxy
+	// refuses after trying it, as httputil.ReverseProxy asks its
+	// ErrorHandler: it gets the Refusal (diagnosis, user, client,
+	// language) and returns the Answer (the NO's text, a link for the
+	// ALERT, or a Handoff of the connection). It runs in the session's
+	// goroutine after the failure delay, before the client is answered, so
+	// it must be safe for concurrent use and return quickly. ctx carries
+	// the session's logger (zerolog.Ctx). nil: every refusal gets the plain
+	// diagnosed NO.
+	OnRefusal func(ctx context.Context, r Refusal) Answer
 }
 
 // Server is the proxy. Create it with New, then Start it; Shutdown stops it.
@@ -72,10 +85,11 @@ type Server struct {
 	opts     Options
 	log      zerolog.Logger
 	throttle *shield.Throttle // failure delay, rate and connection limits (config.Limits)
-	reach    *reach           // issue 8: incident pages, notifications, notice mailbox (incident.go)
 
 	mu        sync.Mutex
 	cfg       config.Config
+	prepared  []*listenerSettings  // made by New for Start
+	disc      *discover.Discoverer // kept across reloads with cfg.Discovery
 	listeners []*listener
 	sessions  map[*session]struct{}
 	closing   bool
@@ -127,31 +141,53 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		idBase:   hex.EncodeToString(b[:]),
 	}
 	// Check every listener's upstream settings now, so that a bad CA file
-	// is reported before anything is bound.
-	if _, err := s.prepare(cfg); err != nil {
-		return nil, err
-	}
-	r, err := newReach(cfg, opts) // issue 8 (incident.go)
+	// is reported before anything is bound. Start uses them.
+	settings, disc, err := s.prepare(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s.reach = r
+	s.prepared, s.disc = settings, disc
 	return s, nil
 }
 
-// prepare makes the settings of every listener of cfg.
-func (s *Server) prepare(cfg config.Config) ([]*listenerSettings, error) {
-	rt, err := newRouter(cfg, s.opts)
+// prepare makes the settings of every listener of cfg, and returns the
+// discoverer they use: the server's own while cfg's discovery settings are
+// those it was made with, so that a reload keeps its cache.
+func (s *Server) prepare(cfg config.Config) ([]*listenerSettings, *discover.Discoverer, error) {
+	s.mu.Lock()
+	disc := s.disc
+	old := s.cfg.Discovery
+	s.mu.Unlock()
+	if disc == nil || !sameDiscovery(old, cfg.Discovery) {
+		disc = newDiscoverer(cfg.Discovery, s.opts)
+	}
+	rt, err := newRouter(cfg, s.opts, disc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]*listenerSettings, len(cfg.Listeners))
 	for i := range cfg.Listeners {
 		if out[i], err = s.settingsFor(cfg, i, rt); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return out, nil
+	return out, disc, nil
+}
+
+// newDiscoverer makes the discoverer for the discovery settings d.
+func newDiscoverer(d config.Discovery, opts Options) *discover.Discoverer {
+	return discover.New(discover.Options{
+		Catalog:      discover.BuiltinCatalog,
+		Resolver:     opts.Resolver,
+		AllowPrivate: d.AllowPrivate,
+		AllowDomains: d.AllowDomains,
+		TTL:          d.CacheTTL.D(),
+	})
+}
+
+// sameDiscovery reports whether a and b discover alike.
+func sameDiscovery(a, b config.Discovery) bool {
+	return a.AllowPrivate == b.AllowPrivate && a.CacheTTL == b.CacheTTL && slices.Equal(a.AllowDomains, b.AllowDomains)
 }
 
 // settingsFor prepares listener i of cfg.
@@ -174,13 +210,10 @@ func (s *Server) settingsFor(cfg config.Config, i int, rt *router) (*listenerSet
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.listeners != nil {
+	if s.listeners != nil || s.prepared == nil {
 		return errors.New("proxy: already started")
 	}
-	settings, err := s.prepare(s.cfg)
-	if err != nil {
-		return err
-	}
+	settings := s.prepared
 	var ls []*listener
 	for i, lc := range s.cfg.Listeners {
 		ln, err := net.Listen("tcp", lc.Address)
@@ -194,13 +227,7 @@ func (s *Server) Start() error {
 		l.settings.Store(settings[i])
 		ls = append(ls, l)
 	}
-	if err := s.reach.start(); err != nil { // issue 8: web.address, the webhook
-		for _, l := range ls {
-			l.ln.Close()
-		}
-		return err
-	}
-	s.listeners = ls
+	s.listeners, s.prepared = ls, nil
 	for _, l := range ls {
 		st := l.settings.Load()
 		s.log.Info().Str("event", "listening").Str("address", l.ln.Addr().String()).
@@ -231,12 +258,15 @@ func (s *Server) Addrs() []net.Addr {
 // Reload applies a new configuration to new connections. Listeners whose
 // address is unchanged keep their socket and their sessions; the others are
 // bound or closed (sessions on a closed listener go on until they end).
-// Timeouts and limits apply to connections accepted after the reload.
+// Timeouts and limits apply to connections accepted after the reload; the
+// rate-limit and failure-delay state is kept, and so is the discovery
+// cache unless the discovery settings changed. Web and notify settings are
+// not the proxy's: the caller reloads whatever it gave as OnRefusal.
 func (s *Server) Reload(cfg config.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	settings, err := s.prepare(cfg)
+	settings, disc, err := s.prepare(cfg)
 	if err != nil {
 		return err
 	}
@@ -289,9 +319,11 @@ func (s *Server) Reload(cfg config.Config) error {
 		go s.acceptLoop(l)
 	}
 	s.listeners = next
-	s.cfg = cfg
+	cacheKept := disc == s.disc
+	s.cfg, s.disc = cfg, disc
 	s.throttle.SetLimits(cfg.Limits)
-	s.log.Info().Str("event", "reloaded").Int("listeners", len(next)).Msg("configuration reloaded")
+	s.log.Info().Str("event", "reloaded").Int("listeners", len(next)).
+		Bool("discovery_cache_kept", cacheKept).Msg("configuration reloaded")
 	return nil
 }
 
@@ -356,10 +388,6 @@ func (s *Server) untrack(sess *session) {
 // and waits for forwarded sessions to end until ctx is done; then it closes
 // what is left and waits for every goroutine.
 func (s *Server) Shutdown(ctx context.Context) error {
-	// Issue 8 (incident.go): notice sessions hold nothing worth draining;
-	// the web pages stay up during the drain.
-	s.reach.closeNotice()
-	defer s.reach.shutdown(ctx)
 	s.mu.Lock()
 	s.closing = true
 	for _, l := range s.listeners {

@@ -35,6 +35,7 @@ type session struct {
 
 	mu         sync.Mutex
 	forwarding bool               // logged in: bytes are spliced, no more IMAP
+	handedOff  bool               // the connection went to an Answer.Handoff
 	stopping   bool               // Shutdown asked a pre-auth session to end
 	cancel     context.CancelFunc // cancels an upstream login in progress
 	up         net.Conn           // the upstream connection while forwarding
@@ -47,6 +48,11 @@ func (ss *session) interruptPreAuth() {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.forwarding {
+		return
+	}
+	if ss.handedOff {
+		// A handed-off session holds nothing worth draining.
+		ss.raw.Close()
 		return
 	}
 	if !ss.stopping {
@@ -88,29 +94,28 @@ func (ss *session) serve() {
 		}
 	}()
 
-	if !ss.admitConnection(&log) {
+	admitted := ss.admitConnection(&log)
+	if admitted {
+		defer ss.releaseConnection()
+		ss.raw.SetDeadline(ss.born.Add(ss.st.timeouts.PreAuth.D()))
+	} else {
+		ss.raw.SetDeadline(time.Now().Add(byeWriteTimeout))
+	}
+	f := ss.newFront(&log)
+	if f == nil {
 		return
 	}
-	defer ss.releaseConnection()
-	st := ss.st
-	ss.raw.SetDeadline(ss.born.Add(st.timeouts.PreAuth.D()))
-	conn := ss.raw
-	fc := frontConfig{Limits: st.limits, Language: st.cfg.Language}
-	switch st.cfg.TLS {
-	case config.TLSImplicit:
-		tc := tls.Server(ss.raw, s.opts.TLS)
-		if err := tc.Handshake(); err != nil {
-			log.Debug().Str("event", "tls_handshake_failed").Err(err).Msg("client TLS handshake failed")
-			return
-		}
-		conn, fc.Secure = tc, true
-	case config.TLSStartTLS:
-		fc.TLSConfig = s.opts.TLS
-	case config.TLSNone:
-		fc.Secure = true
+	if !admitted {
+		// Past the per-address limit: BYE at once (after the TLS handshake
+		// on an implicit-TLS listener: a mail app reads nothing else there).
+		f.bye(diagnose.Message(diagnose.Of(diagnose.CauseClientTooManyConnections), f.language()))
+		return
 	}
-	f := newFront(conn, fc)
 
+	// One login attempt per turn, read top-down: the front end reads the
+	// login (preauth.go), the protections and the upstream try it (login,
+	// protect.go, route.go, upstream), and a refusal is diagnosed, handed
+	// to Options.OnRefusal and answered (refuse, reply.go).
 	for {
 		req, err := f.next()
 		if err != nil {
@@ -120,7 +125,7 @@ func (ss *session) serve() {
 			case ss.isStopping():
 				ss.sayBye(f, "imapwhy is shutting down; try again in a moment")
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				// The pre-auth deadline ends with a readable BYE (DESIGN.md).
+				// The pre-auth deadline ends with a readable BYE.
 				ss.sayBye(f, "No login in time; closing the connection")
 			}
 			log.Debug().Str("event", "preauth_end").Err(err).Msg("connection ended before login")
@@ -134,13 +139,35 @@ func (ss *session) serve() {
 		}
 		// The front end counts failed logins and says BYE at the limit.
 		if ss.refuse(f, g, obs, err, &log) {
-			return // issue 8: the notice mailbox took the connection
+			return // handed off: the session is over
 		}
 		if ss.isStopping() {
 			ss.sayBye(f, "imapwhy is shutting down; try again in a moment")
 			return
 		}
 	}
+}
+
+// newFront is the pre-auth front end of the connection, after the TLS
+// handshake on an implicit-TLS listener; nil if that handshake failed.
+func (ss *session) newFront(log *zerolog.Logger) *front {
+	st := ss.st
+	conn := ss.raw
+	fc := frontConfig{Limits: st.limits, Language: st.cfg.Language}
+	switch st.cfg.TLS {
+	case config.TLSImplicit:
+		tc := tls.Server(ss.raw, ss.srv.opts.TLS)
+		if err := tc.Handshake(); err != nil {
+			log.Debug().Str("event", "tls_handshake_failed").Err(err).Msg("client TLS handshake failed")
+			return nil
+		}
+		conn, fc.Secure = tc, true
+	case config.TLSStartTLS:
+		fc.TLSConfig = ss.srv.opts.TLS
+	case config.TLSNone:
+		fc.Secure = true
+	}
+	return newFront(conn, fc)
 }
 
 // allowReply lets the answer to a login go out even when the pre-auth
@@ -212,15 +239,28 @@ func (ss *session) upstreamFor(ctx context.Context, req *loginRequest, obs *diag
 	return ss.st.router.route(ctx, req.Username, ss.st, obs)
 }
 
-// refuse diagnoses a failed login and, after the failure delay, answers
-// the client. It reports whether the connection went to the notice mailbox
-// and is over (issue 8).
+// refuse diagnoses a failed login, waits out the failure delay, asks
+// Options.OnRefusal what to answer, logs auth_failure and answers the
+// client. It reports whether the connection was handed off
+// (Answer.Handoff) and the session is over.
 func (ss *session) refuse(f *front, g *guard, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) bool {
 	req := g.req
 	d := g.diagnose(obs, loginErr)
 	g.delay()
-	text := diagnose.Message(d, f.language())
-	ans := ss.answer(f, req, d, text) // issue 8 (incident.go): link, notifications, notice mailbox
+	lang := f.language()
+	r := Refusal{
+		Diagnosis: d, Message: diagnose.Message(d, lang), User: req.Username,
+		Client: ss.addr, Local: ss.raw.LocalAddr(), Lang: lang,
+		NoticeMailbox: ss.st.cfg.NoticeMailbox, Time: time.Now(),
+	}
+	ctx := log.WithContext(context.Background())
+	var ans Answer
+	if hook := ss.srv.opts.OnRefusal; hook != nil {
+		ans = hook(ctx, r)
+	}
+	if ans.Handoff != nil && ss.isStopping() {
+		ans.Handoff = nil
+	}
 	// The event is written before the answer, so that whoever reads the
 	// NO can rely on the log already holding its cause.
 	ev := log.Info().Str("event", "auth_failure").
@@ -239,13 +279,38 @@ func (ss *session) refuse(f *front, g *guard, obs *diagnose.Observation, loginEr
 		ev = ev.Str("detail", redactPassword(d.Detail, req))
 	}
 	ev = g.logFacts(ev, obs)
-	ev = ans.logFacts(ev)
-	ev.Str("error", loginErr.Error()).Msg("login failed")
-	ss.allowReply(f)
-	if err := ans.send(f); err != nil {
-		log.Debug().Err(err).Msg("writing the NO failed")
+	ev = logClientApp(ev, f)
+	ev.Bool("incident_page", ans.Link != "").Bool("notice", ans.Handoff != nil).
+		Str("error", loginErr.Error()).Msg("login failed")
+
+	rep := reply{tag: req.Tag, code: d.Code, text: r.Message, link: ans.Link}
+	if ans.Text != "" {
+		rep.text = ans.Text
 	}
-	return ans.serveNotice(f, req.Username, log)
+	if ans.Handoff != nil {
+		rep.loggedIn = append([]string{}, ans.Handoff.Capabilities...)
+	}
+	ss.allowReply(f)
+	if err := f.refuse(rep); err != nil {
+		log.Debug().Err(err).Msg("writing the answer failed")
+	}
+	if ans.Handoff == nil {
+		return false
+	}
+	ss.handOff(ctx, f, ans.Handoff)
+	return true
+}
+
+// handOff gives the connection to h until its session ends. Shutdown
+// closes the connection instead of draining it (interruptPreAuth).
+func (ss *session) handOff(ctx context.Context, f *front, h *Handoff) {
+	ss.mu.Lock()
+	ss.handedOff = true
+	ss.mu.Unlock()
+	if err := h.Serve(ctx, f.conn(), f.reader()); err != nil {
+		zerolog.Ctx(ctx).Debug().Err(err).Msg("handed-off session ended with an error")
+	}
+	f.conn().Close()
 }
 
 // upstreamName is host:port of the upstream as observed, "" if none was chosen.
@@ -281,8 +346,8 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	up.Conn.SetDeadline(time.Time{})
 
 	upAddr := up.Conn.RemoteAddr().String()
-	log.Info().Str("event", "auth_success").Str("user", req.Username).Str("mechanism", req.Mechanism).
-		Str("upstream", upAddr).Msg("logged in")
+	logClientApp(log.Info().Str("event", "auth_success").Str("user", req.Username).Str("mechanism", req.Mechanism).
+		Str("upstream", upAddr), f).Msg("logged in")
 	start := time.Now()
 	ss.srv.opts.Metrics.SessionStarted()
 	toUp, toClient := splice(client, f.reader(), up.Conn, up.Reader)
@@ -290,6 +355,15 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	log.Info().Str("event", "session_end").Str("user", req.Username).Str("upstream", upAddr).
 		Int64("bytes_in", toUp).Int64("bytes_out", toClient).
 		Dur("duration", time.Since(start)).Msg("session ended")
+}
+
+// logClientApp adds the client's software, as its ID command named it, to
+// a login's event.
+func logClientApp(ev *zerolog.Event, f *front) *zerolog.Event {
+	if app := f.clientApp(); app != "" {
+		return ev.Str("client_app", app)
+	}
+	return ev
 }
 
 // clientCaps is the upstream's post-login capability list without what

@@ -28,7 +28,7 @@ type report struct {
 	Idle  []idleResult
 }
 
-// Target thresholds (issue 6).
+// Target thresholds.
 const (
 	targetPlainRatio   = 0.90
 	targetAddedLogin   = time.Millisecond
@@ -165,7 +165,7 @@ func (r *report) renderIdleGo(w io.Writer) {
 	}
 }
 
-// renderTargets compares imapwhy with the issue's targets.
+// renderTargets compares imapwhy with the targets.
 func (r *report) renderTargets(w io.Writer) {
 	fmt.Fprint(w, "\n### imapwhy against the targets\n\n")
 	fmt.Fprintln(w, "| target | measured | met |")

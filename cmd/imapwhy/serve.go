@@ -14,8 +14,9 @@ import (
 	"github.com/imapwhy/imapwhy/internal/certs"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/metrics"
-	"github.com/imapwhy/imapwhy/proxy"
+	"github.com/imapwhy/imapwhy/internal/notify"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/proxy"
 )
 
 func runServe(args []string, stdout, stderr io.Writer) int {
@@ -70,12 +71,20 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		defer admin.Close()
 		fmt.Fprintf(stdout, "imapwhy: metrics on http://%s/metrics\n", admin.Addr())
 	}
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log, TLS: cm.TLSConfig(), Shield: sh, Metrics: m})
+	// The proxy tells people about refused logins through its hook: the
+	// incident pages, notifications and notice mailbox of package notify.
+	reach, err := notify.New(cfg, notify.Options{Logger: log, TLS: cm.TLSConfig()})
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 2
 	}
-	if err := srv.Start(); err != nil {
+	srv, err := proxy.New(cfg, proxy.Options{Logger: log, TLS: cm.TLSConfig(), Shield: sh, Metrics: m, OnRefusal: reach.OnRefusal})
+	if err != nil {
+		reach.Shutdown(context.Background())
+		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
+		return 2
+	}
+	if err := start(srv, reach); err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 1
 	}
@@ -83,7 +92,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		l := cfg.Listeners[i]
 		fmt.Fprintf(stdout, "imapwhy: listening on %s (%s), upstream %s\n", a, l.TLS, l.Upstream.Address)
 	}
-	if a := srv.WebAddr(); a != nil { // issue 8
+	if a := reach.WebAddr(); a != nil {
 		fmt.Fprintf(stdout, "imapwhy: incident and status pages on https://%s/\n", a)
 	}
 	if f := cm.CAFile(); f != "" {
@@ -97,13 +106,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	for {
 		select {
 		case <-hup:
-			reload(*path, srv, cm, log)
+			reload(*path, srv, reach, cm, log)
 		case <-ctx.Done():
 			stop() // a second signal now kills the process
 			log.Info().Str("event", "shutdown").Dur("drain", cfg.Timeouts.Drain.D()).Msg("shutting down")
 			dctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Drain.D())
 			defer cancel()
-			if err := srv.Shutdown(dctx); err != nil {
+			err := srv.Shutdown(dctx)
+			reach.Shutdown(dctx) // the pages stayed up during the drain
+			if err != nil {
 				return 1
 			}
 			return 0
@@ -119,9 +130,26 @@ func loadConfig(path string) (config.Config, error) {
 	return config.Load(path)
 }
 
-// reload re-reads the certificates and the configuration on SIGHUP. A bad
-// new configuration is reported and the running one kept.
-func reload(path string, srv *proxy.Server, cm *certs.Manager, log zerolog.Logger) {
+// start starts the proxy, then the pages and the webhook; on error nothing
+// is left running.
+func start(srv *proxy.Server, reach *notify.Reach) error {
+	if err := srv.Start(); err != nil {
+		reach.Shutdown(context.Background())
+		return err
+	}
+	if err := reach.Start(); err != nil {
+		srv.Shutdown(context.Background())
+		reach.Shutdown(context.Background())
+		return err
+	}
+	return nil
+}
+
+// reload re-reads the certificates and the configuration on SIGHUP: the
+// proxy's settings, then the web and notify ones (notify.Reach.Reload logs
+// those that need a restart). A bad new configuration is reported and the
+// running one kept.
+func reload(path string, srv *proxy.Server, reach *notify.Reach, cm *certs.Manager, log zerolog.Logger) {
 	if err := cm.Reload(); err != nil {
 		log.Error().Err(err).Str("event", "reload_failed").Msg("certificates not reloaded")
 	}
@@ -131,5 +159,9 @@ func reload(path string, srv *proxy.Server, cm *certs.Manager, log zerolog.Logge
 	}
 	if err != nil {
 		log.Error().Err(err).Str("event", "reload_failed").Msg("configuration not reloaded; the old one stays")
+		return
+	}
+	if err := reach.Reload(cfg); err != nil {
+		log.Error().Err(err).Str("event", "reload_failed").Msg("web and notify settings not reloaded; the old ones stay")
 	}
 }

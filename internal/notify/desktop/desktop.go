@@ -1,5 +1,5 @@
 // Package desktop shows a desktop notification through the platform's own
-// command (issue 8): notify-send on Linux, osascript on macOS. The command
+// command: notify-send on Linux, osascript on macOS. The command
 // is run with arguments, never through a shell, and the text reaches
 // AppleScript as an argument (argv), never as script source. It is
 // bounded: one command at a time (others are dropped while it runs), a

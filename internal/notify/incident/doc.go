@@ -1,5 +1,5 @@
 // Package incident keeps recent login failures and serves them as web
-// pages, for people whose mail app hides the server's words (issue 8).
+// pages, for people whose mail app hides the server's words.
 //
 // Each diagnosed failure becomes an Incident with a random, unguessable,
 // short-lived ID (96 bits, base32). The proxy puts a link to its page,

@@ -35,7 +35,7 @@ type Incident struct {
 	Notice bool
 }
 
-// idBytes is the entropy of an ID: 96 bits, as the issue asks.
+// idBytes is the entropy of an ID: 96 bits, too many to guess.
 const idBytes = 12
 
 // idLen is the length of an ID: 96 bits in base32 without padding.

@@ -1,4 +1,4 @@
-// Package notice is the notice mailbox (issue 8): a read-only IMAP mailbox
+// Package notice is the notice mailbox: a read-only IMAP mailbox
 // whose INBOX holds one message explaining why the real login failed, for
 // mail apps that show nothing of the server's words (iPhone and Mac Mail
 // show only "password incorrect").

@@ -1,5 +1,5 @@
 // Package webhook posts each diagnosed login failure as JSON to a URL, for
-// gateway admins (issue 8): bounded queue, rate limit, retries with
+// gateway admins: bounded queue, rate limit, retries with
 // backoff, an optional HMAC-SHA256 signature, and never a secret in the
 // body (the Event type has no field that could hold one).
 //

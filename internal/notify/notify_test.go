@@ -1,0 +1,842 @@
+package notify
+
+// The proxy composed with a Reach, end to end: a failed login through the
+// proxy, the incident link in its ALERT and NO, the page over HTTPS
+// (certificate verified) and in headless Chromium, expiry, the local
+// status page seen from another address, the webhook, the desktop
+// notification; and the notice mailbox in front of the Gmail imitation:
+// the real server is tried first on every login; a cause typing cannot fix
+// (Gmail's "Application-specific password required") logs the app into the
+// read-only notice mailbox, whose one message explains it; every write is
+// refused; the app password then reaches the real mailbox; a plain wrong
+// password always gets a NO. With go-imap's imapclient and with curl.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"image/png"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/imitate"
+	"github.com/imapwhy/imapwhy/internal/notify/incident"
+	"github.com/imapwhy/imapwhy/internal/notify/notice"
+	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
+	"github.com/imapwhy/imapwhy/proxy"
+)
+
+// noMaxText bounds the runes of a NO's text (the proxy's frontMaxText).
+const noMaxText = 200
+
+// reachClock is the incident store's settable clock.
+type reachClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *reachClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.t.IsZero() {
+		c.t = time.Now()
+	}
+	return c.t
+}
+
+func (c *reachClock) advance(d time.Duration) {
+	c.now()
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// reachRig is a proxy with its own certificate (from a test CA), composed
+// with a Reach as cmd/imapwhy does it.
+type reachRig struct {
+	srv    *proxy.Server
+	reach  *Reach
+	logs   *testLog
+	clock  *reachClock
+	ca     *imitate.CA
+	caFile string // the CA in PEM, for curl
+}
+
+// reachTestLimits keeps the failure delay short.
+const reachTestLimits = "limits: {failure_delay_base: 10ms, failure_delay_max: 20ms}\n"
+
+func startReachRig(t *testing.T, yaml string, popts proxy.Options, ropts Options) *reachRig {
+	t.Helper()
+	ca, err := imitate.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(strings.NewReader("log: {level: debug}\n" + reachTestLimits + yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &reachRig{logs: &testLog{}, clock: &reachClock{}, ca: ca, caFile: caFile}
+	log := zerolog.New(r.logs).Level(zerolog.DebugLevel)
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}}
+	ropts.Logger, ropts.TLS = log, tlsConf
+	if ropts.Now == nil {
+		ropts.Now = r.clock.now
+	}
+	reach, err := New(cfg, ropts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	popts.Logger, popts.TLS, popts.OnRefusal = log, tlsConf, reach.OnRefusal
+	s, err := proxy.New(cfg, popts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		reach.Shutdown(ctx)
+	})
+	r.srv, r.reach = s, reach
+	return r
+}
+
+// dial opens an implicit-TLS connection to listener i, verifying the
+// proxy's certificate, and reads the greeting.
+func (r *reachRig) dial(t *testing.T, i int) *testClient {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", r.srv.Addrs()[i].String(), &tls.Config{RootCAs: r.ca.Pool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	tc := &testClient{t: t, c: c, br: bufio.NewReader(c)}
+	if g := tc.line(); !strings.HasPrefix(g, "* OK ") {
+		t.Fatalf("greeting %q", g)
+	}
+	return tc
+}
+
+// https is a client that trusts only the test CA, dialling from local
+// ("" for the default source address).
+func (r *reachRig) https(t *testing.T, local string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext:     d.DialContext,
+			TLSClientConfig: &tls.Config{RootCAs: r.ca.Pool()},
+		},
+	}
+}
+
+func fetch(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+var linkRE = regexp.MustCompile(`https://\S+/why/[a-z2-7]{20}`)
+
+// memUpstreamYAML is a listener config (implicit TLS, language lang) in
+// front of an in-memory IMAP server with alice / alicepass.
+func memUpstreamYAML(t *testing.T, lang string) string {
+	up := upstreamtest.MemServer(t, "none", true, upstreamtest.NewPKI(t))
+	return fmt.Sprintf("  - {address: '127.0.0.1:0', tls: implicit, language: %s, upstream: {address: %q, tls: none}}\n", lang, up)
+}
+
+const wrongPassword = "Wr0ng-S3cret!"
+
+// TestIncidentLinkEndToEnd: the NO and ALERT carry the link; the page,
+// fetched over HTTPS with the certificate verified, says what the NO said
+// and nothing about the user; Chromium renders it on a phone-sized
+// window; the page expires.
+func TestIncidentLinkEndToEnd(t *testing.T) {
+	r := startReachRig(t, "listeners:\n"+memUpstreamYAML(t, "en")+memUpstreamYAML(t, "ja")+
+		"web: {address: '127.0.0.1:0', incident_ttl: 1h}\n", proxy.Options{}, Options{})
+	web := r.reach.WebAddr()
+	if web == nil {
+		t.Fatal("no web server")
+	}
+	type seen struct{ alert, no, link string }
+	login := func(i int) seen {
+		tc := r.dial(t, i)
+		tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
+		alert, no := tc.line(), tc.line()
+		a, ok1 := strings.CutPrefix(alert, "* OK [ALERT] ")
+		n, ok2 := strings.CutPrefix(no, "a1 NO [AUTHENTICATIONFAILED] ")
+		if !ok1 || !ok2 {
+			t.Fatalf("answer %q / %q", alert, no)
+		}
+		if utf8.RuneCountInString(n) > noMaxText {
+			t.Errorf("NO text has %d runes, more than %d", utf8.RuneCountInString(n), noMaxText)
+		}
+		link := linkRE.FindString(a)
+		if link == "" || !strings.HasSuffix(a, " "+link) {
+			t.Fatalf("ALERT %q does not end with the link", a)
+		}
+		if !strings.HasPrefix(link, "https://"+web.String()+"/why/") {
+			t.Errorf("link %s, want it on the web address %s", link, web)
+		}
+		return seen{a, n, link}
+	}
+
+	en := login(0)
+	// English credentials.rejected is too long for the link in the NO:
+	// the NO keeps the whole message, the ALERT adds the link.
+	msg := strings.TrimSuffix(en.alert, " "+en.link)
+	if en.no != msg && en.no != en.alert {
+		t.Errorf("NO %q is neither the message nor the ALERT", en.no)
+	}
+	ja := login(1)
+	if ja.no != ja.alert {
+		t.Errorf("Japanese: NO %q differs from ALERT %q although the link fits", ja.no, ja.alert)
+	}
+
+	c := r.https(t, "")
+	code, body := fetch(t, c, en.link)
+	if code != 200 {
+		t.Fatalf("GET %s: %d", en.link, code)
+	}
+	steps := incident.Steps("credentials.rejected", "en")
+	for _, want := range []string{html.EscapeString(msg), html.EscapeString(steps[0]), "credentials.rejected"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for _, never := range []string{"alice", wrongPassword, "127.0.0.1"} {
+		if strings.Contains(body, never) {
+			t.Errorf("page shows %q", never)
+		}
+	}
+	_, jaBody := fetch(t, c, ja.link)
+	if !strings.Contains(jaBody, html.EscapeString(strings.TrimSuffix(ja.alert, " "+ja.link))) || !strings.Contains(jaBody, `lang="ja"`) {
+		t.Error("the Japanese incident's page is not the Japanese message")
+	}
+
+	shot := screenshot(t, en.link, "incident-en.png")
+	t.Logf("screenshot of %s: %s", en.link, shot)
+	t.Logf("screenshot of the Japanese page: %s", screenshot(t, ja.link, "incident-ja.png"))
+
+	ev := r.logs.events("auth_failure")
+	if len(ev) != 2 || ev[0]["incident_page"] != true || ev[0]["notice"] != false {
+		t.Errorf("auth_failure events %v", ev)
+	}
+	if strings.Contains(r.logs.String(), wrongPassword) || strings.Contains(r.logs.String(), "/why/") {
+		t.Error("the log holds the password or an incident link")
+	}
+
+	r.clock.advance(time.Hour)
+	if code, body := fetch(t, c, en.link); code != http.StatusNotFound || strings.Contains(body, html.EscapeString(msg)) {
+		t.Errorf("after the TTL: %d", code)
+	}
+}
+
+// screenshot opens url in headless Chromium on a 390x844 window (an
+// iPhone's) and checks that the result is a PNG of that size that is not
+// blank. The Go test has verified the certificate already; Chromium is
+// told to ignore it, as it cannot be given the test CA.
+func screenshot(t *testing.T, url, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium is needed for the incident page screenshot (scripts/test installs it): %v", err)
+	}
+	dir := filepath.Join(os.TempDir(), "imapwhy-screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name)
+	os.Remove(out)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--hide-scrollbars", "--ignore-certificate-errors",
+		"--user-data-dir="+t.TempDir(), "--screenshot="+out, "--window-size=390,844", url)
+	cmd.WaitDelay = 5 * time.Second
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, b)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	b := img.Bounds()
+	if b.Dx() != 390 || b.Dy() != 844 {
+		t.Errorf("screenshot is %dx%d, want 390x844", b.Dx(), b.Dy())
+	}
+	colours := map[uint32]bool{}
+	for y := b.Min.Y; y < b.Max.Y; y += 4 {
+		for x := b.Min.X; x < b.Max.X; x += 4 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colours[r>>8<<16|g>>8<<8|bl>>8] = true
+		}
+	}
+	if len(colours) < 8 {
+		t.Errorf("screenshot has %d colours: blank or an error page", len(colours))
+	}
+	return out
+}
+
+// TestLocalStatusPageFromAnotherAddress: in local mode the status page
+// lists a failure to the address it came from, not to another one.
+func TestLocalStatusPageFromAnotherAddress(t *testing.T) {
+	r := startReachRig(t, "listeners:\n"+memUpstreamYAML(t, "en")+"web: {address: '127.0.0.1:0'}\n", proxy.Options{}, Options{})
+	tc := r.dial(t, 0)
+	tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
+	link := linkRE.FindString(tc.line())
+	root := "https://" + r.reach.WebAddr().String() + "/"
+
+	code, body := fetch(t, r.https(t, "127.0.0.1"), root)
+	if code != 200 || !strings.Contains(body, "alice") || !strings.Contains(body, strings.TrimPrefix(link, "https://"+r.reach.WebAddr().String())) {
+		t.Errorf("status page from 127.0.0.1: %d\n%s", code, body)
+	}
+	code, body = fetch(t, r.https(t, "127.0.0.2"), root)
+	if code != 200 || strings.Contains(body, "alice") || strings.Contains(body, "/why/") || !strings.Contains(body, "No failed sign-ins") {
+		t.Errorf("status page from 127.0.0.2: %d\n%s", code, body)
+	}
+	// The incident page itself is a capability URL: whoever has the link.
+	if code, _ := fetch(t, r.https(t, "127.0.0.2"), link); code != 200 {
+		t.Errorf("incident page from 127.0.0.2: %d", code)
+	}
+}
+
+// TestWebhookEndToEnd: a failed login is posted with user, cause and
+// link, and without the password.
+func TestWebhookEndToEnd(t *testing.T) {
+	got := make(chan []byte, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		got <- b
+	}))
+	defer hook.Close()
+	r := startReachRig(t, "listeners:\n"+memUpstreamYAML(t, "en")+
+		"web: {address: '127.0.0.1:0'}\nnotify: {webhook: {url: '"+hook.URL+"'}}\n", proxy.Options{}, Options{})
+	tc := r.dial(t, 0)
+	tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
+	link := linkRE.FindString(tc.line())
+	var body []byte
+	select {
+	case body = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no webhook POST")
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev["user"] != "alice" || ev["cause"] != "credentials.rejected" || ev["code"] != "AUTHENTICATIONFAILED" ||
+		ev["link"] != link || ev["client"] != "127.0.0.1" || ev["event"] != "auth_failure" {
+		t.Errorf("webhook body %s", body)
+	}
+	if strings.Contains(string(body), wrongPassword) || strings.Contains(strings.ToLower(string(body)), "password\"") {
+		t.Errorf("webhook body holds a password: %s", body)
+	}
+}
+
+// TestDesktopNotificationEndToEnd: the platform command (a fake here) is
+// run with the message and the link as one argument, never the password.
+func TestDesktopNotificationEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	record := filepath.Join(dir, "args")
+	script := filepath.Join(dir, "notify-send")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+record+".tmp && mv "+record+".tmp "+record+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := startReachRig(t, "listeners:\n"+memUpstreamYAML(t, "en")+"web: {address: '127.0.0.1:0'}\nnotify: {desktop: true}\n",
+		proxy.Options{}, Options{DesktopPath: script})
+	tc := r.dial(t, 0)
+	tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
+	link := linkRE.FindString(tc.line())
+	var args string
+	waitFor(t, func() bool {
+		b, err := os.ReadFile(record)
+		args = string(b)
+		return err == nil
+	})
+	if !strings.Contains(args, "imapwhy: alice\n") || !strings.HasSuffix(strings.TrimSpace(args), link) || strings.Contains(args, wrongPassword) {
+		t.Errorf("notify-send got %q", args)
+	}
+}
+
+// TestWebStartErrors: the pages need the certificate, and a busy
+// web.address fails Start with nothing left bound.
+func TestWebStartErrors(t *testing.T) {
+	cfg, err := config.Parse(strings.NewReader("listeners: [{address: '127.0.0.1:0', tls: none, upstream: {address: '127.0.0.1:1', tls: none}}]\nweb: {address: '127.0.0.1:0'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "web.address") {
+		t.Errorf("New without a certificate: %v", err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg.Web.Address = busy.Addr().String()
+	ca, err := imitate.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(cfg, Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	if err := r.Start(); err == nil || !strings.Contains(err.Error(), "web.address") {
+		t.Fatalf("Start with a busy web.address: %v", err)
+	}
+	if r.WebAddr() != nil {
+		t.Error("something stayed bound after the failed Start")
+	}
+}
+
+const (
+	gmailUser        = "apppw@gmail.com"
+	gmailAccountPW   = "my-google-password"  // Gmail: app password required
+	gmailAppPassword = "abcd efgh ijkl mnop" // the fix
+	gmailWrongUser   = "wrong@gmail.com"     // Gmail: invalid credentials
+)
+
+// startNoticeRig runs the Gmail imitation behind two listeners: the first
+// with notice_mailbox, the second without.
+func startNoticeRig(t *testing.T) *reachRig {
+	t.Helper()
+	p, ok := imitate.Lookup("gmail")
+	if !ok {
+		t.Fatal("no gmail imitation")
+	}
+	gmail, err := imitate.Start(p, imitate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gmail.Close() })
+	up := fmt.Sprintf("upstream: {address: %q, tls: implicit, server_name: imap.gmail.com}", gmail.Addr())
+	return startReachRig(t, fmt.Sprintf(`listeners:
+  - {address: '127.0.0.1:0', tls: implicit, notice_mailbox: true, %s}
+  - {address: '127.0.0.1:0', tls: implicit, %s}
+web: {address: '127.0.0.1:0'}
+`, up, up), proxy.Options{UpstreamRoots: gmail.CA().Pool()}, Options{})
+}
+
+// client logs in with go-imap's imapclient over implicit TLS, verifying
+// the proxy's certificate.
+func (r *reachRig) client(t *testing.T, i int, user, password string) (*imapclient.Client, error) {
+	t.Helper()
+	c, err := imapclient.DialTLS(r.srv.Addrs()[i].String(), &imapclient.Options{
+		TLSConfig: &tls.Config{RootCAs: r.ca.Pool(), ServerName: "127.0.0.1"},
+		Dialer:    &net.Dialer{Timeout: 5 * time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, c.Login(user, password).Wait()
+}
+
+func TestNoticeMailboxImapclient(t *testing.T) {
+	r := startNoticeRig(t)
+
+	// Gmail refuses the account password: the app is logged in to the
+	// notice mailbox, which holds the explanation.
+	c, err := r.client(t, 0, gmailUser, gmailAccountPW)
+	if err != nil {
+		t.Fatalf("login to the notice mailbox: %v", err)
+	}
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil || sel.NumMessages != 1 {
+		t.Fatalf("SELECT: %+v %v", sel, err)
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{
+		Envelope: true, BodySection: []*imap.FetchItemBodySection{{}},
+	}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("FETCH: %v %v", msgs, err)
+	}
+	raw := msgs[0].FindBodySection(&imap.FetchItemBodySection{})
+	for _, want := range []string{"From: imapwhy <imapwhy@imapwhy.invalid>", "To: <" + gmailUser + ">", "provider.app_password_required", "app password", "Content-Type: text/plain; charset=utf-8"} {
+		if !bytes.Contains(raw, []byte(want)) {
+			t.Errorf("notice lacks %q:\n%s", want, raw)
+		}
+	}
+	if bytes.Contains(raw, []byte(gmailAccountPW)) {
+		t.Error("the notice quotes the password")
+	}
+	for name, err := range noticeWrites(c) {
+		var ierr *imap.Error
+		if !errors.As(err, &ierr) || ierr.Type != imap.StatusResponseTypeNo || ierr.Code != imap.ResponseCodeCannot {
+			t.Errorf("%s in the notice mailbox: %v, want NO [CANNOT]", name, err)
+		}
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Errorf("LOGOUT: %v", err)
+	}
+
+	// The fix: with the app password the real server, tried first, takes
+	// the login, and the real INBOX is there.
+	c, err = r.client(t, 0, gmailUser, gmailAppPassword)
+	if err != nil {
+		t.Fatalf("login with the app password: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err = c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true}).Collect()
+	if err != nil || len(msgs) != 1 || msgs[0].Envelope.Subject != imitate.WelcomeSubject {
+		t.Fatalf("real INBOX after the fix: %v %v", msgs, err)
+	}
+
+	// A plain wrong password never reaches the notice mailbox.
+	if _, err := r.client(t, 0, gmailWrongUser, "wrong-password"); err == nil {
+		t.Error("a wrong password was logged in")
+	}
+	// Nor does anything on a listener without notice_mailbox.
+	if _, err := r.client(t, 1, gmailUser, gmailAccountPW); err == nil {
+		t.Error("a listener without notice_mailbox logged the app in")
+	}
+
+	if n := len(r.logs.events("notice_start")); n != 1 {
+		t.Errorf("%d notice sessions, want 1", n)
+	}
+	var notices []bool
+	for _, ev := range r.logs.events("auth_failure") {
+		notices = append(notices, ev["notice"] == true)
+	}
+	if want := []bool{true, false, false}; fmt.Sprint(notices) != fmt.Sprint(want) {
+		t.Errorf("auth_failure notice flags %v, want %v", notices, want)
+	}
+	if n := len(r.logs.events("auth_success")); n != 1 {
+		t.Errorf("%d auth_success events, want 1 (the app password)", n)
+	}
+}
+
+// noticeWrites tries every command that could change a mailbox.
+func noticeWrites(c *imapclient.Client) map[string]error {
+	out := map[string]error{}
+	msg := "Subject: x\r\n\r\nx\r\n"
+	ap := c.Append("INBOX", int64(len(msg)), nil)
+	ap.Write([]byte(msg))
+	ap.Close()
+	_, out["APPEND"] = ap.Wait()
+	_, out["STORE"] = c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Collect()
+	_, out["COPY"] = c.Copy(imap.SeqSetNum(1), "INBOX").Wait()
+	_, out["MOVE"] = c.Move(imap.SeqSetNum(1), "Trash").Wait()
+	_, out["EXPUNGE"] = c.Expunge().Collect()
+	out["CREATE"] = c.Create("Sent", nil).Wait()
+	out["DELETE"] = c.Delete("INBOX").Wait()
+	out["RENAME"] = c.Rename("INBOX", "Old", nil).Wait()
+	return out
+}
+
+// TestNoticeMailboxCurl: curl reads the notice, cannot write to it, and a
+// wrong password gets curl's "login denied".
+func TestNoticeMailboxCurl(t *testing.T) {
+	r := startNoticeRig(t)
+	base := "imaps://127.0.0.1:" + portOf(t, r.srv.Addrs()[0])
+	run := func(userpw string, args ...string) (string, string, error) {
+		t.Helper()
+		all := append([]string{"--silent", "--show-error", "--max-time", "20", "--cacert", r.caFile, "--user", userpw}, args...)
+		cmd := exec.Command("curl", all...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		return stdout.String(), stderr.String(), err
+	}
+	out, stderr, err := run(gmailUser+":"+gmailAccountPW, base+"/INBOX;UID=1")
+	if err != nil {
+		t.Fatalf("curl fetch: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(out, "provider.app_password_required") || !strings.Contains(out, "Subject: ") {
+		t.Errorf("curl printed %q", out)
+	}
+	out, _, err = run(gmailUser+":"+gmailAccountPW, base+"/")
+	if err != nil || !strings.Contains(out, "INBOX") {
+		t.Errorf("curl list: %q %v", out, err)
+	}
+
+	upload := filepath.Join(t.TempDir(), "msg.eml")
+	os.WriteFile(upload, []byte("Subject: x\r\n\r\nx\r\n"), 0o600)
+	writes := map[string][]string{
+		"APPEND": {"--upload-file", upload, base + "/INBOX"},
+		"STORE":  {"--request", `STORE 1 +FLAGS (\Deleted)`, base + "/INBOX"},
+		"COPY":   {"--request", "COPY 1 Archive", base + "/INBOX"},
+		"CREATE": {"--request", "CREATE Archive", base + "/"},
+		"DELETE": {"--request", "DELETE INBOX", base + "/"},
+	}
+	for name, args := range writes {
+		_, stderr, err := run(gmailUser+":"+gmailAccountPW, append([]string{"--verbose"}, args...)...)
+		if err == nil {
+			t.Errorf("curl %s succeeded in the notice mailbox", name)
+		}
+		if !strings.Contains(stderr, " NO [CANNOT] ") {
+			t.Errorf("curl %s: %v, and no NO [CANNOT] in its transcript:\n%s", name, err, stderr)
+		}
+	}
+
+	_, _, err = run(gmailWrongUser+":wrong-password", base+"/INBOX;UID=1")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 67 { // CURLE_LOGIN_DENIED
+		t.Errorf("curl with a wrong password: %v, want exit status 67", err)
+	}
+	if n := len(r.logs.events("notice_start")); n != 2+len(writes) {
+		t.Errorf("%d notice sessions, want %d", n, 2+len(writes))
+	}
+}
+
+func portOf(t *testing.T, a net.Addr) string {
+	_, p, err := net.SplitHostPort(a.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestNoticeMailboxPipelined: commands sent right behind the LOGIN reach
+// the notice mailbox, and imapserver's own greeting never reaches the app
+// (it has already read the tagged OK).
+func TestNoticeMailboxPipelined(t *testing.T) {
+	r := startNoticeRig(t)
+	tc := r.dial(t, 0)
+	tc.send("a LOGIN " + gmailUser + ` "` + gmailAccountPW + "\"\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+	alert := tc.line()
+	if !strings.HasPrefix(alert, "* OK [ALERT] ") || !linkRE.MatchString(alert) {
+		t.Errorf("first line %q, want the ALERT with the link", alert)
+	}
+	want := "a OK [CAPABILITY " + strings.Join(notice.Capabilities(), " ") + "] Logged in"
+	if l := tc.line(); l != want {
+		t.Errorf("login answer %q, want %q", l, want)
+	}
+	lines := tc.until("c ")
+	all := strings.Join(lines, "\n")
+	for _, w := range []string{"* 1 EXISTS", "b OK ", "* BYE", "c OK "} {
+		if !strings.Contains(all, w) {
+			t.Errorf("no %q in\n%s", w, all)
+		}
+	}
+	if strings.Contains(all, "PREAUTH") {
+		t.Errorf("imapserver's greeting reached the client:\n%s", all)
+	}
+}
+
+// testLog collects the JSON log lines for assertions.
+type testLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *testLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// events returns the log lines whose "event" is name, decoded.
+func (l *testLog) events(name string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(l.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == name {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// testClient is a raw IMAP client: exact lines, nothing hidden.
+type testClient struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func (tc *testClient) send(s string) {
+	tc.t.Helper()
+	if _, err := tc.c.Write([]byte(s)); err != nil {
+		tc.t.Fatal(err)
+	}
+}
+
+func (tc *testClient) line() string {
+	tc.t.Helper()
+	l, err := tc.br.ReadString('\n')
+	if err != nil {
+		tc.t.Fatalf("reading a line: %v (got %q)", err, l)
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// until reads lines up to and including the first that starts with prefix.
+func (tc *testClient) until(prefix string) []string {
+	tc.t.Helper()
+	var lines []string
+	for {
+		l := tc.line()
+		lines = append(lines, l)
+		if strings.HasPrefix(l, prefix) {
+			return lines
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReload: a reload swaps the webhook and turns the desktop
+// notifications on; the incident pages keep running with their links, and
+// the keys only a restart applies are named in the log.
+func TestReload(t *testing.T) {
+	posts := func() (*httptest.Server, chan []byte) {
+		got := make(chan []byte, 10)
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			b, _ := io.ReadAll(req.Body)
+			got <- b
+		}))
+		t.Cleanup(hook.Close)
+		return hook, got
+	}
+	hookA, gotA := posts()
+	hookB, gotB := posts()
+	dir := t.TempDir()
+	record := filepath.Join(dir, "args")
+	script := filepath.Join(dir, "notify-send")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > "+record+".tmp && mv "+record+".tmp "+record+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	listeners := "listeners:\n" + memUpstreamYAML(t, "en")
+	r := startReachRig(t, listeners+"web: {address: '127.0.0.1:0'}\nnotify: {webhook: {url: '"+hookA.URL+"'}}\n",
+		proxy.Options{}, Options{DesktopPath: script})
+	fail := func() string {
+		t.Helper()
+		tc := r.dial(t, 0)
+		tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
+		return linkRE.FindString(tc.line())
+	}
+	waitPost := func(got chan []byte) map[string]any {
+		t.Helper()
+		select {
+		case b := <-got:
+			var ev map[string]any
+			if err := json.Unmarshal(b, &ev); err != nil {
+				t.Fatal(err)
+			}
+			return ev
+		case <-time.After(10 * time.Second):
+			t.Fatal("no webhook POST")
+			return nil
+		}
+	}
+	before := fail()
+	if ev := waitPost(gotA); ev["link"] != before {
+		t.Errorf("first webhook %v", ev)
+	}
+
+	cfg, err := config.Parse(strings.NewReader(reachTestLimits + listeners +
+		"web: {address: '127.0.0.2:0', incident_ttl: 2h}\nnotify: {desktop: true, webhook: {url: '" + hookB.URL + "'}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.reach.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	ev := r.logs.events("reload_needs_restart")
+	if len(ev) != 1 || fmt.Sprint(ev[0]["keys"]) != "[web.address web.incident_ttl]" {
+		t.Errorf("reload_needs_restart events %v", ev)
+	}
+	after := fail()
+	if ev := waitPost(gotB); ev["link"] != after || after == "" {
+		t.Errorf("webhook after the reload %v, link %q", ev, after)
+	}
+	select {
+	case b := <-gotA:
+		t.Errorf("the old webhook still posts: %s", b)
+	default:
+	}
+	waitFor(t, func() bool {
+		b, err := os.ReadFile(record)
+		return err == nil && strings.HasSuffix(strings.TrimSpace(string(b)), after)
+	})
+	// The pages kept running where they were: both links work.
+	c := r.https(t, "")
+	for _, link := range []string{before, after} {
+		if !strings.HasPrefix(link, "https://"+r.reach.WebAddr().String()+"/why/") {
+			t.Errorf("link %s is not on the running web server %s", link, r.reach.WebAddr())
+		}
+		if code, _ := fetch(t, c, link); code != 200 {
+			t.Errorf("GET %s after the reload: %d", link, code)
+		}
+	}
+}

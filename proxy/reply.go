@@ -1,0 +1,127 @@
+package proxy
+
+// A refused login: what the proxy tells the outside world about it (the
+// OnRefusal hook, in the shape of httputil.ReverseProxy's ErrorHandler),
+// and the one function that writes every refusal to the client (reply).
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/imapwhy/imapwhy/diagnose"
+)
+
+// Refusal is a login the proxy refused after trying it: the upstream's
+// refusal diagnosed, or one of the proxy's own (rate limit, the shield,
+// routing). Options.OnRefusal receives it before the client is answered.
+type Refusal struct {
+	Diagnosis diagnose.Diagnosis
+	// Message is diagnose.Message(Diagnosis, Lang): the text of the NO.
+	Message string
+	// User is the user name as the client sent it. Never the password.
+	User string
+	// Client is the client's IP address, the zero Addr if not TCP.
+	Client netip.Addr
+	// Local is the address the client reached the proxy on.
+	Local net.Addr
+	// Lang is the language of the answer, "en" or "ja": the listener's,
+	// or the one the client chose with LANGUAGE.
+	Lang string
+	// NoticeMailbox is the listener's notice_mailbox setting.
+	NoticeMailbox bool
+	// Time is when the refusal was decided.
+	Time time.Time
+}
+
+// Answer is what the client is told about a Refusal. The zero Answer is
+// the plain "* OK [ALERT] Message" and "tag NO [code] Message".
+type Answer struct {
+	// Text replaces Refusal.Message in the ALERT and the NO; "" keeps it.
+	Text string
+	// Link, if set, ends the ALERT (and the NO when it fits in its
+	// 200 characters), e.g. a page that explains the refusal.
+	Link string
+	// Handoff, if set, answers the login with OK instead of NO and gives
+	// the connection to Handoff.Serve; the session ends with it. The proxy
+	// ignores it (and answers NO) while it is shutting down.
+	Handoff *Handoff
+}
+
+// Handoff takes over a connection whose login the proxy answered with
+// "tag OK [CAPABILITY Capabilities...] Logged in" (after the ALERT).
+type Handoff struct {
+	Capabilities []string
+	// Serve runs the rest of the session on conn; br holds what the client
+	// sent after its login. The proxy closes conn when Serve returns, and
+	// at Shutdown (a handed-off session is not drained). ctx is the one
+	// OnRefusal got.
+	Serve func(ctx context.Context, conn net.Conn, br *bufio.Reader) error
+}
+
+// reply is what a refused client is told. With a tag: "* OK [ALERT] text
+// link" and "tag NO [code] text" (or, with loggedIn set, "tag OK
+// [CAPABILITY ...] Logged in"); without: "* BYE text".
+type reply struct {
+	tag, code string
+	text      string
+	link      string   // ends the ALERT; the NO too when it fits
+	loggedIn  []string // non-nil: answer the login with OK and these capabilities
+}
+
+// refuse writes r and flushes: the one place that answers a refusal, from
+// the front end's own limits to a diagnosed upstream refusal (RFC 9051
+// §7.1: clients must show ALERT text to the user). Texts are sanitised to
+// frontMaxText runes; a code that is not an atom is left out.
+func (f *front) refuse(r reply) error {
+	if r.tag == "" {
+		f.writeLine("* BYE ", frontRespText(r.text, "Closing connection"))
+		return f.flush()
+	}
+	if !frontValidTag(r.tag) {
+		return fmt.Errorf("refuse: invalid tag %q", r.tag)
+	}
+	text := frontRespText(r.text, "Login failed")
+	alert, no := text, text
+	if link := sanitizeText(r.link, frontMaxText); link != "" {
+		alert = text + " " + link
+		if utf8.RuneCountInString(alert) <= frontMaxText {
+			no = alert
+		}
+	}
+	f.writeLine("* OK [ALERT] ", alert)
+	if r.loggedIn != nil {
+		return f.loggedIn(r.tag, r.loggedIn)
+	}
+	f.failures++
+	f.writeLine(r.tag, " NO ", frontCode(r.code), no)
+	return f.flush()
+}
+
+// loggedIn answers a successful login: "tag OK [CAPABILITY caps...] Logged in".
+// Capabilities that are not atoms are dropped.
+func (f *front) loggedIn(tag string, caps []string) error {
+	if !frontValidTag(tag) {
+		return fmt.Errorf("logged in: invalid tag %q", tag)
+	}
+	valid := make([]string, 0, len(caps))
+	for _, c := range caps {
+		if frontIsAtom(c) {
+			valid = append(valid, c)
+		}
+	}
+	code := ""
+	if len(valid) > 0 {
+		code = "CAPABILITY " + strings.Join(valid, " ")
+	}
+	f.writeLine(tag, " OK ", frontCode(code), "Logged in")
+	return f.flush()
+}
+
+// bye writes "* BYE text" (sanitised) and flushes.
+func (f *front) bye(text string) error { return f.refuse(reply{text: text}) }

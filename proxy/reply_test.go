@@ -1,0 +1,226 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
+)
+
+// startHookServer runs the proxy with one plaintext loopback listener in
+// front of an in-memory IMAP server (alice / alicepass) and hook as
+// OnRefusal.
+func startHookServer(t *testing.T, hook func(context.Context, Refusal) Answer) (*Server, *serverLog) {
+	t.Helper()
+	up := startMemUpstream(t, map[string]string{"alice": "alicepass"}).addr
+	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+log: {level: debug}
+limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
+listeners:
+  - {address: 127.0.0.1:0, tls: none, language: ja, notice_mailbox: true, upstream: {address: %q, tls: none}}
+`, up)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &serverLog{}
+	s, err := New(cfg, Options{Logger: testLogger(logs), OnRefusal: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdownNow(s) })
+	return s, logs
+}
+
+// TestOnRefusal: the hook gets the refusal's facts, and its link and text
+// are what the client reads in the ALERT and the NO; the client's ID is
+// logged with the failure.
+func TestOnRefusal(t *testing.T) {
+	var mu sync.Mutex
+	var got []Refusal
+	answers := []Answer{{Link: "https://example.test/why/1"}, {Text: "Ask the help desk", Link: "https://example.test/why/2"}}
+	s, logs := startHookServer(t, func(ctx context.Context, r Refusal) Answer {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r)
+		return answers[len(got)-1]
+	})
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.send("i ID (\"name\" \"Test\tApp\" \"version\" \"1.0\")\r\n")
+	tc.until("i OK")
+	pass := testSecret("hook")
+	tc.send("a LOGIN alice " + pass + "\r\n")
+	alert, no := tc.line(), tc.line()
+	mu.Lock()
+	r := got[0]
+	mu.Unlock()
+	if r.User != "alice" || r.Client != netip.MustParseAddr("127.0.0.1") || r.Lang != "ja" || !r.NoticeMailbox ||
+		r.Diagnosis.Cause != diagnose.CauseCredentialsRejected || r.Message != diagnose.Message(r.Diagnosis, "ja") ||
+		r.Local.String() != s.Addrs()[0].String() || time.Since(r.Time) > time.Minute {
+		t.Errorf("refusal %+v", r)
+	}
+	if want := "* OK [ALERT] " + r.Message + " https://example.test/why/1"; alert != want {
+		t.Errorf("ALERT %q, want %q", alert, want)
+	}
+	if want := "a NO [AUTHENTICATIONFAILED] " + r.Message + " https://example.test/why/1"; no != want {
+		t.Errorf("NO %q, want %q", no, want)
+	}
+	tc.send("b LOGIN alice " + pass + "\r\n")
+	if l := tc.until("b "); l[len(l)-1] != "b NO [AUTHENTICATIONFAILED] Ask the help desk https://example.test/why/2" {
+		t.Errorf("answer with the hook's text: %q", l)
+	}
+	ev := logs.events("auth_failure")
+	if len(ev) != 2 || ev[0]["incident_page"] != true || ev[0]["notice"] != false || ev[0]["client_app"] != "Test App 1.0" {
+		t.Errorf("auth_failure events %v", ev)
+	}
+}
+
+// TestOnRefusalHandoff: a Handoff answers the login with OK and gets the
+// connection with what the client pipelined; Shutdown closes it at once
+// instead of draining it.
+func TestOnRefusalHandoff(t *testing.T) {
+	served := make(chan string, 1)
+	ended := make(chan error, 1)
+	s, logs := startHookServer(t, func(ctx context.Context, r Refusal) Answer {
+		return Answer{Handoff: &Handoff{
+			Capabilities: []string{"IMAP4rev1", "not an atom"},
+			Serve: func(ctx context.Context, conn net.Conn, br *bufio.Reader) error {
+				line, _ := br.ReadString('\n')
+				served <- line
+				conn.Write([]byte("* handed off\r\n"))
+				_, err := br.ReadByte() // until the proxy closes conn
+				ended <- err
+				return err
+			},
+		}}
+	})
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.send("a LOGIN alice " + testSecret("hook") + "\r\nb NOOP\r\n")
+	if l := tc.line(); !strings.HasPrefix(l, "* OK [ALERT] ") {
+		t.Errorf("first line %q", l)
+	}
+	if l := tc.line(); l != "a OK [CAPABILITY IMAP4rev1] Logged in" {
+		t.Errorf("login answer %q", l)
+	}
+	if l := <-served; l != "b NOOP\r\n" {
+		t.Errorf("the handoff read %q", l)
+	}
+	if l := tc.line(); l != "* handed off" {
+		t.Errorf("then %q", l)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v (after %v)", err, time.Since(start))
+	}
+	if err := <-ended; err == nil {
+		t.Error("the handed-off connection was not closed")
+	}
+	if ev := logs.events("auth_failure"); len(ev) != 1 || ev[0]["notice"] != true {
+		t.Errorf("auth_failure events %v", ev)
+	}
+}
+
+// srvCounter counts the DNS SRV questions a resolver sends.
+type srvCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *srvCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// wrap returns res with every query it writes inspected.
+func (c *srvCounter) wrap(res *net.Resolver) *net.Resolver {
+	dial := res.Dial
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		// A PacketConn, so that the resolver keeps to UDP framing.
+		return &srvCountingConn{UDPConn: conn.(*net.UDPConn), c: c}, nil
+	}}
+}
+
+type srvCountingConn struct {
+	*net.UDPConn
+	c *srvCounter
+}
+
+func (s *srvCountingConn) Write(b []byte) (int, error) {
+	var m dns.Msg
+	if m.Unpack(b) == nil && len(m.Question) == 1 && m.Question[0].Qtype == dns.TypeSRV {
+		s.c.mu.Lock()
+		s.c.n++
+		s.c.mu.Unlock()
+	}
+	return s.UDPConn.Write(b)
+}
+
+// TestReloadKeepsDiscoveryCache: a reload with the same discovery settings
+// keeps what discovery learnt; changed settings start afresh.
+func TestReloadKeepsDiscoveryCache(t *testing.T) {
+	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"})
+	_, port, _ := net.SplitHostPort(up.addr)
+	var p uint16
+	fmt.Sscan(port, &p)
+	var srv srvCounter
+	s, logs := startAutoServer(t, "discovery: {allow_private: true}\n", Options{Resolver: srv.wrap(routeDNS(t, "corp.test", p))})
+	// RFC 6186's _imap record means STARTTLS, which this plaintext test
+	// server lacks: the refusal names the discovered server.
+	logins := 0
+	login := func() {
+		t.Helper()
+		loginAnswer(t, s, "taro@corp.test", "pw")
+		logins++
+		lastCause(t, logs, logins)
+		if ev := logs.events("auth_failure")[logins-1]; ev["upstream"] != "imap.corp.test:"+port {
+			t.Fatalf("login %d did not reach the discovered server: %v", logins, ev)
+		}
+	}
+	login()
+	asked := srv.count()
+	if asked == 0 {
+		t.Fatal("discovery asked no SRV question")
+	}
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	cfg.Listeners[0].Address = s.Addrs()[0].String()
+	if err := s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	login()
+	if n := srv.count(); n != asked {
+		t.Errorf("after a reload %d SRV questions, want the %d before: the cache was dropped", n, asked)
+	}
+	cfg.Discovery.CacheTTL = config.Duration(2 * time.Hour)
+	if err := s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	login()
+	if n := srv.count(); n == asked {
+		t.Error("new discovery settings kept the old cache")
+	}
+	ev := logs.events("reloaded")
+	if len(ev) != 2 || ev[0]["discovery_cache_kept"] != true || ev[1]["discovery_cache_kept"] != false {
+		t.Errorf("reloaded events %v", ev)
+	}
+}
