@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
+	mdns "github.com/miekg/dns"
 
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // startHookServer runs the proxy with one plaintext loopback listener in
@@ -134,55 +135,16 @@ func TestOnRefusalHandoff(t *testing.T) {
 	}
 }
 
-// srvCounter counts the DNS SRV questions a resolver sends.
-type srvCounter struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (c *srvCounter) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n
-}
-
-// wrap returns res with every query it writes inspected.
-func (c *srvCounter) wrap(res *net.Resolver) *net.Resolver {
-	dial := res.Dial
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		// A PacketConn, so that the resolver keeps to UDP framing.
-		return &srvCountingConn{UDPConn: conn.(*net.UDPConn), c: c}, nil
-	}}
-}
-
-type srvCountingConn struct {
-	*net.UDPConn
-	c *srvCounter
-}
-
-func (s *srvCountingConn) Write(b []byte) (int, error) {
-	var m dns.Msg
-	if m.Unpack(b) == nil && len(m.Question) == 1 && m.Question[0].Qtype == dns.TypeSRV {
-		s.c.mu.Lock()
-		s.c.n++
-		s.c.mu.Unlock()
-	}
-	return s.UDPConn.Write(b)
-}
-
 // TestReloadKeepsDiscoveryCache: a reload with the same discovery settings
 // keeps what discovery learnt; changed settings start afresh.
 func TestReloadKeepsDiscoveryCache(t *testing.T) {
 	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"})
 	_, port, _ := net.SplitHostPort(up.addr)
-	var p uint16
-	fmt.Sscan(port, &p)
-	var srv srvCounter
-	s, logs := startAutoServer(t, "discovery: {allow_private: true}\n", Options{Resolver: srv.wrap(routeDNS(t, "corp.test", p))})
+	dns := testkit.NewDNS(t)
+	dns.Add("_imap._tcp.corp.test", mdns.TypeSRV, "0 0 "+port+" imap.corp.test.")
+	dns.AddIPs("imap.corp.test", "127.0.0.1")
+	asked := func() int { return dns.CountOf("_imap._tcp.corp.test", mdns.TypeSRV) }
+	s, logs := startAutoServer(t, "discovery: {allow_private: true}\n", Options{Resolver: dns.Resolver()})
 	// RFC 6186's _imap record means STARTTLS, which this plaintext test
 	// server lacks: the refusal names the discovered server.
 	logins := 0
@@ -196,8 +158,8 @@ func TestReloadKeepsDiscoveryCache(t *testing.T) {
 		}
 	}
 	login()
-	asked := srv.count()
-	if asked == 0 {
+	before := asked()
+	if before == 0 {
 		t.Fatal("discovery asked no SRV question")
 	}
 	s.mu.Lock()
@@ -208,15 +170,15 @@ func TestReloadKeepsDiscoveryCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	login()
-	if n := srv.count(); n != asked {
-		t.Errorf("after a reload %d SRV questions, want the %d before: the cache was dropped", n, asked)
+	if n := asked(); n != before {
+		t.Errorf("after a reload %d SRV questions, want the %d before: the cache was dropped", n, before)
 	}
 	cfg.Discovery.CacheTTL = config.Duration(2 * time.Hour)
 	if err := s.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
 	login()
-	if n := srv.count(); n == asked {
+	if n := asked(); n == before {
 		t.Error("new discovery settings kept the old cache")
 	}
 	ev := logs.events("reloaded")

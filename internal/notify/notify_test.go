@@ -43,6 +43,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/imitate"
 	"github.com/imapwhy/imapwhy/internal/notify/incident"
 	"github.com/imapwhy/imapwhy/internal/notify/notice"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 	"github.com/imapwhy/imapwhy/proxy"
 )
@@ -50,35 +51,13 @@ import (
 // noMaxText bounds the runes of a NO's text (the proxy's frontMaxText).
 const noMaxText = 200
 
-// reachClock is the incident store's settable clock.
-type reachClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *reachClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.t.IsZero() {
-		c.t = time.Now()
-	}
-	return c.t
-}
-
-func (c *reachClock) advance(d time.Duration) {
-	c.now()
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // reachRig is a proxy with its own certificate (from a test CA), composed
 // with a Reach as cmd/imapwhy does it.
 type reachRig struct {
 	srv    *proxy.Server
 	reach  *Reach
 	logs   *testLog
-	clock  *reachClock
+	clock  *testkit.Clock
 	ca     *imitate.CA
 	caFile string // the CA in PEM, for curl
 }
@@ -104,12 +83,12 @@ func startReachRig(t *testing.T, yaml string, popts proxy.Options, ropts Options
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &reachRig{logs: &testLog{}, clock: &reachClock{}, ca: ca, caFile: caFile}
+	r := &reachRig{logs: &testLog{}, clock: testkit.NewClock(time.Now()), ca: ca, caFile: caFile}
 	log := zerolog.New(r.logs).Level(zerolog.DebugLevel)
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}}
 	ropts.Logger, ropts.TLS = log, tlsConf
 	if ropts.Now == nil {
-		ropts.Now = r.clock.now
+		ropts.Now = r.clock.Now
 	}
 	reach, err := New(cfg, ropts)
 	if err != nil {
@@ -275,7 +254,7 @@ func TestIncidentLinkEndToEnd(t *testing.T) {
 		t.Error("the log holds the password or an incident link")
 	}
 
-	r.clock.advance(time.Hour)
+	r.clock.Advance(time.Hour)
 	if code, body := fetch(t, c, en.link); code != http.StatusNotFound || strings.Contains(body, html.EscapeString(msg)) {
 		t.Errorf("after the TTL: %d", code)
 	}
@@ -724,24 +703,20 @@ func (tc *testClient) send(s string) {
 
 func (tc *testClient) line() string {
 	tc.t.Helper()
-	l, err := tc.br.ReadString('\n')
+	l, err := testkit.ReadLine(tc.br)
 	if err != nil {
 		tc.t.Fatalf("reading a line: %v (got %q)", err, l)
 	}
-	return strings.TrimRight(l, "\r\n")
+	return l
 }
 
-// until reads lines up to and including the first that starts with prefix.
 func (tc *testClient) until(prefix string) []string {
 	tc.t.Helper()
-	var lines []string
-	for {
-		l := tc.line()
-		lines = append(lines, l)
-		if strings.HasPrefix(l, prefix) {
-			return lines
-		}
+	lines, err := testkit.ReadUntil(tc.br, prefix)
+	if err != nil {
+		tc.t.Fatal(err)
 	}
+	return lines
 }
 
 func waitFor(t *testing.T, cond func() bool) {
