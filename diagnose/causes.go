@@ -56,6 +56,10 @@ const (
 	// CauseClientUnknownDomain is not in causes.md: routing by email domain
 	// found no server for the user's domain.
 	CauseClientUnknownDomain Cause = "client.unknown_domain"
+	// CauseClientInvalidUsername: the user name is too long or holds
+	// characters no user name has (control or format characters); the
+	// proxy refuses it itself.
+	CauseClientInvalidUsername Cause = "client.invalid_username"
 )
 
 // causeInfo is one row of the table in shared/causes.md.
@@ -121,6 +125,7 @@ var causes = []struct {
 	{CauseClientTooManyConnections, causeInfo{codeLimit, true}},
 	{CauseClientUnsupportedMechanism, causeInfo{codeCannot, false}},
 	{CauseClientUnknownDomain, causeInfo{codeContactAdmin, false}},
+	{CauseClientInvalidUsername, causeInfo{codeAuthenticationFailed, false}},
 }
 
 // causeIndex maps a cause to its row in causes.

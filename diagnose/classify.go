@@ -216,6 +216,10 @@ func (ev *evidence) proxyRefusal() verdict {
 		}
 	}
 	t := ev.o.Typed
+	if !ValidUsername(t.Username) {
+		// Refused before anything was sent: no user name is like that.
+		return verdict{cause: CauseClientInvalidUsername, confidence: High}
+	}
 	if t.Username != "" && !t.UserHasDomain {
 		// Routing by email domain needs the domain.
 		return verdict{cause: CauseUsernameMissingDomain, confidence: High}

@@ -162,6 +162,7 @@ var classifyCases = []classifyCase{
 	{name: "proxy: mechanism", obs: Observation{Phase: PhaseProxy, Reply: no("CANNOT", "Unsupported mechanism")}, want: CauseClientUnsupportedMechanism, conf: High},
 	{name: "proxy: route by domain without a domain", obs: Observation{Phase: PhaseProxy, Typed: Facts("bob", "secret")}, want: CauseUsernameMissingDomain, conf: High},
 	{name: "proxy: shutting down", obs: Observation{Phase: PhaseProxy, Typed: plainUser, Reply: no("UNAVAILABLE", "imapwhy is shutting down")}, want: CauseServerTemporaryFailure, conf: High},
+	{name: "proxy: user name with a control character", obs: Observation{Phase: PhaseProxy, Typed: Facts("bob\x00@example.com", "secret")}, want: CauseClientInvalidUsername, conf: High},
 	{name: "proxy: unknown domain", obs: Observation{Phase: PhaseProxy, Typed: Facts("bob@unknown.example", "secret")}, want: CauseClientUnknownDomain, conf: Medium},
 }
 

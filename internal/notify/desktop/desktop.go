@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
@@ -162,10 +163,11 @@ func args(program, title, body string) []string {
 	return []string{"--app-name=imapwhy", "--urgency=normal", "--", title, body}
 }
 
-// clean makes s one line of at most n runes without control characters.
+// clean makes s one line of at most n runes without control or format
+// characters (bidi overrides could make a title read backwards).
 func clean(s string, n int) string {
 	s = strings.Join(strings.Fields(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' {
 			return ' '
 		}
 		return r

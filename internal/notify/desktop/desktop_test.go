@@ -116,3 +116,22 @@ func TestMissingCommand(t *testing.T) {
 		t.Error("New took an unknown program")
 	}
 }
+
+// TestTitleWithoutBidi: a title built from a user name cannot reorder or
+// hide text on the desktop: format characters (bidi overrides, isolates,
+// zero-width) go like control characters do.
+func TestTitleWithoutBidi(t *testing.T) {
+	script, record := fakeCommand(t)
+	n, err := New(Options{Program: NotifySend, Path: script})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.Notify("k", "imapwhy: \u202eelgoog\u2066x\u200by\u2028z", "body") {
+		t.Fatal("not started")
+	}
+	n.Close()
+	got := strings.Split(strings.TrimSuffix(waitFile(t, record), "\n"), "\n")
+	if title := got[len(got)-2]; title != "imapwhy: elgoog x y z" {
+		t.Errorf("title passed as %q", title)
+	}
+}

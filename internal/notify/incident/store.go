@@ -125,6 +125,7 @@ func (s *Store) Add(in Incident) Incident {
 	now := s.now()
 	s.expireLocked(now)
 	in.Time = now
+	in.User = diagnose.CleanUsername(in.User)
 	in.ID = newID()
 	for s.byID[in.ID] != nil { // 2^-96: never, but cheap to rule out
 		in.ID = newID()

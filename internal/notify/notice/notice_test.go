@@ -30,6 +30,7 @@ func TestEligible(t *testing.T) {
 		diagnose.CauseUsernameFullwidth, diagnose.CauseCredentialsRejected, diagnose.CauseCredentialsCapsLock,
 		diagnose.CauseCredentialsPasswordChanged, diagnose.CauseClientPlaintextRefused, diagnose.CauseClientRateLimited,
 		diagnose.CauseClientTooManyConnections, diagnose.CauseClientUnsupportedMechanism, diagnose.CauseClientUnknownDomain,
+		diagnose.CauseClientInvalidUsername,
 	}
 	for _, c := range diagnose.Causes() {
 		want := !slices.Contains(never, c)

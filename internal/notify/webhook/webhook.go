@@ -25,6 +25,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
+
+	"github.com/imapwhy/imapwhy/diagnose"
 )
 
 // Event is the JSON body of one POST: what failed and why, never a
@@ -134,6 +136,7 @@ func New(o Options) (*Sender, error) {
 // or after Close, e is dropped and counted in the next POST's Suppressed.
 func (s *Sender) Send(e Event) {
 	e.Event = "auth_failure"
+	e.User = diagnose.CleanUsername(e.User)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || !s.limiter.AllowN(s.o.Now(), 1) {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imapwhy/imapwhy/diagnose"
 )
 
 // receiver is a local webhook endpoint that answers with the given codes
@@ -203,4 +205,24 @@ func TestCloseAbandonsAtDeadline(t *testing.T) {
 		t.Error("Close returned nil with a POST still hanging")
 	}
 	s.Send(sampleEvent()) // after Close: dropped, no panic
+}
+
+// TestUserNameCleaned: a user name is attacker text; the event carries it
+// capped and without control or format characters, so a receiver's log or
+// chat message cannot get forged lines or reordered text.
+func TestUserNameCleaned(t *testing.T) {
+	rcv, url := newReceiver(t)
+	s, err := New(Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := sampleEvent()
+	e.User = "ann\r\nX-Forged: 1\u202e" + strings.Repeat("a", 8192)
+	s.Send(e)
+	rcv.wait(t, 1)
+	closeSender(t, s)
+	got := rcv.events(t)[0].User
+	if len(got) > diagnose.MaxUsernameLen || strings.ContainsAny(got, "\r\n\u202e") || !strings.HasPrefix(got, "ann") {
+		t.Errorf("user sent as %d bytes: %q", len(got), got[:min(len(got), 40)])
+	}
 }
