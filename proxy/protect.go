@@ -5,11 +5,12 @@ package proxy
 //
 //	accept -> per-address connection limit (BYE at once past it)
 //	login  -> rate limits per address and per user (client.rate_limited)
+//	       -> the upstream: the listener's, or routing's choice (route.go)
 //	       -> the shield: the same failing password again is answered from
 //	          history (credentials.repeated_failure), nothing is sent upstream
-//	       -> upstream login
+//	       -> upstream login (internal/upstream)
 //	       -> refused: history facts for diagnose, the failure recorded,
-//	          the failure delay, then NO
+//	          the failure delay; the session then answers (reply.go)
 //	       -> logged in: the password that worked recorded, the delay reset
 //
 // The throttle is always on, with config.Limits; the shield and the metrics
@@ -84,6 +85,54 @@ func (ss *session) beginLogin(req *loginRequest) *guard {
 		g.attempt = sh.Begin(req.Username, req.Password)
 	}
 	return g
+}
+
+// login tries the login under the protections, in this order: the login
+// rate limits; the upstream (the listener's own, or the one routing and
+// discovery choose, route.go); the shield; the upstream login
+// (internal/upstream). A failure is diagnosed, recorded, and held for the
+// failure delay before login returns it with its diagnosis. stopping: the
+// server is shutting down, nothing is tried.
+func (g *guard) login(ctx context.Context, stopping bool) (*upstream.Session, diagnose.Diagnosis, *diagnose.Observation, error) {
+	req := g.req
+	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password)}
+	up, err := g.try(ctx, stopping, obs)
+	if err == nil {
+		return up, diagnose.Diagnosis{}, obs, nil
+	}
+	d := g.diagnose(obs, err)
+	g.delay()
+	return nil, d, obs, err
+}
+
+// try is login up to the upstream's answer.
+func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observation) (*upstream.Session, error) {
+	req, st := g.req, g.ss.st
+	if err := g.allow(obs); err != nil {
+		return nil, err
+	}
+	if stopping {
+		obs.Phase = diagnose.PhaseProxy
+		obs.Reply = &diagnose.Response{Tagged: true, Status: "NO", Code: "UNAVAILABLE", Text: "imapwhy is shutting down"}
+		return nil, errors.New("shutting down")
+	}
+	uc, user := st.upstream, req.Username
+	if uc == nil {
+		var err error
+		if uc, user, err = st.router.route(ctx, req.Username, st, obs); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.check(*uc, obs); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	// user may be another form of the name than the client's (a provider's
+	// local part).
+	cred := upstream.Credentials{User: user, Password: req.Password, Authzid: req.Authzid}
+	up, err := upstream.Login(ctx, g.upstream(*uc), cred, g.ss.raw.RemoteAddr(), obs)
+	g.ss.srv.opts.Metrics.UpstreamLogin(time.Since(start), err == nil)
+	return up, err
 }
 
 // allow applies the login rate limits, before anything else is done for

@@ -112,10 +112,10 @@ func (ss *session) serve() {
 		return
 	}
 
-	// One login attempt per turn, read top-down: the front end reads the
-	// login (preauth.go), the protections and the upstream try it (login,
-	// protect.go, route.go, upstream), and a refusal is diagnosed, handed
-	// to Options.OnRefusal and answered (refuse, reply.go).
+	// One login per turn, top-down: the front end reads it (preauth.go);
+	// the guard tries it under the protections, upstream, and diagnoses a
+	// failure (protect.go, route.go, internal/upstream); a refusal goes to
+	// Options.OnRefusal and is answered (refuse, reply.go).
 	for {
 		req, err := f.next()
 		if err != nil {
@@ -132,13 +132,13 @@ func (ss *session) serve() {
 			return
 		}
 		g := ss.beginLogin(req)
-		up, obs, err := ss.login(g)
+		up, d, obs, err := ss.attempt(g)
 		if err == nil {
 			ss.forward(f, req, up, g.succeeded, &log)
 			return
 		}
 		// The front end counts failed logins and says BYE at the limit.
-		if ss.refuse(f, g, obs, err, &log) {
+		if ss.refuse(f, g, d, obs, err, &log) {
 			return // handed off: the session is over
 		}
 		if ss.isStopping() {
@@ -188,23 +188,12 @@ func (ss *session) sayBye(f *front, text string) {
 	f.bye(text)
 }
 
-// login picks the upstream for the request and, unless a protection stops
-// it (protect.go), logs in there.
-func (ss *session) login(g *guard) (*upstream.Session, *diagnose.Observation, error) {
-	req := g.req
-	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password)}
-	if err := g.allow(obs); err != nil {
-		return nil, obs, err
-	}
+// attempt tries one login under the protections (guard.login, protect.go)
+// with a context that Shutdown cancels.
+func (ss *session) attempt(g *guard) (*upstream.Session, diagnose.Diagnosis, *diagnose.Observation, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ss.mu.Lock()
-	if ss.stopping {
-		ss.mu.Unlock()
-		cancel()
-		obs.Phase = diagnose.PhaseProxy
-		obs.Reply = &diagnose.Response{Tagged: true, Status: "NO", Code: "UNAVAILABLE", Text: "imapwhy is shutting down"}
-		return nil, obs, errors.New("shutting down")
-	}
+	stopping := ss.stopping
 	ss.cancel = cancel
 	ss.mu.Unlock()
 	defer func() {
@@ -213,40 +202,14 @@ func (ss *session) login(g *guard) (*upstream.Session, *diagnose.Observation, er
 		ss.mu.Unlock()
 		cancel()
 	}()
-	uc, user, err := ss.upstreamFor(ctx, req, obs)
-	if err != nil {
-		return nil, obs, err
-	}
-	if err := g.check(*uc, obs); err != nil {
-		return nil, obs, err
-	}
-	start := time.Now()
-	// user may be another form of the name than the client's (a provider's
-	// local part).
-	cred := upstream.Credentials{User: user, Password: req.Password, Authzid: req.Authzid}
-	up, err := upstream.Login(ctx, g.upstream(*uc), cred, ss.raw.RemoteAddr(), obs)
-	ss.srv.opts.Metrics.UpstreamLogin(time.Since(start), err == nil)
-	return up, obs, err
+	return g.login(ctx, stopping)
 }
 
-// upstreamFor returns the listener's fixed upstream and the user name to
-// log in with, or the ones routing and discovery choose for the user's
-// email domain.
-func (ss *session) upstreamFor(ctx context.Context, req *loginRequest, obs *diagnose.Observation) (*upstream.Config, string, error) {
-	if ss.st.upstream != nil {
-		return ss.st.upstream, req.Username, nil
-	}
-	return ss.st.router.route(ctx, req.Username, ss.st, obs)
-}
-
-// refuse diagnoses a failed login, waits out the failure delay, asks
-// Options.OnRefusal what to answer, logs auth_failure and answers the
-// client. It reports whether the connection was handed off
-// (Answer.Handoff) and the session is over.
-func (ss *session) refuse(f *front, g *guard, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) bool {
+// refuse asks Options.OnRefusal what to answer a diagnosed failure, logs
+// auth_failure and answers the client (reply.go). It reports whether the
+// connection was handed off (Answer.Handoff) and the session is over.
+func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) bool {
 	req := g.req
-	d := g.diagnose(obs, loginErr)
-	g.delay()
 	lang := f.language()
 	r := Refusal{
 		Diagnosis: d, Message: diagnose.Message(d, lang), User: req.Username,
