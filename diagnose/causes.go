@@ -126,6 +126,12 @@ var causes = []struct {
 	{CauseClientUnsupportedMechanism, causeInfo{codeCannot, false}},
 	{CauseClientUnknownDomain, causeInfo{codeContactAdmin, false}},
 	{CauseClientInvalidUsername, causeInfo{codeAuthenticationFailed, false}},
+	{CauseOAuthTokenExpired, causeInfo{codeAuthenticationFailed, false}},
+	{CauseOAuthWrongAudience, causeInfo{codeAuthenticationFailed, false}},
+	{CauseOAuthScopeMissing, causeInfo{codeAuthenticationFailed, false}},
+	{CauseOAuthUserMismatch, causeInfo{codeAuthenticationFailed, false}},
+	{CauseOAuthMailboxNotEnabled, causeInfo{codeAuthorizationFailed, false}},
+	{CauseOAuthTokenRejected, causeInfo{codeAuthenticationFailed, false}},
 }
 
 // causeIndex maps a cause to its row in causes.

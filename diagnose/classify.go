@@ -107,6 +107,9 @@ func (ev *evidence) decide() verdict {
 	if ev.reply == nil {
 		return ev.noReply()
 	}
+	if v, ok := ev.oauth(); ok {
+		return v
+	}
 	if v, ok := ev.codes(); ok {
 		return v
 	}

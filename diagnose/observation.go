@@ -99,4 +99,6 @@ type Observation struct {
 
 	Typed   Typed
 	History History
+	// OAuth is set for an XOAUTH2 or OAUTHBEARER login, nil otherwise.
+	OAuth *OAuth
 }

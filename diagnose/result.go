@@ -49,6 +49,9 @@ func (e *entry) helpFor(c Cause) string {
 		}
 		return e.primary().Help.General
 	}
+	if c.IsOAuth() {
+		return oauthHelp(e.primary().ID, c)
+	}
 	switch c {
 	case CauseProviderAppPasswordRequired:
 		return pick(func(h HelpPages) string { return h.AppPassword })

@@ -112,6 +112,7 @@ func (p *transcriptParser) serverLine(line string) {
 		return
 	}
 	if strings.HasPrefix(line, "+") {
+		p.oauthChallenge(line)
 		return // a continuation request
 	}
 	if strings.HasPrefix(line, "* ") || line == "*" {

@@ -2,6 +2,8 @@ package diagnose
 
 import (
 	"encoding/base64"
+
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 	"strconv"
 	"strings"
 )
@@ -37,6 +39,9 @@ func (p *transcriptParser) clientLine(line string) {
 	case "AUTHENTICATE":
 		p.loginTag = tag
 		mech, ir := cutWord(args)
+		if p.oauthAuthenticate(mech, strings.TrimSpace(ir)) {
+			return
+		}
 		p.obs.Mechanism = strings.ToUpper(mech)
 		p.authenticate(strings.TrimSpace(ir))
 	}
@@ -64,6 +69,8 @@ func (p *transcriptParser) saslResponse(line string) {
 		return
 	}
 	switch {
+	case mech == oauthsasl.XOAUTH2 || mech == oauthsasl.OAUTHBEARER:
+		p.oauthResponse(line)
 	case mech == "PLAIN":
 		p.client.sasl = ""
 		p.plain(line)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/imapwhy/imapwhy/diagnose"
 )
@@ -37,6 +38,36 @@ type explainResult struct {
 	HelpURL      string `json:"help_url"`
 	Message      string `json:"message"`
 	Detail       string `json:"detail"`
+	// OAuth is what an XOAUTH2 or OAUTHBEARER exchange showed; never the token.
+	OAuth *explainOAuth `json:"oauth,omitempty"`
+}
+
+// explainOAuth is the token's description and the decoded error challenge.
+type explainOAuth struct {
+	Mechanism string               `json:"mechanism,omitempty"`
+	User      string               `json:"user,omitempty"`
+	Token     string               `json:"token"`
+	Audiences []string             `json:"audiences,omitempty"`
+	Scopes    []string             `json:"scopes,omitempty"`
+	Roles     []string             `json:"roles,omitempty"`
+	Expires   string               `json:"expires,omitempty"`
+	Tenant    string               `json:"tenant,omitempty"`
+	Challenge *diagnose.OAuthError `json:"challenge,omitempty"`
+}
+
+func newExplainOAuth(o *diagnose.OAuth) *explainOAuth {
+	if o == nil {
+		return nil
+	}
+	e := &explainOAuth{
+		Mechanism: o.Mechanism, User: o.User, Token: o.Token.Summary(o.At),
+		Audiences: o.Token.Audiences, Scopes: o.Token.Scopes, Roles: o.Token.Roles,
+		Tenant: o.Token.Tenant, Challenge: o.Challenge,
+	}
+	if !o.Token.Expires.IsZero() {
+		e.Expires = o.Token.Expires.UTC().Format(time.RFC3339)
+	}
+	return e
 }
 
 // errUsageShown: the error and the usage are already on stderr.
@@ -69,12 +100,16 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imapwhy explain: %v\n", err)
 		return 2
 	}
+	if obs.OAuth != nil {
+		// A token's expiry is judged against now.
+		obs.OAuth.At = time.Now()
+	}
 	d := diagnose.Classify(obs)
 	msg := diagnose.Message(d, opts.lang)
 	if opts.json {
-		err = writeExplainJSON(stdout, d, msg)
+		err = writeExplainJSON(stdout, d, msg, newExplainOAuth(obs.OAuth))
 	} else {
-		err = writeExplainText(stdout, d, msg)
+		err = writeExplainText(stdout, d, msg, newExplainOAuth(obs.OAuth))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy explain: write output: %v\n", err)
@@ -165,7 +200,7 @@ func withUserFacts(t diagnose.Typed, user string) diagnose.Typed {
 	return t
 }
 
-func writeExplainJSON(w io.Writer, d diagnose.Diagnosis, msg string) error {
+func writeExplainJSON(w io.Writer, d diagnose.Diagnosis, msg string, oauth *explainOAuth) error {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // help URLs carry '&'
 	enc.SetIndent("", "  ")
@@ -180,10 +215,11 @@ func writeExplainJSON(w io.Writer, d diagnose.Diagnosis, msg string) error {
 		HelpURL:      d.HelpURL,
 		Message:      msg,
 		Detail:       d.Detail,
+		OAuth:        oauth,
 	})
 }
 
-func writeExplainText(w io.Writer, d diagnose.Diagnosis, msg string) error {
+func writeExplainText(w io.Writer, d diagnose.Diagnosis, msg string, oauth *explainOAuth) error {
 	var b strings.Builder
 	line := func(label, value string) {
 		if value != "" {
@@ -203,6 +239,13 @@ func writeExplainText(w io.Writer, d diagnose.Diagnosis, msg string) error {
 	line("code", d.Code+" (temporary: "+temporary+")")
 	line("message", msg)
 	line("server said", d.Detail)
+	if oauth != nil {
+		line("token", oauth.Token)
+		if c := oauth.Challenge; c != nil {
+			b, _ := json.Marshal(c)
+			line("challenge", string(b))
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

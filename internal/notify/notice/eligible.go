@@ -33,6 +33,14 @@ var eligibleCauses = map[diagnose.Cause]bool{
 	diagnose.CauseUpstreamCertificateUntrusted: true,
 	diagnose.CauseUpstreamNotIMAP:              true,
 	diagnose.CauseUpstreamStartTLSUnavailable:  true,
+	// A token for the wrong service, without the mail scope or for another
+	// user, and a mailbox without IMAP: signing in again the same way does
+	// not help. An expired or refused token is not here: the app must see
+	// the NO to refresh it.
+	diagnose.CauseOAuthWrongAudience:     true,
+	diagnose.CauseOAuthScopeMissing:      true,
+	diagnose.CauseOAuthUserMismatch:      true,
+	diagnose.CauseOAuthMailboxNotEnabled: true,
 }
 
 // Eligible reports whether a failed login may be accepted into the notice

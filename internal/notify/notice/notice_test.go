@@ -31,6 +31,7 @@ func TestEligible(t *testing.T) {
 		diagnose.CauseCredentialsPasswordChanged, diagnose.CauseClientPlaintextRefused, diagnose.CauseClientRateLimited,
 		diagnose.CauseClientTooManyConnections, diagnose.CauseClientUnsupportedMechanism, diagnose.CauseClientUnknownDomain,
 		diagnose.CauseClientInvalidUsername,
+		diagnose.CauseOAuthTokenExpired, diagnose.CauseOAuthTokenRejected,
 	}
 	for _, c := range diagnose.Causes() {
 		want := !slices.Contains(never, c)
