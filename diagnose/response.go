@@ -3,6 +3,8 @@ package diagnose
 import (
 	"regexp"
 	"strings"
+
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 )
 
 // parseResponse parses one server status line: untagged ("* NO ..."),
@@ -10,12 +12,11 @@ import (
 func parseResponse(line string) (Response, bool) {
 	line = strings.TrimSpace(line)
 	if strings.HasPrefix(line, "* ") {
-		word, args := cutWord(strings.TrimSpace(line[2:]))
-		status := strings.ToUpper(word)
-		if !isStatus(status) {
+		r := imapwire.ParseResponse(line)
+		if !r.IsStatus() {
 			return Response{}, false
 		}
-		return parseStatus(status, args), true
+		return fromStatus(r.Status), true
 	}
 	if line == "" || strings.HasPrefix(line, "+") {
 		return Response{}, false
@@ -28,13 +29,13 @@ func parseResponse(line string) (Response, bool) {
 // counts as the tagged reply: "NO text", or only text (a NO).
 func parseTaggedOrBare(line string) (Response, string) {
 	first, rest := cutWord(line)
-	if second, args := cutWord(rest); isStatus(strings.ToUpper(second)) && !isStatus(strings.ToUpper(first)) {
+	if second, args := cutWord(rest); imapwire.IsStatusName(strings.ToUpper(second)) && !imapwire.IsStatusName(strings.ToUpper(first)) {
 		r := parseStatus(strings.ToUpper(second), args)
 		r.Tagged = true
 		return r, first
 	}
 	var r Response
-	if isStatus(strings.ToUpper(first)) {
+	if imapwire.IsStatusName(strings.ToUpper(first)) {
 		r = parseStatus(strings.ToUpper(first), rest)
 	} else {
 		r = parseStatus("NO", line)
@@ -48,19 +49,12 @@ func parseTaggedOrBare(line string) (Response, string) {
 
 // parseStatus parses what follows a status word: "[CODE arg] text".
 func parseStatus(status, rest string) Response {
-	r := Response{Status: status, Text: strings.TrimSpace(rest)}
-	if !strings.HasPrefix(r.Text, "[") {
-		return r
-	}
-	end := strings.IndexByte(r.Text, ']')
-	if end < 0 {
-		return r
-	}
-	name, arg := cutWord(r.Text[1:end])
-	r.Code = strings.ToUpper(name)
-	r.CodeArg = strings.TrimSpace(arg)
-	r.Text = strings.TrimSpace(r.Text[end+1:])
-	return r
+	return fromStatus(imapwire.ParseStatus(status, rest))
+}
+
+// fromStatus is a status response read by imapwire, untagged.
+func fromStatus(s imapwire.Status) Response {
+	return Response{Status: string(s.Type), Code: string(s.Code), CodeArg: s.CodeArg, Text: s.Text}
 }
 
 // knownCodeRE finds a response code inside text that a client reworded
@@ -78,14 +72,6 @@ func findKnownCode(text string) (code, arg, rest string) {
 	}
 	rest = strings.TrimSpace(text[:m[0]] + " " + text[m[1]:])
 	return code, arg, rest
-}
-
-func isStatus(s string) bool {
-	switch s {
-	case "OK", "NO", "BAD", "BYE", "PREAUTH":
-		return true
-	}
-	return false
 }
 
 // cutWord splits off the first space-separated word.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"regexp"
 	"strings"
+
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 )
 
 // MaxTranscript is the largest transcript ParseTranscript reads (1 MiB).
@@ -134,7 +136,7 @@ func (p *transcriptParser) untagged(line string, first bool) {
 	rest := strings.TrimSpace(strings.TrimPrefix(line, "*"))
 	word, args := cutWord(rest)
 	status := strings.ToUpper(word)
-	if !isStatus(status) {
+	if !imapwire.IsStatusName(status) {
 		if status == "CAPABILITY" && p.loginOK < 0 {
 			p.setCapabilities(args)
 		}
@@ -181,7 +183,7 @@ func notIMAP(line string) string {
 	switch {
 	case strings.HasPrefix(line, "+OK"), strings.HasPrefix(line, "-ERR"):
 		return "pop3"
-	case smtpRE.MatchString(line) && !isStatus(strings.ToUpper(secondWord(line))):
+	case smtpRE.MatchString(line) && !imapwire.IsStatusName(strings.ToUpper(secondWord(line))):
 		return "smtp"
 	case strings.HasPrefix(line, "HTTP/"), hasPrefixFold(line, "<!doctype"), hasPrefixFold(line, "<html"):
 		return "http"

@@ -615,31 +615,6 @@ func TestSanitizeText(t *testing.T) {
 	}
 }
 
-func TestFrontSplitLiteral(t *testing.T) {
-	tests := []struct {
-		line string
-		text string
-		lit  frontLiteral
-	}{
-		{"a LOGIN {5}", "a LOGIN ", frontLiteral{ok: true, sync: true, n: 5}},
-		{"a LOGIN {05+}", "a LOGIN ", frontLiteral{ok: true, n: 5}},
-		{"a LOGIN {0}", "a LOGIN ", frontLiteral{ok: true, sync: true, n: 0}},
-		{"{7}", "", frontLiteral{ok: true, sync: true, n: 7}},
-		{"a LOGIN {99999999999999999999}", "a LOGIN ", frontLiteral{ok: true, sync: true, n: 1<<63 - 1}},
-		{"a LOGIN {}", "a LOGIN {}", frontLiteral{}},
-		{"a LOGIN {+}", "a LOGIN {+}", frontLiteral{}},
-		{"a LOGIN {5a}", "a LOGIN {5a}", frontLiteral{}},
-		{"a LOGIN 5}", "a LOGIN 5}", frontLiteral{}},
-		{"}", "}", frontLiteral{}},
-	}
-	for _, tt := range tests {
-		text, lit := frontSplitLiteral([]byte(tt.line))
-		if string(text) != tt.text || lit != tt.lit {
-			t.Errorf("frontSplitLiteral(%q) = %q, %+v; want %q, %+v", tt.line, text, lit, tt.text, tt.lit)
-		}
-	}
-}
-
 func TestFrontMatchLanguage(t *testing.T) {
 	tests := []struct {
 		r, def, want string

@@ -23,14 +23,14 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 )
 
 const (
@@ -182,7 +182,7 @@ func checkCredentials(cfg Config, req Credentials) error {
 		{"authorization identity", req.Authzid},
 	}
 	for _, f := range fields {
-		if strings.ContainsAny(f.value, "\r\n\x00") {
+		if imapwire.Unsendable(f.value) {
 			return fmt.Errorf("the %s %w", f.name, ErrUnsafeCredentials)
 		}
 	}
@@ -350,24 +350,24 @@ func (s *attempt) readGreeting(ctx context.Context) error {
 			return err
 		}
 	}
-	r, err := wireRead(s.br)
+	r, err := s.read()
 	if err != nil {
 		return fmt.Errorf("reading the greeting: %w", err)
 	}
-	s.obs.Greeting = r.line
-	if r.kind != wireUntagged {
+	s.obs.Greeting = r.Line
+	if r.Kind != imapwire.Untagged {
 		s.obs.NetError = diagnose.NetProtocol
-		s.obs.NotIMAP = diagnose.SniffProtocol([]byte(r.line))
+		s.obs.NotIMAP = diagnose.SniffProtocol([]byte(r.Line))
 		return &ProtocolError{what: "the greeting is not IMAP (" + s.obs.NotIMAP + ")"}
 	}
-	switch r.name {
+	switch r.Name {
 	case "OK":
-		if r.status.Code == "CAPABILITY" {
-			s.setCaps(wireCaps(r.status.CodeArg))
+		if r.Status.Code == "CAPABILITY" {
+			s.setCaps(imapwire.Caps(r.Status.CodeArg))
 		}
 		return nil
 	case "BYE":
-		return s.refused(r.status)
+		return s.refused(response(r))
 	case "PREAUTH":
 		s.obs.NetError = diagnose.NetProtocol
 		return &ProtocolError{what: "PREAUTH greeting: logged in before any credentials"}
@@ -425,7 +425,7 @@ func (s *attempt) portSpeaksTLS(ctx context.Context) bool {
 
 // setCaps records the current pre-login capabilities, upper-cased.
 func (s *attempt) setCaps(caps []string) {
-	s.caps = wireUpper(caps)
+	s.caps = imapwire.Upper(caps)
 	s.obs.Capabilities = s.caps
 	if !s.secure {
 		s.obs.StartTLSOffered = s.has(imap.CapStartTLS)
@@ -459,13 +459,13 @@ func (s *attempt) loadCapabilities() error {
 // capability sends CAPABILITY and returns the list.
 func (s *attempt) capability() ([]string, error) {
 	var caps []string
-	cmd, err := s.command("CAPABILITY").finish()
+	cmd, err := s.command("CAPABILITY").Finish()
 	if err != nil {
 		return nil, err
 	}
-	reply, err := s.exchange(cmd, func(r wireResponse) {
-		if r.name == "CAPABILITY" {
-			caps = wireCaps(r.text)
+	reply, err := s.exchange(cmd, func(r imapwire.Response) {
+		if r.Name == "CAPABILITY" {
+			caps = imapwire.Caps(r.Text)
 		}
 	})
 	if err != nil {
@@ -486,7 +486,7 @@ func (s *attempt) startTLS(ctx context.Context) error {
 	if !s.obs.StartTLSOffered {
 		return ErrNoStartTLS
 	}
-	cmd, err := s.command("STARTTLS").finish()
+	cmd, err := s.command("STARTTLS").Finish()
 	if err != nil {
 		return err
 	}
@@ -529,7 +529,7 @@ func (s *attempt) sendID(client net.Addr) error {
 	if fields == nil {
 		return nil
 	}
-	cmd, err := s.command("ID").list(fields...).finish()
+	cmd, err := s.command("ID").List(fields...).Finish()
 	if err != nil {
 		return err
 	}
@@ -564,12 +564,12 @@ func (s *attempt) authenticate(req Credentials) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cmd.wipe()
+	defer cmd.Wipe()
 	var caps []string
-	reply, err := s.exchange(cmd, func(r wireResponse) {
+	reply, err := s.exchange(cmd, func(r imapwire.Response) {
 		s.recordUntagged(r)
-		if r.name == "CAPABILITY" {
-			caps = wireCaps(r.text)
+		if r.Name == "CAPABILITY" {
+			caps = imapwire.Caps(r.Text)
 		}
 	})
 	if err != nil {
@@ -581,7 +581,7 @@ func (s *attempt) authenticate(req Credentials) ([]string, error) {
 	}
 	switch {
 	case reply.Code == "CAPABILITY":
-		return wireCaps(reply.CodeArg), nil
+		return imapwire.Caps(reply.CodeArg), nil
 	case caps != nil:
 		return caps, nil
 	}
@@ -590,27 +590,27 @@ func (s *attempt) authenticate(req Credentials) ([]string, error) {
 }
 
 // credentialsCommand picks the mechanism and encodes the credentials.
-func (s *attempt) credentialsCommand(req Credentials) (wireCommand, error) {
+func (s *attempt) credentialsCommand(req Credentials) (imapwire.Command, error) {
 	s.obs.Mechanism = ChooseMechanism(s.caps, req)
 	switch s.obs.Mechanism {
 	case sasl.Plain:
 		_, ir, err := sasl.NewPlainClient(req.Authzid, req.User, req.Password).Start()
 		if err != nil {
-			return wireCommand{}, err
+			return imapwire.Command{}, err
 		}
 		resp := base64.StdEncoding.EncodeToString(ir)
 		clear(ir)
-		e := s.command("AUTHENTICATE").atom(sasl.Plain)
+		e := s.command("AUTHENTICATE").Atom(sasl.Plain)
 		if s.has(imap.CapSASLIR) {
-			e.atom(resp) // RFC 4959
+			e.Atom(resp) // RFC 4959
 		} else {
-			e.respond(resp)
+			e.Respond(resp)
 		}
-		return e.cancelWith("*").finish()
+		return e.CancelWith("*").Finish()
 	case "LOGIN":
-		return s.command("LOGIN").str(req.User).str(req.Password).finish()
+		return s.command("LOGIN").String(req.User).String(req.Password).Finish()
 	}
-	return wireCommand{}, ErrNoMechanism
+	return imapwire.Command{}, ErrNoMechanism
 }
 
 // ChooseMechanism chooses how to send cred, given the server's
@@ -645,13 +645,13 @@ func ChooseMechanism(caps []string, cred Credentials) string {
 }
 
 // recordUntagged keeps an untagged response of the login exchange.
-func (s *attempt) recordUntagged(r wireResponse) {
+func (s *attempt) recordUntagged(r imapwire.Response) {
 	if len(s.obs.Untagged) >= maxUntagged {
 		return
 	}
-	resp := r.status
-	if !r.isStatus() {
-		resp = diagnose.Response{Status: r.name, Text: r.text}
+	resp := response(r)
+	if !r.IsStatus() {
+		resp = diagnose.Response{Status: r.Name, Text: r.Text}
 	}
 	s.obs.Untagged = append(s.obs.Untagged, resp)
 }
@@ -663,55 +663,55 @@ func (s *attempt) refused(resp diagnose.Response) error {
 }
 
 // command starts a command with the next tag.
-func (s *attempt) command(name string) *wireEncoder {
+func (s *attempt) command(name string) *imapwire.Encoder {
 	s.tags++
-	return wireNewCommand("a"+strconv.Itoa(s.tags), name, s.nonSyncLiteral)
+	return imapwire.NewCommand("a"+strconv.Itoa(s.tags), name, s.nonSyncLiteral)
 }
 
 // nonSyncLiteral reports whether a literal of n bytes may go without
 // waiting for the server's "+" (RFC 7888).
 func (s *attempt) nonSyncLiteral(n int) bool {
-	return s.has(imap.CapLiteralPlus) || (s.has(imap.CapLiteralMinus) && n <= wireMaxNonSyncLiteral)
+	return s.has(imap.CapLiteralPlus) || (s.has(imap.CapLiteralMinus) && n <= imapwire.MaxNonSyncLiteral)
 }
 
 // exchange sends cmd and reads until its tagged reply, which it returns
 // whatever its status. Each chunk after the first waits for a continuation
 // request. Untagged responses go to onUntagged (if not nil); an untagged
 // BYE ends the exchange with an error and becomes obs.Reply.
-func (s *attempt) exchange(cmd wireCommand, onUntagged func(wireResponse)) (diagnose.Response, error) {
-	pending := cmd.chunks
+func (s *attempt) exchange(cmd imapwire.Command, onUntagged func(imapwire.Response)) (diagnose.Response, error) {
+	pending := cmd.Chunks
 	cancelled := false
 	if err := s.write(pending[0]); err != nil {
 		return diagnose.Response{}, err
 	}
 	pending = pending[1:]
 	for range maxResponses {
-		r, err := wireRead(s.br)
+		r, err := s.read()
 		if err != nil {
 			return diagnose.Response{}, err
 		}
 		switch {
-		case r.kind == wireContinuation && len(pending) > 0:
+		case r.Kind == imapwire.Continuation && len(pending) > 0:
 			err = s.write(pending[0])
 			pending = pending[1:]
-		case r.kind == wireContinuation && cmd.cancel != nil && !cancelled:
-			err = s.write(cmd.cancel)
+		case r.Kind == imapwire.Continuation && cmd.Cancel != nil && !cancelled:
+			err = s.write(cmd.Cancel)
 			cancelled = true
-		case r.kind == wireContinuation:
+		case r.Kind == imapwire.Continuation:
 			err = &ProtocolError{what: "unexpected continuation request"}
-		case r.kind == wireUntagged:
+		case r.Kind == imapwire.Untagged:
 			if onUntagged != nil {
 				onUntagged(r)
 			}
-			if r.name == "BYE" {
-				err = s.refused(r.status)
+			if r.Name == "BYE" {
+				err = s.refused(response(r))
 			}
-		case r.tag != cmd.tag:
+		case r.Tag != cmd.Tag:
 			err = &ProtocolError{what: "tagged reply to a command never sent"}
-		case r.name != "OK" && r.name != "NO" && r.name != "BAD":
+		case r.Name != "OK" && r.Name != "NO" && r.Name != "BAD":
 			err = &ProtocolError{what: "tagged reply is not OK, NO or BAD"}
 		default:
-			return r.status, nil // a server may answer before taking all chunks
+			return response(r), nil // a server may answer before taking all chunks
 		}
 		if err != nil {
 			return diagnose.Response{}, err
@@ -725,4 +725,30 @@ func (s *attempt) write(b []byte) error {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// Bounds of one server response.
+var responseLimits = imapwire.ResponseLimits{
+	MaxLine:     64 << 10,  // one line: a login never needs more
+	MaxResponse: 256 << 10, // one response with its literals (an ID reply may carry some)
+}
+
+// read reads one server response.
+func (s *attempt) read() (imapwire.Response, error) {
+	r, err := imapwire.ReadResponse(s.br, responseLimits)
+	if tl, ok := errors.AsType[*imapwire.TooLongError](err); ok {
+		return imapwire.Response{}, &ProtocolError{what: "response " + tl.Error()}
+	}
+	return r, err
+}
+
+// response is the status response r as the Observation keeps it.
+func response(r imapwire.Response) diagnose.Response {
+	return diagnose.Response{
+		Tagged:  r.Kind == imapwire.Tagged,
+		Status:  string(r.Status.Type),
+		Code:    string(r.Status.Code),
+		CodeArg: r.Status.CodeArg,
+		Text:    r.Status.Text,
+	}
 }

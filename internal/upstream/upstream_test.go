@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 )
 
@@ -98,7 +99,7 @@ func TestUpstreamLoginMemServer(t *testing.T) {
 			if obs.Reply == nil || obs.Reply.Status != "OK" || obs.Reply.Code != "CAPABILITY" {
 				t.Errorf("reply: %s", upstreamFormatObs(*obs))
 			}
-			if !slices.Contains(up.Caps, "IMAP4rev1") || slices.Contains(up.Caps, "LOGINDISABLED") || !slices.Equal(up.Caps, wireCaps(obs.Reply.CodeArg)) {
+			if !slices.Contains(up.Caps, "IMAP4rev1") || slices.Contains(up.Caps, "LOGINDISABLED") || !slices.Equal(up.Caps, imapwire.Caps(obs.Reply.CodeArg)) {
 				t.Errorf("post-login caps = %q", up.Caps)
 			}
 			obs.Reply = nil
@@ -123,13 +124,13 @@ func upstreamSelectInbox(t *testing.T, up *Session) {
 		t.Fatal(err)
 	}
 	for {
-		r, err := wireRead(up.Reader)
+		r, err := imapwire.ReadResponse(up.Reader, responseLimits)
 		if err != nil {
 			t.Fatalf("reading the SELECT reply: %v", err)
 		}
-		if r.kind == wireTagged {
-			if r.tag != "x" || r.name != "OK" {
-				t.Fatalf("SELECT INBOX: %q", r.line)
+		if r.Kind == imapwire.Tagged {
+			if r.Tag != "x" || r.Name != "OK" {
+				t.Fatalf("SELECT INBOX: %q", r.Line)
 			}
 			return
 		}
@@ -301,7 +302,7 @@ func upstreamScripts() []upstreamScript {
 			name: "over-long greeting",
 			req:  alice,
 			play: func(c *upstreamtest.Conn) {
-				c.Send("* OK " + strings.Repeat("x", wireMaxLine))
+				c.Send("* OK " + strings.Repeat("x", responseLimits.MaxLine))
 				c.WaitClose()
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetProtocol},
@@ -683,7 +684,7 @@ func upstreamScripts() []upstreamScript {
 func upstreamWantLine(t *testing.T, u *Session, want string) {
 	t.Helper()
 	u.Conn.SetReadDeadline(time.Now().Add(upstreamTestTimeout))
-	line, err := wireReadLine(u.Reader, wireMaxLine)
+	line, _, err := imapwire.ReadLine(u.Reader, nil, responseLimits.MaxLine)
 	if err != nil || string(line) != want {
 		t.Errorf("after login: read %q, %v; want %q", line, err, want)
 	}
@@ -972,5 +973,32 @@ func BenchmarkUpstreamLogin(b *testing.B) {
 			b.Fatal(err)
 		}
 		up.Conn.Close()
+	}
+}
+
+func TestUpstreamMechanism(t *testing.T) {
+	tests := []struct {
+		caps    string
+		authzid bool
+		want    string
+	}{
+		{"IMAP4REV1 AUTH=PLAIN AUTH=LOGIN", false, "PLAIN"},
+		{"IMAP4REV1 AUTH=LOGIN", false, "LOGIN"},
+		{"IMAP4REV1", false, "LOGIN"},
+		{"IMAP4REV1 AUTH=XOAUTH2", false, "LOGIN"},
+		{"IMAP4REV1 AUTH=XOAUTH2 LOGINDISABLED", false, ""},
+		{"IMAP4REV1 AUTH=PLAIN LOGINDISABLED", false, ""},
+		{"IMAP4REV1 STARTTLS LOGINDISABLED", false, ""},
+		{"IMAP4REV1 AUTH=PLAIN", true, "PLAIN"},
+		{"IMAP4REV1", true, ""},
+	}
+	for _, tc := range tests {
+		cred := Credentials{User: "alice", Password: "secret"}
+		if tc.authzid {
+			cred.Authzid = "admin"
+		}
+		if got := ChooseMechanism(strings.Fields(tc.caps), cred); got != tc.want {
+			t.Errorf("ChooseMechanism(%q, authzid=%v) = %q, want %q", tc.caps, tc.authzid, got, tc.want)
+		}
 	}
 }
