@@ -238,11 +238,3 @@ func (g *guard) succeeded() {
 	}
 	g.ss.srv.opts.Metrics.LoginSucceeded()
 }
-
-// logFacts adds what the protections did to a failure's log event.
-func (g *guard) logFacts(ev *zerolog.Event, obs *diagnose.Observation) *zerolog.Event {
-	if g.held {
-		ev = ev.Bool("held", true).Int("repeated_failures", obs.History.RepeatedFailures)
-	}
-	return ev
-}

@@ -1,8 +1,9 @@
 package proxy
 
-// A refused login: what the proxy tells the outside world about it (the
-// OnRefusal hook, in the shape of httputil.ReverseProxy's ErrorHandler),
-// and the one function that writes every refusal to the client (reply).
+// A refused login, once diagnosed: what the proxy tells the outside world
+// about it (the OnRefusal hook, in the shape of httputil.ReverseProxy's
+// ErrorHandler), its auth_failure event, and the one function that writes
+// every refusal to the client (front.refuse).
 
 import (
 	"bufio"
@@ -10,9 +11,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/diagnose"
 )
@@ -62,6 +66,99 @@ type Handoff struct {
 	// at Shutdown (a handed-off session is not drained). ctx is the one
 	// OnRefusal got.
 	Serve func(ctx context.Context, conn net.Conn, br *bufio.Reader) error
+}
+
+// refuse asks Options.OnRefusal what to answer a diagnosed failure, logs
+// auth_failure, answers the client (front.refuse) and runs a Handoff. It
+// reports whether the connection was handed off and the session is over.
+func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) bool {
+	req := g.req
+	lang := f.language()
+	r := Refusal{
+		Diagnosis: d, Message: diagnose.Message(d, lang), User: req.Username,
+		Client: ss.addr, Local: ss.raw.LocalAddr(), Lang: lang,
+		NoticeMailbox: ss.st.cfg.NoticeMailbox, Time: time.Now(),
+	}
+	ctx := log.WithContext(context.Background())
+	var ans Answer
+	if hook := ss.srv.opts.OnRefusal; hook != nil {
+		ans = hook(ctx, r)
+	}
+	if ans.Handoff != nil && !ss.beginHandoff() {
+		ans.Handoff = nil // shutting down: a NO
+	}
+	// The event is written before the answer, so that whoever reads the
+	// NO can rely on the log already holding its cause.
+	ev := log.Info().Str("event", "auth_failure").
+		Str("cause", string(d.Cause)).Str("code", d.Code).
+		Str("confidence", string(d.Confidence)).Bool("temporary", d.Temporary).
+		Str("user", req.Username).Str("mechanism", req.Mechanism).
+		Str("upstream", upstreamName(obs)).Str("provider", d.Provider).
+		Str("phase", string(obs.Phase))
+	if d.Alternative != "" {
+		ev = ev.Str("alternative", string(d.Alternative))
+	}
+	if obs.NetError != diagnose.NetOK {
+		ev = ev.Str("net_error", string(obs.NetError))
+	}
+	if d.Detail != "" {
+		ev = ev.Str("detail", redactPassword(d.Detail, req))
+	}
+	if g.held {
+		ev = ev.Bool("held", true).Int("repeated_failures", obs.History.RepeatedFailures)
+	}
+	ev = logClientApp(ev, f)
+	ev.Bool("incident_page", ans.Link != "").Bool("notice", ans.Handoff != nil).
+		Str("error", loginErr.Error()).Msg("login failed")
+
+	rep := reply{tag: req.Tag, code: d.Code, text: r.Message, link: ans.Link}
+	if ans.Text != "" {
+		rep.text = ans.Text
+	}
+	if ans.Handoff != nil {
+		rep.loggedIn = append([]string{}, ans.Handoff.Capabilities...)
+	}
+	if err := f.refuse(rep); err != nil {
+		log.Debug().Err(err).Msg("writing the answer failed")
+	}
+	if ans.Handoff == nil {
+		return false
+	}
+	if err := ans.Handoff.Serve(ctx, f.conn(), f.reader()); err != nil {
+		log.Debug().Err(err).Msg("handed-off session ended with an error")
+	}
+	f.conn().Close()
+	return true
+}
+
+// beginHandoff marks the session handed off, so that Shutdown closes its
+// connection instead of draining it (interruptPreAuth); false when
+// Shutdown has begun already.
+func (ss *session) beginHandoff() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.stopping {
+		return false
+	}
+	ss.handedOff = true
+	return true
+}
+
+// upstreamName is host:port of the upstream as observed, "" if none was chosen.
+func upstreamName(obs *diagnose.Observation) string {
+	if obs.Host == "" {
+		return ""
+	}
+	return net.JoinHostPort(obs.Host, strconv.Itoa(obs.Port))
+}
+
+// logClientApp adds the client's software, as its ID command named it, to
+// a login's event.
+func logClientApp(ev *zerolog.Event, f *front) *zerolog.Event {
+	if app := f.clientApp(); app != "" {
+		return ev.Str("client_app", app)
+	}
+	return ev
 }
 
 // reply is what a refused client is told. With a tag: "* OK [ALERT] text

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +114,8 @@ func (ss *session) serve() {
 	// One login per turn, top-down: the front end reads it (preauth.go);
 	// the guard tries it under the protections, upstream, and diagnoses a
 	// failure (protect.go, route.go, internal/upstream); a refusal goes to
-	// Options.OnRefusal and is answered (refuse, reply.go).
+	// Options.OnRefusal and is answered (refuse, reply.go). allowReply lets
+	// either answer out past the pre-auth deadline.
 	for {
 		req, err := f.next()
 		if err != nil {
@@ -133,6 +133,7 @@ func (ss *session) serve() {
 		}
 		g := ss.beginLogin(req)
 		up, d, obs, err := ss.attempt(g)
+		ss.allowReply(f)
 		if err == nil {
 			ss.forward(f, req, up, g.succeeded, &log)
 			return
@@ -205,91 +206,11 @@ func (ss *session) attempt(g *guard) (*upstream.Session, diagnose.Diagnosis, *di
 	return g.login(ctx, stopping)
 }
 
-// refuse asks Options.OnRefusal what to answer a diagnosed failure, logs
-// auth_failure and answers the client (reply.go). It reports whether the
-// connection was handed off (Answer.Handoff) and the session is over.
-func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) bool {
-	req := g.req
-	lang := f.language()
-	r := Refusal{
-		Diagnosis: d, Message: diagnose.Message(d, lang), User: req.Username,
-		Client: ss.addr, Local: ss.raw.LocalAddr(), Lang: lang,
-		NoticeMailbox: ss.st.cfg.NoticeMailbox, Time: time.Now(),
-	}
-	ctx := log.WithContext(context.Background())
-	var ans Answer
-	if hook := ss.srv.opts.OnRefusal; hook != nil {
-		ans = hook(ctx, r)
-	}
-	if ans.Handoff != nil && ss.isStopping() {
-		ans.Handoff = nil
-	}
-	// The event is written before the answer, so that whoever reads the
-	// NO can rely on the log already holding its cause.
-	ev := log.Info().Str("event", "auth_failure").
-		Str("cause", string(d.Cause)).Str("code", d.Code).
-		Str("confidence", string(d.Confidence)).Bool("temporary", d.Temporary).
-		Str("user", req.Username).Str("mechanism", req.Mechanism).
-		Str("upstream", upstreamName(obs)).Str("provider", d.Provider).
-		Str("phase", string(obs.Phase))
-	if d.Alternative != "" {
-		ev = ev.Str("alternative", string(d.Alternative))
-	}
-	if obs.NetError != diagnose.NetOK {
-		ev = ev.Str("net_error", string(obs.NetError))
-	}
-	if d.Detail != "" {
-		ev = ev.Str("detail", redactPassword(d.Detail, req))
-	}
-	ev = g.logFacts(ev, obs)
-	ev = logClientApp(ev, f)
-	ev.Bool("incident_page", ans.Link != "").Bool("notice", ans.Handoff != nil).
-		Str("error", loginErr.Error()).Msg("login failed")
-
-	rep := reply{tag: req.Tag, code: d.Code, text: r.Message, link: ans.Link}
-	if ans.Text != "" {
-		rep.text = ans.Text
-	}
-	if ans.Handoff != nil {
-		rep.loggedIn = append([]string{}, ans.Handoff.Capabilities...)
-	}
-	ss.allowReply(f)
-	if err := f.refuse(rep); err != nil {
-		log.Debug().Err(err).Msg("writing the answer failed")
-	}
-	if ans.Handoff == nil {
-		return false
-	}
-	ss.handOff(ctx, f, ans.Handoff)
-	return true
-}
-
-// handOff gives the connection to h until its session ends. Shutdown
-// closes the connection instead of draining it (interruptPreAuth).
-func (ss *session) handOff(ctx context.Context, f *front, h *Handoff) {
-	ss.mu.Lock()
-	ss.handedOff = true
-	ss.mu.Unlock()
-	if err := h.Serve(ctx, f.conn(), f.reader()); err != nil {
-		zerolog.Ctx(ctx).Debug().Err(err).Msg("handed-off session ended with an error")
-	}
-	f.conn().Close()
-}
-
-// upstreamName is host:port of the upstream as observed, "" if none was chosen.
-func upstreamName(obs *diagnose.Observation) string {
-	if obs.Host == "" {
-		return ""
-	}
-	return net.JoinHostPort(obs.Host, strconv.Itoa(obs.Port))
-}
-
 // forward answers the client's login with the upstream's capabilities and
 // splices the two connections until both sides are done.
 // succeeded runs once the client has its OK: recording a success costs a
 // password hash, which the login answer should not wait for.
 func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, succeeded func(), log *zerolog.Logger) {
-	ss.allowReply(f)
 	err := f.loggedIn(req.Tag, clientCaps(up.Caps))
 	succeeded()
 	// The session may last for days: keep no reference to the password.
@@ -318,15 +239,6 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	log.Info().Str("event", "session_end").Str("user", req.Username).Str("upstream", upAddr).
 		Int64("bytes_in", toUp).Int64("bytes_out", toClient).
 		Dur("duration", time.Since(start)).Msg("session ended")
-}
-
-// logClientApp adds the client's software, as its ID command named it, to
-// a login's event.
-func logClientApp(ev *zerolog.Event, f *front) *zerolog.Event {
-	if app := f.clientApp(); app != "" {
-		return ev.Str("client_app", app)
-	}
-	return ev
 }
 
 // clientCaps is the upstream's post-login capability list without what
