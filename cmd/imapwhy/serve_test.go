@@ -128,12 +128,13 @@ func loginNo(t *testing.T, addr string, ca *x509.CertPool) string {
 
 // TestServe runs `imapwhy serve` as people do: it creates its local CA,
 // prints the fingerprint, answers through TLS that verifies against that CA,
-// reloads its configuration on SIGHUP and exits cleanly on SIGTERM.
+// reloads its configuration on SIGHUP (naming the web settings that need a
+// restart) and exits cleanly on SIGTERM.
 func TestServe(t *testing.T) {
 	bin := buildImapwhy(t)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "imapwhy.yaml")
-	writeConfig := func(lang string) {
+	writeConfig := func(lang, extra string) {
 		// The upstream is a closed port: every login fails with upstream.refused.
 		cfg := fmt.Sprintf(`state_dir: %s
 log: {format: json, level: info}
@@ -144,12 +145,12 @@ listeners:
     tls: implicit
     language: %s
     upstream: {address: "127.0.0.1:1", tls: none}
-`, filepath.Join(dir, "state"), lang)
+%s`, filepath.Join(dir, "state"), lang, extra)
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	writeConfig("en")
+	writeConfig("en", "")
 	p := startServe(t, bin, cfgFile)
 	metricsURL := p.expect(`metrics on (http://\S+/metrics)`)[1]
 	addr := p.expect(`listening on (\S+) \(implicit\)`)[1]
@@ -180,7 +181,7 @@ listeners:
 		t.Errorf("metrics do not count the failure:\n%s", body)
 	}
 
-	writeConfig("ja")
+	writeConfig("ja", "web: {address: \"127.0.0.1:0\"}\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -210,7 +211,8 @@ listeners:
 		t.Fatal("serve did not exit within 20s of SIGTERM")
 	}
 	logs := p.stderr.String()
-	for _, want := range []string{`"event":"auth_failure"`, `"cause":"upstream.refused"`, `"event":"reloaded"`, `"event":"shutdown"`} {
+	for _, want := range []string{`"event":"auth_failure"`, `"cause":"upstream.refused"`, `"event":"reloaded"`,
+		`"event":"reload_needs_restart","keys":["web.address"]`, `"event":"notify_reloaded"`, `"event":"shutdown"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
 		}
