@@ -24,37 +24,8 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/shield"
-	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
-
-// rigCountingUpstream listens on loopback, counts the connections it gets
-// and closes them at once: the upstream of tests in which the client must
-// never get that far.
-func rigCountingUpstream(t *testing.T) (addr string, accepted *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted = new(atomic.Int64)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	return ln.Addr().String(), accepted
-}
 
 // rigThreeListeners is a proxy with a plaintext (tls: none), a STARTTLS
 // and an implicit-TLS listener in front of upstream, and the client TLS
@@ -86,7 +57,7 @@ var clientHelloPrefix = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0
 // nothing reaches the upstream.
 func TestClientVanishesMidCommand(t *testing.T) {
 	checkNoLeaks(t)
-	up, accepted := rigCountingUpstream(t)
+	up, accepted := testkit.Counting(t, "")
 	p, addrs, _ := rigThreeListeners(t, up)
 	cases := []struct {
 		name, listener string
@@ -145,7 +116,7 @@ func TestClientVanishesMidCommand(t *testing.T) {
 // non-synchronising one with BYE (its bytes are on the way).
 func TestHugeLiterals(t *testing.T) {
 	checkNoLeaks(t)
-	up, accepted := rigCountingUpstream(t)
+	up, accepted := testkit.Counting(t, "")
 	p := startRig(t, rigConfig(t, config.TLSNone, up, config.TLSNone), Options{})
 	limit := config.Default().Limits.MaxLiteral
 	sizes := []string{fmt.Sprint(limit + 1), "4294967296", "99999999999", "9223372036854775807", "18446744073709551616", strings.Repeat("9", 400)}
@@ -194,7 +165,7 @@ func TestHugeLiterals(t *testing.T) {
 func TestSlowClients(t *testing.T) {
 	checkNoLeaks(t)
 	pass := testSecret("slow")
-	up := rigMemUpstream(t, rigUser{name: "alice", pass: pass})
+	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
 	p, addrs, clientTLS := rigThreeListeners(t, up)
 
 	drip := func(tc *testClient, s string) {
@@ -294,7 +265,7 @@ func TestReplyPastPreAuthDeadline(t *testing.T) {
 	pass := testSecret("late")
 	for _, verdict := range []string{"NO [AUTHENTICATIONFAILED] wrong", "OK [CAPABILITY IMAP4rev1] Logged in"} {
 		t.Run(verdict[:2], func(t *testing.T) {
-			up := upstreamtest.Serve(t, nil, faultLoginThen(func(c *upstreamtest.Conn, tag string) {
+			up := testkit.Serve(t, nil, faultLoginThen(func(c *testkit.Conn, tag string) {
 				time.Sleep(upstreamDelay)
 				c.Send(tag + " " + verdict)
 				if noop := faultReadCommand(c); noop != "" {
@@ -341,7 +312,7 @@ func TestIdleConnections(t *testing.T) {
 	checkNoLeaks(t)
 	raiseFileLimit(t, 4*2*perListener+1000)
 	pass := testSecret("idle")
-	up := rigMemUpstream(t, rigUser{name: "alice", pass: pass})
+	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
 	serverTLS, clientTLS := frontTestTLS(t)
 	cfg := rigConfig(t, config.TLSNone, up, config.TLSNone)
 	cfg.Timeouts.PreAuth = config.Duration(time.Minute) // they must stay for the measurement
@@ -468,7 +439,7 @@ func TestWrongPasswordFloods(t *testing.T) {
 	const conns, concurrent = 120, 20 // per flood; each tries max_login_tries passwords
 	checkNoLeaks(t)
 	pass, other := testSecret("flooded"), testSecret("bystander")
-	up := rigMemUpstream(t, rigUser{name: "alice", pass: pass}, rigUser{name: "bob", pass: other})
+	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass}, testkit.MemUser{Name: "bob", Password: other})
 	sh := shield.New(shield.NewMemoryStore(1000), shield.NewSecret(), shield.Options{
 		Params:  shield.Params{Time: 1, Memory: 64, Threads: 1}, // the argon2 cost is the shield's own test
 		OnError: func(err error) { t.Errorf("shield: %v", err) },
@@ -494,7 +465,7 @@ func TestWrongPasswordFloods(t *testing.T) {
 				wg.Go(func() {
 					defer func() { <-sem }()
 					defer tc.c.Close()
-					if _, err := readLine(tc.br); err != nil {
+					if _, err := testkit.ReadLine(tc.br); err != nil {
 						t.Errorf("greeting: %v", err)
 						return
 					}
@@ -502,7 +473,7 @@ func TestWrongPasswordFloods(t *testing.T) {
 						// Some retry the same password, most try new ones.
 						tag := fmt.Sprintf("a%d", j)
 						fmt.Fprintf(tc.c, "%s LOGIN alice wrong-%d-%d\r\n", tag, i%7, j)
-						lines, err := readUntil(tc.br, tag+" ")
+						lines, err := testkit.ReadUntil(tc.br, tag+" ")
 						if err != nil || !strings.HasPrefix(lines[len(lines)-1], tag+" NO ") {
 							t.Errorf("wrong password answered %q, %v", lines, err)
 							return
@@ -554,7 +525,7 @@ func storeMax(m *atomic.Int64, v int64) {
 // handshake failure when they come after the OK.
 func TestStartTLSInjection(t *testing.T) {
 	checkNoLeaks(t)
-	up, accepted := rigCountingUpstream(t)
+	up, accepted := testkit.Counting(t, "")
 	p, addrs, _ := rigThreeListeners(t, up)
 
 	tc := rigGreeted(t, addrs[config.TLSStartTLS])
@@ -585,7 +556,7 @@ func TestStartTLSInjection(t *testing.T) {
 func TestBinaryJunk(t *testing.T) {
 	const perListener, concurrent = 60, 12
 	checkNoLeaks(t)
-	up, accepted := rigCountingUpstream(t)
+	up, accepted := testkit.Counting(t, "")
 	p, addrs, _ := rigThreeListeners(t, up)
 	rng := rand.New(rand.NewPCG(2026, 7))
 	var wg sync.WaitGroup

@@ -5,13 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -20,7 +20,7 @@ import (
 // it wrong, and checks the cause in the log and the message the app sees.
 func TestDovecotDiagnoses(t *testing.T) {
 	dc := dovecottest.Start(t, dovecottest.Options{})
-	smtp := fakeSMTP(t)
+	smtp := testkit.SMTP(t)
 	proxy.RegisterTestSecrets("alicepass ", "ａｌｉｃｅｐａｓｓ", "carolpass", "nologinpass", "disabledpass", "x-expired", "x-tempfail")
 
 	// Listeners: en to Dovecot, ja to Dovecot, en to the SMTP port, en to
@@ -110,33 +110,4 @@ listeners:
 			}
 		})
 	}
-}
-
-// fakeSMTP answers every connection like an SMTP server does.
-func fakeSMTP(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			c.Write([]byte("220 smtp.example.test ESMTP ready\r\n"))
-			buf := make([]byte, 512)
-			c.Read(buf)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-	})
-	return ln.Addr().String()
 }

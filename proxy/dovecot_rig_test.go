@@ -8,23 +8,16 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +26,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -367,73 +361,18 @@ func (rc *rawConn) command(cmd string) []string {
 	return rc.until(tag + " ")
 }
 
-// newProxyCert makes a throwaway CA and a certificate for the proxy's
-// listener hosts, as certs.Manager would in local mode.
+// newProxyCert makes a throwaway CA and a certificate for localhost and
+// the proxy's listener hosts, as certs.Manager would in local mode, and
+// returns the certificate and the CA's PEM.
 func newProxyCert(t *testing.T) (tls.Certificate, []byte) {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "imapwhy e2e test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range listenHosts {
-		leaf.IPAddresses = append(leaf.IPAddresses, net.ParseIP(h))
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	ca := testkit.NewCA(t, "imapwhy e2e test CA")
+	leaf := ca.Issue(t, testkit.Spec{CommonName: "localhost", Names: append([]string{"localhost"}, listenHosts...)})
+	return leaf.TLS(), ca.PEM()
 }
 
-// lockedBuffer is a bytes.Buffer safe for the proxy's concurrent logging.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is the proxy's JSON log.
+type lockedBuffer struct{ testkit.Buffer }
 
 // events returns the JSON log lines of one event.
 func (l *lockedBuffer) events(name string) []string {

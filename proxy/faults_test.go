@@ -20,14 +20,14 @@ import (
 
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
-	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // faultGreeting is a minimal IMAP greeting: LOGIN comes next.
 const faultGreeting = "* OK [CAPABILITY IMAP4rev1] fake ready"
 
 // faultReadCommand reads the proxy's next command line and returns its tag.
-func faultReadCommand(c *upstreamtest.Conn) string {
+func faultReadCommand(c *testkit.Conn) string {
 	line, err := c.Reader.ReadString('\n')
 	if err != nil {
 		return ""
@@ -37,15 +37,15 @@ func faultReadCommand(c *upstreamtest.Conn) string {
 }
 
 // faultLoginThen greets, reads the login and hands over to then.
-func faultLoginThen(then func(c *upstreamtest.Conn, tag string)) func(*upstreamtest.Conn) {
-	return func(c *upstreamtest.Conn) {
+func faultLoginThen(then func(c *testkit.Conn, tag string)) func(*testkit.Conn) {
+	return func(c *testkit.Conn) {
 		c.Send(faultGreeting)
 		then(c, faultReadCommand(c))
 	}
 }
 
 // faultReset closes c with a TCP RST instead of a FIN.
-func faultReset(c *upstreamtest.Conn) {
+func faultReset(c *testkit.Conn) {
 	if tc, ok := c.Conn.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
@@ -53,7 +53,7 @@ func faultReset(c *upstreamtest.Conn) {
 }
 
 // faultFlood writes line until the proxy goes away.
-func faultFlood(c *upstreamtest.Conn, line string) {
+func faultFlood(c *testkit.Conn, line string) {
 	b := bytes.Repeat([]byte(line), 64)
 	for {
 		if _, err := c.Conn.Write(b); err != nil {
@@ -66,12 +66,12 @@ func faultFlood(c *upstreamtest.Conn, line string) {
 // proxy must name. A nil play means nobody listens.
 var upstreamFaults = []struct {
 	name  string
-	play  func(c *upstreamtest.Conn)
+	play  func(c *testkit.Conn)
 	cause diagnose.Cause
 }{
 	{"refuses", nil, diagnose.CauseUpstreamRefused},
-	{"never greets", (*upstreamtest.Conn).WaitClose, diagnose.CauseUpstreamTimeout},
-	{"greeting one byte at a time, never ending", func(c *upstreamtest.Conn) {
+	{"never greets", (*testkit.Conn).WaitClose, diagnose.CauseUpstreamTimeout},
+	{"greeting one byte at a time, never ending", func(c *testkit.Conn) {
 		for i := 0; ; i++ {
 			if _, err := c.Conn.Write([]byte{"* OK "[min(i, 4)]}); err != nil {
 				return
@@ -79,11 +79,11 @@ var upstreamFaults = []struct {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}, diagnose.CauseUpstreamTimeout},
-	{"greets then hangs at login", faultLoginThen(func(c *upstreamtest.Conn, _ string) { c.WaitClose() }), diagnose.CauseUpstreamTimeout},
-	{"closes at login", faultLoginThen(func(*upstreamtest.Conn, string) {}), diagnose.CauseServerTemporaryFailure},
-	{"resets at login", faultLoginThen(func(c *upstreamtest.Conn, _ string) { faultReset(c) }), diagnose.CauseServerTemporaryFailure},
-	{"BYE at login", faultLoginThen(func(c *upstreamtest.Conn, _ string) { c.Send("* BYE shutting down") }), diagnose.CauseServerTemporaryFailure},
-	{"binary garbage", func(c *upstreamtest.Conn) {
+	{"greets then hangs at login", faultLoginThen(func(c *testkit.Conn, _ string) { c.WaitClose() }), diagnose.CauseUpstreamTimeout},
+	{"closes at login", faultLoginThen(func(*testkit.Conn, string) {}), diagnose.CauseServerTemporaryFailure},
+	{"resets at login", faultLoginThen(func(c *testkit.Conn, _ string) { faultReset(c) }), diagnose.CauseServerTemporaryFailure},
+	{"BYE at login", faultLoginThen(func(c *testkit.Conn, _ string) { c.Send("* BYE shutting down") }), diagnose.CauseServerTemporaryFailure},
+	{"binary garbage", func(c *testkit.Conn) {
 		junk := make([]byte, 512)
 		rng := rand.New(rand.NewPCG(7, 7))
 		for i := range junk {
@@ -92,28 +92,28 @@ var upstreamFaults = []struct {
 		c.Conn.Write(append(junk, '\r', '\n'))
 		c.WaitClose()
 	}, diagnose.CauseUpstreamNotIMAP},
-	{"over-long greeting", func(c *upstreamtest.Conn) {
+	{"over-long greeting", func(c *testkit.Conn) {
 		c.Conn.Write([]byte("* OK " + strings.Repeat("x", 200<<10)))
 		c.WaitClose()
 	}, diagnose.CauseUpstreamNotIMAP},
-	{"over-long reply to login", faultLoginThen(func(c *upstreamtest.Conn, tag string) {
+	{"over-long reply to login", faultLoginThen(func(c *testkit.Conn, tag string) {
 		c.Send(tag + " NO " + strings.Repeat("x", 200<<10))
 		c.WaitClose()
 	}), diagnose.CauseUpstreamNotIMAP},
-	{"endless untagged responses", faultLoginThen(func(c *upstreamtest.Conn, _ string) {
+	{"endless untagged responses", faultLoginThen(func(c *testkit.Conn, _ string) {
 		faultFlood(c, "* OK still thinking\r\n")
 	}), diagnose.CauseUpstreamNotIMAP},
-	{"huge literal in a response", faultLoginThen(func(c *upstreamtest.Conn, _ string) {
+	{"huge literal in a response", faultLoginThen(func(c *testkit.Conn, _ string) {
 		c.Send(`* ID ("name" {2000000000}`)
 		faultFlood(c, "xxxxxxxxxxxxxxxx")
 	}), diagnose.CauseUpstreamNotIMAP},
-	{"POP3", func(c *upstreamtest.Conn) { c.Send("+OK POP3 server ready"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
-	{"SMTP", func(c *upstreamtest.Conn) { c.Send("220 mail.example.test ESMTP"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
-	{"HTTP", func(c *upstreamtest.Conn) {
+	{"POP3", func(c *testkit.Conn) { c.Send("+OK POP3 server ready"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"SMTP", func(c *testkit.Conn) { c.Send("220 mail.example.test ESMTP"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"HTTP", func(c *testkit.Conn) {
 		c.Send("HTTP/1.1 400 Bad Request", "Content-Length: 0", "")
 		c.WaitClose()
 	}, diagnose.CauseUpstreamNotIMAP},
-	{"SSH", func(c *upstreamtest.Conn) { c.Send("SSH-2.0-OpenSSH_9.2p1 Debian-2"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"SSH", func(c *testkit.Conn) { c.Send("SSH-2.0-OpenSSH_9.2p1 Debian-2"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
 }
 
 // TestUpstreamFaults: the client's LOGIN is answered with an ALERT and a NO
@@ -123,9 +123,9 @@ func TestUpstreamFaults(t *testing.T) {
 	for _, f := range upstreamFaults {
 		t.Run(f.name, func(t *testing.T) {
 			checkNoLeaks(t)
-			addr := rigClosedPort(t)
+			addr := testkit.ClosedPort(t)
 			if f.play != nil {
-				addr = upstreamtest.Serve(t, nil, f.play)
+				addr = testkit.Serve(t, nil, f.play)
 			}
 			p := startRig(t, rigConfig(t, config.TLSNone, addr, config.TLSNone), Options{})
 			pass := testSecret("fault")
@@ -165,7 +165,7 @@ func TestUpstreamEchoesPassword(t *testing.T) {
 	pass := testSecret("echoed")
 	for _, mech := range []string{"LOGIN", "PLAIN"} {
 		t.Run(mech, func(t *testing.T) {
-			up := upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+			up := testkit.Serve(t, nil, func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] fake ready")
 				line, err := c.Reader.ReadString('\n')
 				if err != nil {
@@ -181,7 +181,7 @@ func TestUpstreamEchoesPassword(t *testing.T) {
 			if mech == "LOGIN" {
 				tc.send("a LOGIN alice " + pass + "\r\n")
 			} else {
-				tc.send("a AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", pass) + "\r\n")
+				tc.send("a AUTHENTICATE PLAIN " + testkit.Plain("alice", pass) + "\r\n")
 			}
 			reply := strings.Join(tc.until("a "), "\n")
 			if !strings.Contains(reply, "a NO [AUTHENTICATIONFAILED]") {
@@ -223,7 +223,7 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkNoLeaks(t)
 			pass := testSecret("dropped")
-			up := upstreamtest.Serve(t, nil, faultLoginThen(func(c *upstreamtest.Conn, tag string) {
+			up := testkit.Serve(t, nil, faultLoginThen(func(c *testkit.Conn, tag string) {
 				c.Send(tag + " OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
 				fetch := faultReadCommand(c)
 				if fetch == "" {

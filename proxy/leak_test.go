@@ -24,6 +24,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -44,7 +46,7 @@ func afterAllTests() int {
 		code = 1
 	} else {
 		fmt.Fprintf(os.Stderr, "secrets: %d passwords searched for in %d bytes of logs, replies and errors: none found\n",
-			len(secrets.list()), exposure.size())
+			len(secrets.list()), exposure.Len())
 	}
 	tally.print()
 	if err := goleak.Find(); err != nil {
@@ -91,30 +93,13 @@ func (f *figures) print() {
 var exposure = &exposureSink{}
 
 // exposureSink is a concurrency-safe, append-only buffer.
-type exposureSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *exposureSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *exposureSink) size() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Len()
-}
+type exposureSink struct{ testkit.Buffer }
 
 // search returns one line per secret found, naming where it appears, in
 // every form a leak could take: as typed, as an IMAP quoted string, and
 // inside an AUTHENTICATE PLAIN message.
 func (s *exposureSink) search(list []string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	data := s.buf.Bytes()
+	data := s.Bytes()
 	var found []string
 	for _, secret := range list {
 		for _, form := range secretForms(secret) {

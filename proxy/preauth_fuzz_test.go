@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // frontFakeConn is an in-memory net.Conn: the client's bytes come from in,
@@ -133,12 +134,10 @@ func frontCheckOutput(t *testing.T, out string, maxLine int) {
 	}
 }
 
-// frontTestTLS makes a throwaway self-signed certificate for localhost and
-// 127.0.0.1 and returns a server config and the matching client config.
+// frontTestTLS returns a server config with a certificate for localhost
+// and loopback addresses, and a client config that trusts it.
 func frontTestTLS(tb testing.TB) (server, client *tls.Config) {
 	tb.Helper()
-	cert, pool, _ := frontTestCert(tb)
-	server = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	client = &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-	return server, client
+	pki := testkit.NewPKI(tb)
+	return pki.ServerConfig(), pki.ClientConfig("localhost")
 }

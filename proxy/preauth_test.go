@@ -3,18 +3,11 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -25,6 +18,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // frontTestWait bounds every wait of these tests; no assertion depends on it.
@@ -319,7 +313,7 @@ type frontEvent struct {
 
 func frontStart(t *testing.T, cfg frontConfig) *frontHarness {
 	t.Helper()
-	server, client := frontPair(t)
+	client, server := testkit.TCPPair(t)
 	h := &frontHarness{
 		t:      t,
 		conn:   client,
@@ -423,38 +417,6 @@ func (h *frontHarness) event(i int) frontEvent {
 		h.t.Fatalf("step %d: next() did not return", i)
 		return frontEvent{}
 	}
-}
-
-// frontPair returns the two ends of a loopback TCP connection, each with a
-// deadline that bounds the test.
-func frontPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.DialTimeout("tcp", ln.Addr().String(), frontTestWait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case server = <-accepted:
-	case <-time.After(frontTestWait):
-		t.Fatal("accept did not return")
-	}
-	if server == nil {
-		t.Fatal("accept failed")
-	}
-	deadline := time.Now().Add(frontTestWait)
-	server.SetDeadline(deadline)
-	client.SetDeadline(deadline)
-	return server, client
 }
 
 // frontRunFake runs the front end over an in-memory connection fed with
@@ -664,11 +626,11 @@ func TestPreauthPythonImaplib(t *testing.T) {
 	if err != nil {
 		t.Fatal("python3 is needed for this test: ", err)
 	}
-	cert, _, certPEM := frontTestCert(t)
-	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+	pki := testkit.NewPKI(t)
+	serverTLS := pki.ServerConfig()
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, certPEM, 0o600); err != nil {
+	if err := os.WriteFile(caFile, pki.CA.PEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -758,38 +720,4 @@ func frontServeImaplib(ln net.Listener, cfg frontConfig) error {
 		return fmt.Errorf("after the logins: %v, want errLogout", err)
 	}
 	return nil
-}
-
-// frontTestCert makes a throwaway self-signed ECDSA certificate for
-// localhost and 127.0.0.1: the certificate, a pool trusting it, and its PEM.
-func frontTestCert(tb testing.TB) (tls.Certificate, *x509.CertPool, []byte) {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "imapwhy test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, pemBytes
 }

@@ -9,111 +9,41 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
-// memUpstream is an in-memory IMAP server (no TLS, loopback) that counts
-// the logins reaching it and whose passwords can be changed.
-type memUpstream struct {
-	addr   string
-	mem    *imapmemserver.Server
-	logins atomic.Int64
-}
-
-func startMemUpstream(t *testing.T, users map[string]string) *memUpstream {
+// startMemUpstream is an in-memory IMAP server (no TLS, loopback) with
+// users (name -> password) that counts the logins reaching it and whose
+// passwords can be changed (AddUser).
+func startMemUpstream(t *testing.T, users map[string]string) *testkit.MemIMAP {
 	t.Helper()
-	u := &memUpstream{mem: imapmemserver.New()}
+	o := testkit.MemIMAPOptions{InsecureAuth: true, CountLogins: true}
 	for name, pw := range users {
-		u.setPassword(t, name, pw)
+		o.Users = append(o.Users, testkit.MemUser{Name: name, Password: pw})
 	}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &countingSession{Session: u.mem.NewSession(), logins: &u.logins}, nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}},
-		Logger:       log.New(io.Discard, "", 0),
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	u.addr = ln.Addr().String()
-	return u
-}
-
-// setPassword creates the user or changes its password.
-func (u *memUpstream) setPassword(t *testing.T, name, pw string) {
-	user := imapmemserver.NewUser(name, pw)
-	if err := user.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	u.mem.AddUser(user)
-}
-
-// countingSession counts the LOGIN commands that reach the server.
-type countingSession struct {
-	imapserver.Session
-	logins *atomic.Int64
-}
-
-func (s *countingSession) Login(user, pw string) error {
-	s.logins.Add(1)
-	return s.Session.Login(user, pw)
-}
-
-// testClock is a clock the test moves, for the shield.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return testkit.StartMemIMAP(t, o)
 }
 
 // protectRig is the proxy with a shield on a fake clock and metrics served
-// on a loopback admin listener, in front of a memUpstream.
+// on a loopback admin listener, in front of an in-memory upstream.
 type protectRig struct {
 	srv     *Server
 	logs    *serverLog
-	up      *memUpstream
-	clock   *testClock
+	up      *testkit.MemIMAP
+	clock   *testkit.Clock // the shield's
 	metrics *metrics.Metrics
 	admin   *metrics.Admin
 }
@@ -127,7 +57,7 @@ func startProtectRig(t *testing.T, limits string) *protectRig {
 	r := &protectRig{
 		logs:    &serverLog{},
 		up:      startMemUpstream(t, map[string]string{"alice": "alicepass"}),
-		clock:   &testClock{t: time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)},
+		clock:   testkit.NewClock(time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)),
 		metrics: metrics.New(),
 	}
 	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
@@ -137,7 +67,7 @@ listeners:
     tls: none
     upstream: {address: %q, tls: none}
 limits: {%s}
-`, r.up.addr, limits)))
+`, r.up.Addr, limits)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,8 +194,8 @@ func TestShieldStaleDevice(t *testing.T) {
 	if got, _ := r.tryLogin(t, "alice", "alicepass"); !strings.HasPrefix(got, "a OK") {
 		t.Fatalf("first login: %q", got)
 	}
-	r.up.setPassword(t, "alice", "n3w-Secret")
-	before := r.up.logins.Load()
+	r.up.AddUser(t, testkit.MemUser{Name: "alice", Password: "n3w-Secret"})
+	before := r.up.Logins.Load()
 
 	attempts, held := 0, 0
 	for elapsed := time.Duration(0); elapsed < time.Hour; elapsed += 30 * time.Second {
@@ -289,7 +219,7 @@ func TestShieldStaleDevice(t *testing.T) {
 		}
 		r.clock.Advance(30 * time.Second)
 	}
-	reached := int(r.up.logins.Load() - before)
+	reached := int(r.up.Logins.Load() - before)
 	t.Logf("shield: %d of %d attempts reached the upstream", reached, attempts)
 	fmt.Printf("shield: %d of %d attempts reached the upstream (through the proxy)\n", reached, attempts)
 	if tries := config.Default().Shield.ForwardedTries; reached > tries || held != attempts-reached {
@@ -380,7 +310,7 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("failure %d: %q", i, got)
 		}
 	}
-	before := r.up.logins.Load()
+	before := r.up.Logins.Load()
 	got, alert := r.tryLogin(t, "alice", "wrong-3")
 	if !strings.HasPrefix(got, "a NO [UNAVAILABLE] ") {
 		t.Fatalf("third failure in a minute: %q", got)
@@ -389,7 +319,7 @@ func TestRateLimits(t *testing.T) {
 	if ev := r.lastFailure(t); ev["cause"] != string(diagnose.CauseClientRateLimited) {
 		t.Errorf("logged %v", ev)
 	}
-	if r.up.logins.Load() != before {
+	if r.up.Logins.Load() != before {
 		t.Error("a rate-limited login reached the server")
 	}
 	// Another user from the same address is not limited by alice's count.
@@ -460,7 +390,7 @@ func TestFailureDelay(t *testing.T) {
 	r2 := startProtectRig(t, `failure_delay_base: 1h, failure_delay_max: 1h`)
 	tc := dialTestClient(t, r2.srv.Addrs()[0])
 	tc.send("a LOGIN alice wrong-2\r\n")
-	waitFor(t, func() bool { return r2.up.logins.Load() == 1 }) // refused upstream; now waiting
+	waitFor(t, func() bool { return r2.up.Logins.Load() == 1 }) // refused upstream; now waiting
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -11,15 +11,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	crand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -32,7 +29,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/certs"
 	"github.com/imapwhy/imapwhy/internal/config"
-	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // restartPKI is a CA whose leaf certificates for 127.0.0.1 the proxy
@@ -46,28 +43,10 @@ type restartPKI struct {
 
 func newRestartPKI(t *testing.T) *restartPKI {
 	t.Helper()
-	key := upstreamtest.Key(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "imapwhy restart test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &restartPKI{t: t, ca: ca, roots: x509.NewCertPool()}
-	p.roots.AddCert(ca)
+	ca := testkit.NewCA(t, "imapwhy restart test CA")
+	p := &restartPKI{t: t, ca: ca.X509, roots: ca.Pool()}
 	p.issue = func() tls.Certificate {
-		return upstreamtest.Leaf(t, []string{"127.0.0.1"}, time.Now().Add(time.Hour), ca, key)
+		return ca.Issue(t, testkit.Spec{Names: []string{"127.0.0.1"}, NotAfter: time.Now().Add(time.Hour)}).TLS()
 	}
 	return p
 }
@@ -160,7 +139,7 @@ func (s *rawSession) command(cmd string) ([]string, error) {
 
 // line reads a response line and exposes it.
 func (s *rawSession) line() (string, error) {
-	l, err := readLine(s.br)
+	l, err := testkit.ReadLine(s.br)
 	expose(l)
 	return l, err
 }
@@ -243,7 +222,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	checkNoLeaks(t)
 	pass := testSecret("reload")
 	msg := restartMessage(1, 64<<10)
-	up := rigMemUpstream(t, rigUser{name: "alice", pass: pass, messages: [][]byte{msg}})
+	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass, Messages: [][]byte{msg}})
 
 	pki := newRestartPKI(t)
 	dir := t.TempDir()
@@ -356,7 +335,7 @@ func TestShutdownDrainsFetch(t *testing.T) {
 	checkNoLeaks(t)
 	pass := testSecret("drain")
 	msg := restartMessage(2, 4<<20)
-	up := rigMemUpstream(t, rigUser{name: "alice", pass: pass, messages: [][]byte{msg}})
+	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass, Messages: [][]byte{msg}})
 	serverTLS, clientTLS := frontTestTLS(t)
 	p := startRig(t, rigConfig(t, config.TLSImplicit, up, config.TLSNone), Options{TLS: serverTLS})
 
@@ -429,7 +408,7 @@ func TestShutdownDrainsFetch(t *testing.T) {
 func TestShutdownDeadlineMidFetch(t *testing.T) {
 	checkNoLeaks(t)
 	pass := testSecret("stuck")
-	up := upstreamtest.Serve(t, nil, faultLoginThen(func(c *upstreamtest.Conn, tag string) {
+	up := testkit.Serve(t, nil, faultLoginThen(func(c *testkit.Conn, tag string) {
 		c.Send(tag + " OK [CAPABILITY IMAP4rev1] Logged in")
 		if tag = faultReadCommand(c); tag == "" {
 			return

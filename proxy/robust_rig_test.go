@@ -7,11 +7,9 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -19,12 +17,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/metrics"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // The deadlines of the robustness tests: short, so that a fault that is
@@ -160,31 +157,6 @@ func dialRig(t *testing.T, addr, from string) *testClient {
 // exposure.
 func rigReader(c io.Reader) *bufio.Reader { return bufio.NewReader(io.TeeReader(c, exposure)) }
 
-// readLine and readUntil read like testClient's line and until, but return
-// their error instead of failing the test: for goroutines other than the
-// test's.
-func readLine(br *bufio.Reader) (string, error) {
-	l, err := br.ReadString('\n')
-	if err != nil {
-		return l, err
-	}
-	return strings.TrimRight(l, "\r\n"), nil
-}
-
-func readUntil(br *bufio.Reader, prefix string) ([]string, error) {
-	var lines []string
-	for {
-		l, err := readLine(br)
-		if err != nil {
-			return lines, fmt.Errorf("waiting for %q: %w (after %q)", prefix, err, lines)
-		}
-		lines = append(lines, l)
-		if strings.HasPrefix(l, prefix) {
-			return lines, nil
-		}
-	}
-}
-
 // greeted is dialRig that also reads the greeting.
 func rigGreeted(t *testing.T, addr string) *testClient {
 	t.Helper()
@@ -202,73 +174,13 @@ func (tc *testClient) readErr() (string, error) {
 	return string(b), err
 }
 
-// rigUser is a user of a rigMemUpstream, with the messages of its INBOX.
-type rigUser struct {
-	name, pass string
-	messages   [][]byte
-}
-
 // rigMemUpstream starts go-imap's imapserver with an in-memory backend on
 // loopback (plaintext, logins allowed) and returns its address.
-func rigMemUpstream(t testing.TB, users ...rigUser) string {
+func rigMemUpstream(t testing.TB, users ...testkit.MemUser) string {
 	t.Helper()
-	mem := imapmemserver.New()
-	for _, u := range users {
-		user := imapmemserver.NewUser(u.name, u.pass)
-		if err := user.Create("INBOX", nil); err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range u.messages {
-			if _, err := user.Append("INBOX", rigLiteral(m), &imap.AppendOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		mem.AddUser(user)
-	}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
+	return testkit.StartMemIMAP(t, testkit.MemIMAPOptions{
+		Users:        users,
 		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}, imap.CapUIDPlus: {}, imap.CapLiteralPlus: {}},
-		Logger:       log.New(io.Discard, "", 0),
 		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	return ln.Addr().String()
-}
-
-// rigLiteral adapts a message to imap.LiteralReader.
-func rigLiteral(b []byte) imap.LiteralReader {
-	return &rigSizedReader{Reader: bytes.NewReader(b), n: int64(len(b))}
-}
-
-type rigSizedReader struct {
-	io.Reader
-	n int64
-}
-
-func (r *rigSizedReader) Size() int64 { return r.n }
-
-// closedPort returns a loopback address nobody listens on.
-func rigClosedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	}).Addr
 }

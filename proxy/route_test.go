@@ -11,45 +11,21 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // routeDNS serves, on 127.0.0.1, an SRV record pointing _imap._tcp.<domain>
-// at imap.<domain>:port and an A record for imap.<domain> of 127.0.0.1.
-func routeDNS(t *testing.T, domain string, port uint16) *net.Resolver {
+// at imap.<domain>:port and an A record for imap.<domain> of 127.0.0.1. The
+// other names discovery asks about under domain exist without records.
+func routeDNS(t *testing.T, domain, port string) *net.Resolver {
 	t.Helper()
-	mux := dns.NewServeMux()
-	mux.HandleFunc(".", func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		name := strings.ToLower(q.Question[0].Name)
-		host := "imap." + domain + "."
-		switch {
-		case q.Question[0].Qtype == dns.TypeSRV && name == "_imap._tcp."+domain+".":
-			m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 60}, Port: port, Target: host})
-		case q.Question[0].Qtype == dns.TypeA && name == host:
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 1)})
-		case name == host || strings.HasSuffix(name, "."+domain+".") || name == domain+".":
-			// The name exists, without records of that type.
-		default:
-			m.Rcode = dns.RcodeNameError
-		}
-		w.WriteMsg(m)
-	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	s := testkit.NewDNS(t)
+	s.Add("_imap._tcp."+domain, dns.TypeSRV, "0 0 "+port+" imap."+domain+".")
+	s.Add("imap."+domain, dns.TypeA, "127.0.0.1")
+	for _, name := range []string{domain, "_imaps._tcp." + domain, "autoconfig." + domain} {
+		s.Exist(name)
 	}
-	srv := &dns.Server{PacketConn: pc, Handler: mux}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	addr := pc.LocalAddr().String()
-	return &net.Resolver{PreferGo: true, Dial: func(ctx contextT, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", addr)
-	}}
+	return s.Resolver()
 }
 
 // startAutoServer runs the proxy with one plaintext `upstream: auto`
@@ -98,7 +74,7 @@ func lastCause(t *testing.T, logs *serverLog, n int) string {
 }
 
 func TestAutoRoute(t *testing.T) {
-	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"}).addr
+	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"}).Addr
 	s, logs := startAutoServer(t, fmt.Sprintf("routes:\n  - {domain: corp.test, upstream: {address: %q, tls: none}}\n", up), Options{})
 	if l := loginAnswer(t, s, "taro@corp.test", "pw"); !strings.HasPrefix(l, "a OK ") {
 		t.Errorf("routed login: %q", l)
@@ -115,11 +91,9 @@ func TestAutoRoute(t *testing.T) {
 // address is refused unless discovery.allow_private is set, and then the
 // discovered server is used.
 func TestAutoDiscoveryRefusesPrivate(t *testing.T) {
-	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"}).addr
+	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"}).Addr
 	_, port, _ := net.SplitHostPort(up)
-	var p uint16
-	fmt.Sscan(port, &p)
-	res := routeDNS(t, "corp.test", p)
+	res := routeDNS(t, "corp.test", port)
 
 	s, logs := startAutoServer(t, "", Options{Resolver: res})
 	if l := loginAnswer(t, s, "taro@corp.test", "pw"); !strings.HasPrefix(l, "a NO ") {

@@ -2,39 +2,26 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
-	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // serverLog collects the proxy's JSON log lines for assertions.
-type serverLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *serverLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type serverLog struct{ testkit.Buffer }
 
 // events returns the log lines whose "event" is name, decoded.
 func (l *serverLog) events(name string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(l.buf.String(), "\n") {
+	for _, line := range strings.Split(l.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == name {
 			out = append(out, m)
@@ -43,17 +30,11 @@ func (l *serverLog) events(name string) []map[string]any {
 	return out
 }
 
-func (l *serverLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // startTestServer runs the proxy with one plaintext loopback listener in
 // front of an in-memory IMAP server (alice / alicepass).
 func startTestServer(t *testing.T) (*Server, *serverLog) {
 	t.Helper()
-	up := upstreamtest.MemServer(t, "none", true, upstreamtest.NewPKI(t))
+	up := testkit.MemServer(t, "none", true, testkit.NewPKI(t))
 	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
 log: {level: debug}
 listeners:

@@ -3,12 +3,13 @@
 package proxy
 
 import (
-	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 	"io"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // BenchmarkSplice measures forwarding throughput over loopback for each
@@ -19,7 +20,7 @@ import (
 // 64 KiB: on a busy machine wall time varies with the neighbours' load,
 // CPU time much less.
 func BenchmarkSplice(b *testing.B) {
-	pki := upstreamtest.NewPKI(b)
+	pki := testkit.NewPKI(b)
 	const chunk = 64 << 10
 	for _, k := range spliceKinds {
 		for _, dir := range []string{"down", "up"} {
@@ -88,7 +89,7 @@ func drain(r io.Reader, n int64) error {
 // stack-B/session and goroutines/session.
 func BenchmarkSpliceIdle(b *testing.B) {
 	const idleSessions = 1000
-	pki := upstreamtest.NewPKI(b)
+	pki := testkit.NewPKI(b)
 	for _, k := range spliceKinds {
 		b.Run(k.name, func(b *testing.B) {
 			for b.Loop() {

@@ -7,13 +7,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // spliceWait bounds every wait in these tests.
@@ -42,7 +43,7 @@ var spliceKinds = []struct {
 // newSpliceRig connects the two pairs; with TLS the proxy's end is the
 // TLS server towards the app and the TLS client towards the server, as in
 // the proxy.
-func newSpliceRig(tb testing.TB, pki *upstreamtest.PKI, clientTLS, upTLS bool) *spliceRig {
+func newSpliceRig(tb testing.TB, pki *testkit.PKI, clientTLS, upTLS bool) *spliceRig {
 	tb.Helper()
 	r := &spliceRig{}
 	r.proxyClient, r.app = tcpPair(tb)
@@ -170,7 +171,7 @@ func closeWrite(t *testing.T, c net.Conn) {
 // app's LOGOUT and half-close reach the server, whose answer and close
 // reach the app; splice counts every byte.
 func TestSpliceHandOff(t *testing.T) {
-	pki := upstreamtest.NewPKI(t)
+	pki := testkit.NewPKI(t)
 	for _, k := range spliceKinds {
 		t.Run(k.name, func(t *testing.T) {
 			r := newSpliceRig(t, pki, k.clientTLS, k.upTLS)
@@ -212,7 +213,7 @@ func TestSpliceHandOff(t *testing.T) {
 // the copy loops' buffer sizes, and checks it arrives intact; each piece
 // must arrive before the next is sent (nothing waits for more data).
 func TestSpliceBulk(t *testing.T) {
-	pki := upstreamtest.NewPKI(t)
+	pki := testkit.NewPKI(t)
 	sizes := []int{1, smallBufferSize - 1, smallBufferSize, smallBufferSize + 1,
 		bigBufferSize - 1, bigBufferSize, bigBufferSize + 1, 16384, 300_000, 2 << 20}
 	for _, k := range spliceKinds {
@@ -278,7 +279,7 @@ func pingPiece(from, to net.Conn, n int) error {
 // TestSpliceReset: when the upstream connection breaks, both sides are
 // closed and splice returns, even though the app is still connected.
 func TestSpliceReset(t *testing.T) {
-	pki := upstreamtest.NewPKI(t)
+	pki := testkit.NewPKI(t)
 	for _, k := range spliceKinds {
 		t.Run(k.name, func(t *testing.T) {
 			r := newSpliceRig(t, pki, k.clientTLS, k.upTLS)

@@ -12,10 +12,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // buildImapwhy builds the command once per test binary run.
@@ -34,7 +35,7 @@ type serveProcess struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr *lockedBuffer
+	stderr *testkit.Buffer // the child's, written by exec's copying goroutine
 }
 
 func startServe(t *testing.T, bin, configFile string) *serveProcess {
@@ -44,7 +45,7 @@ func startServe(t *testing.T, bin, configFile string) *serveProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProcess{t: t, cmd: cmd, lines: make(chan string, 100), stderr: &lockedBuffer{}}
+	p := &serveProcess{t: t, cmd: cmd, lines: make(chan string, 100), stderr: &testkit.Buffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -81,25 +82,6 @@ func (p *serveProcess) expect(re string) []string {
 			p.t.Fatalf("serve did not print %q within 20s", re)
 		}
 	}
-}
-
-// lockedBuffer collects the child's stderr, written by exec's copying
-// goroutine while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // loginNo logs in with a wrong password through an implicit-TLS listener

@@ -45,23 +45,8 @@ func testLog(t *testing.T) (zerolog.Logger, *logBuffer) {
 	return zerolog.New(&b).With().Timestamp().Logger(), &b
 }
 
-// logBuffer is a bytes.Buffer safe for concurrent writers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// logBuffer is the Manager's log.
+type logBuffer struct{ testkit.Buffer }
 
 // count is how many log lines carry the message msg.
 func (l *logBuffer) count(msg string) int {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"io"
 	"log"
 	"net"
@@ -16,16 +17,16 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 )
 
-// ServerConn is the server side of one scripted connection.
-type ServerConn struct {
-	T    testing.TB
-	Conn net.Conn
-	BR   *bufio.Reader
+// Conn is the server side of one scripted connection.
+type Conn struct {
+	T      testing.TB
+	Conn   net.Conn
+	Reader *bufio.Reader
 }
 
 // Send writes lines, each with CRLF, in one write. Errors are ignored:
 // some scripts expect the client to have gone.
-func (c *ServerConn) Send(lines ...string) {
+func (c *Conn) Send(lines ...string) {
 	var b strings.Builder
 	for _, l := range lines {
 		b.WriteString(l)
@@ -35,13 +36,13 @@ func (c *ServerConn) Send(lines ...string) {
 }
 
 // Line reads one line without its CRLF.
-func (c *ServerConn) Line() (string, error) {
-	line, err := c.BR.ReadString('\n')
+func (c *Conn) Line() (string, error) {
+	line, err := c.Reader.ReadString('\n')
 	return strings.TrimSuffix(line, "\r\n"), err
 }
 
 // Expect reads one line and reports an error unless it is want.
-func (c *ServerConn) Expect(want string) bool {
+func (c *Conn) Expect(want string) bool {
 	c.T.Helper()
 	got, err := c.Line()
 	if err != nil {
@@ -56,27 +57,27 @@ func (c *ServerConn) Expect(want string) bool {
 }
 
 // ExpectEOF reports an error unless the client hangs up without a word.
-func (c *ServerConn) ExpectEOF() {
+func (c *Conn) ExpectEOF() {
 	c.T.Helper()
-	if line, err := c.BR.ReadString('\n'); err != io.EOF || line != "" {
+	if line, err := c.Reader.ReadString('\n'); err != io.EOF || line != "" {
 		c.T.Errorf("server: got %q, %v; want the client to hang up", line, err)
 	}
 }
 
 // WaitClose reads and drops everything until the client hangs up.
-func (c *ServerConn) WaitClose() { io.Copy(io.Discard, c.BR) }
+func (c *Conn) WaitClose() { io.Copy(io.Discard, c.Reader) }
 
-// ScriptServer serves play on every connection to a loopback listener (TLS
+// Serve serves play on every connection to a loopback listener (TLS
 // with cert if it is not nil) and returns its address. Each play is
 // bounded by Timeout; the test's end waits for them.
-func ScriptServer(t testing.TB, cert *tls.Certificate, play func(c *ServerConn)) string {
+func Serve(t testing.TB, cert *tls.Certificate, play func(c *Conn)) string {
 	t.Helper()
 	var conf *tls.Config
 	if cert != nil {
 		conf = &tls.Config{Certificates: []tls.Certificate{*cert}}
 	}
-	return Serve(t, Listen(t, "", conf), func(conn net.Conn) {
-		play(&ServerConn{T: t, Conn: conn, BR: bufio.NewReader(conn)})
+	return Accept(t, Listen(t, "", conf), func(conn net.Conn) {
+		play(&Conn{T: t, Conn: conn, Reader: bufio.NewReader(conn)})
 	})
 }
 
@@ -87,7 +88,7 @@ func ScriptServer(t testing.TB, cert *tls.Certificate, play func(c *ServerConn))
 // after its reply. It returns the address.
 func ReplyIMAP(t testing.TB, greeting string, replies map[string][]string) string {
 	t.Helper()
-	return ScriptServer(t, nil, func(c *ServerConn) {
+	return Serve(t, nil, func(c *Conn) {
 		c.Send(greeting)
 		for {
 			line, err := c.Line()
@@ -229,3 +230,28 @@ type sizedReader struct {
 }
 
 func (r *sizedReader) Size() int64 { return r.n }
+
+// MemServer starts a MemIMAP server with user alice, password alicepass
+// and an empty INBOX, and returns its address. mode is a config TLS mode:
+// implicit (TLS listener), starttls (STARTTLS offered) or none (plaintext
+// logins allowed), with pki's Good certificate. With insecure false and
+// mode none, the server is a plain one that refuses logins before TLS
+// (LOGINDISABLED) and offers no STARTTLS.
+func MemServer(t testing.TB, mode string, insecure bool, pki *PKI) string {
+	t.Helper()
+	o := MemIMAPOptions{
+		Users:        []MemUser{{Name: "alice", Password: "alicepass"}},
+		Cert:         &pki.Good,
+		InsecureAuth: insecure,
+	}
+	if mode == "implicit" || mode == "starttls" {
+		o.TLS = mode
+	}
+	return StartMemIMAP(t, o).Addr
+}
+
+// Plain is the SASL PLAIN initial response for user and password, as a
+// client sends it in base64.
+func Plain(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+}

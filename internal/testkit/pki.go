@@ -141,21 +141,34 @@ func ServerConfig(cert *Cert) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{cert.TLS()}, MinVersion: tls.VersionTLS12}
 }
 
-// PKI is a CA and a server certificate it issued for LoopbackNames.
+// PKI is a test CA and the server certificates tests need.
 type PKI struct {
-	CA     *CA
-	Server *Cert
+	CA         *CA
+	Roots      *x509.CertPool  // trusts CA alone
+	Good       tls.Certificate // LoopbackNames
+	OtherName  tls.Certificate // imap.other.test only
+	Expired    tls.Certificate // LoopbackNames, expired yesterday
+	SelfSigned tls.Certificate // LoopbackNames, signed by itself
 }
 
-// NewPKI makes a fresh CA and a server certificate for LoopbackNames.
+// NewPKI makes a fresh CA and its certificates.
 func NewPKI(t testing.TB) *PKI {
 	t.Helper()
 	ca := NewCA(t, "imapwhy test CA")
-	return &PKI{CA: ca, Server: ca.Leaf(t, LoopbackNames...)}
+	return &PKI{
+		CA:         ca,
+		Roots:      ca.Pool(),
+		Good:       ca.Leaf(t, LoopbackNames...).TLS(),
+		OtherName:  ca.Leaf(t, "imap.other.test").TLS(),
+		Expired:    ca.Issue(t, Spec{Names: LoopbackNames, NotAfter: time.Now().Add(-24 * time.Hour)}).TLS(),
+		SelfSigned: SelfSigned(t, Spec{Names: LoopbackNames}).TLS(),
+	}
 }
 
-// ServerConfig presents the server certificate.
-func (p *PKI) ServerConfig() *tls.Config { return ServerConfig(p.Server) }
+// ServerConfig presents the Good certificate.
+func (p *PKI) ServerConfig() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{p.Good}, MinVersion: tls.VersionTLS12}
+}
 
 // ClientConfig trusts the CA and expects serverName ("" to derive it from
 // the dialled address).

@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// Serve accepts connections on ln and runs handle for each, with a
+// Accept accepts connections on ln and runs handle for each, with a
 // deadline of Timeout, closing the connection after. When the test ends it
 // closes ln and waits for every handler. It returns ln's address.
-func Serve(t testing.TB, ln net.Listener, handle func(conn net.Conn)) string {
+func Accept(t testing.TB, ln net.Listener, handle func(conn net.Conn)) string {
 	t.Helper()
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -53,10 +53,10 @@ func Listen(t testing.TB, addr string, tlsConf *tls.Config) net.Listener {
 	return ln
 }
 
-// ServeLoopback is Serve on a new plaintext listener at 127.0.0.1.
+// ServeLoopback is Accept on a new plaintext listener at 127.0.0.1.
 func ServeLoopback(t testing.TB, handle func(conn net.Conn)) string {
 	t.Helper()
-	return Serve(t, Listen(t, "", nil), handle)
+	return Accept(t, Listen(t, "", nil), handle)
 }
 
 // Counting listens on addr ("" for 127.0.0.1:0), counts the connections
@@ -65,7 +65,7 @@ func ServeLoopback(t testing.TB, handle func(conn net.Conn)) string {
 func Counting(t testing.TB, addr string) (string, *atomic.Int64) {
 	t.Helper()
 	accepted := new(atomic.Int64)
-	return Serve(t, Listen(t, addr, nil), func(net.Conn) { accepted.Add(1) }), accepted
+	return Accept(t, Listen(t, addr, nil), func(net.Conn) { accepted.Add(1) }), accepted
 }
 
 // SMTP greets every connection like an SMTP server does, then waits for

@@ -14,7 +14,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/imapwire"
-	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // upstreamTestTimeout bounds a login that should not wait for anything.
@@ -72,7 +72,7 @@ func upstreamFields(s string) []string { return strings.Fields(strings.ToUpper(s
 // TestUpstreamLoginMemServer logs in to go-imap's imapserver over each TLS
 // mode, uses the connection, and fails with a wrong password.
 func TestUpstreamLoginMemServer(t *testing.T) {
-	pki := upstreamtest.NewPKI(t)
+	pki := testkit.NewPKI(t)
 	const secureGreeting = "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN] IMAP server ready"
 	greetings := map[string]string{
 		"implicit": secureGreeting,
@@ -81,7 +81,7 @@ func TestUpstreamLoginMemServer(t *testing.T) {
 	}
 	for _, mode := range []string{"implicit", "starttls", "none"} {
 		t.Run(mode, func(t *testing.T) {
-			addr := upstreamtest.MemServer(t, mode, mode == "none", pki)
+			addr := testkit.MemServer(t, mode, mode == "none", pki)
 			cfg := Config{Address: addr, TLS: mode, ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			pre := diagnose.Observation{
 				Phase:           diagnose.PhaseLogin,
@@ -139,9 +139,9 @@ func upstreamSelectInbox(t *testing.T, up *Session) {
 
 // TestUpstreamMemServerRefusals: real imapserver refusals before login.
 func TestUpstreamMemServerRefusals(t *testing.T) {
-	pki := upstreamtest.NewPKI(t)
+	pki := testkit.NewPKI(t)
 	t.Run("logindisabled", func(t *testing.T) {
-		addr := upstreamtest.MemServer(t, "none", false, pki)
+		addr := testkit.MemServer(t, "none", false, pki)
 		_, obs, err := upstreamLogin(t, t.Context(), Config{Address: addr, TLS: "none"}, Credentials{User: "alice", Password: "alicepass"}, nil)
 		if !errors.Is(err, ErrNoMechanism) {
 			t.Fatalf("err = %v", err)
@@ -153,7 +153,7 @@ func TestUpstreamMemServerRefusals(t *testing.T) {
 		})
 	})
 	t.Run("starttls unavailable", func(t *testing.T) {
-		addr := upstreamtest.MemServer(t, "none", true, pki)
+		addr := testkit.MemServer(t, "none", true, pki)
 		_, obs, err := upstreamLogin(t, t.Context(), Config{Address: addr, TLS: "starttls"}, Credentials{User: "alice", Password: "alicepass"}, nil)
 		if !errors.Is(err, ErrNoStartTLS) {
 			t.Fatalf("err = %v", err)
@@ -175,7 +175,7 @@ type upstreamScript struct {
 	req     Credentials
 	sendID  bool
 	timeout time.Duration
-	play    func(c *upstreamtest.Conn)
+	play    func(c *testkit.Conn)
 	want    diagnose.Observation
 	wantErr error                          // for errors.Is; nil with want.Phase set means "any error"
 	ok      bool                           // the login must succeed
@@ -192,11 +192,11 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "gmail webalert",
 			req:  Credentials{User: "someone@gmail.com", Password: "secret"},
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send(upstreamGmailGreeting)
 				c.Expect("a1 CAPABILITY")
 				c.Send("* CAPABILITY "+upstreamGmailCaps, "a1 OK Thats all she wrote! is27mb3495359jab")
-				c.Expect("a2 AUTHENTICATE PLAIN " + upstreamtest.Plain("someone@gmail.com", "secret"))
+				c.Expect("a2 AUTHENTICATE PLAIN " + testkit.Plain("someone@gmail.com", "secret"))
 				c.Send("* NO [WEBALERT https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbtt] Web login required.",
 					"a2 NO [ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)")
 				c.ExpectEOF()
@@ -215,7 +215,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "logindisabled only",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 LITERAL+ LOGINDISABLED] ready")
 				c.ExpectEOF()
 			},
@@ -229,7 +229,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "oauth only, logindisabled",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 AUTH=OAUTHBEARER LOGINDISABLED] ready")
 				c.ExpectEOF()
 			},
@@ -245,7 +245,7 @@ func upstreamScripts() []upstreamScript {
 			// and let the server's answer speak.
 			name: "oauth only, login allowed",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready")
 				c.Expect(`a1 LOGIN "alice" "alicepass"`)
 				c.Send("a1 NO LOGIN failed.")
@@ -262,7 +262,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "authzid needs PLAIN",
 			req:  Credentials{User: "admin", Password: "adminpass", Authzid: "alice"},
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=LOGIN] ready")
 				c.ExpectEOF()
 			},
@@ -276,7 +276,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "bye greeting",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* BYE [UNAVAILABLE] Too many connections from your IP")
 			},
 			want: diagnose.Observation{
@@ -288,7 +288,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "preauth greeting",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* PREAUTH [CAPABILITY IMAP4rev1] Logged in as nobody")
 				c.ExpectEOF()
 			},
@@ -301,7 +301,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "over-long greeting",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK " + strings.Repeat("x", responseLimits.MaxLine))
 				c.WaitClose()
 			},
@@ -311,15 +311,15 @@ func upstreamScripts() []upstreamScript {
 			name:    "never greets",
 			req:     alice,
 			timeout: time.Second,
-			play:    func(c *upstreamtest.Conn) { c.WaitClose() },
+			play:    func(c *testkit.Conn) { c.WaitClose() },
 			want:    diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetTimeout},
 		},
 		{
 			name: "closed mid-login",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -332,9 +332,9 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "reply with a foreign tag",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 				c.Send("zz9 OK Logged in")
 				c.ExpectEOF()
 			},
@@ -350,7 +350,7 @@ func upstreamScripts() []upstreamScript {
 			name: "starttls not offered",
 			tls:  "starttls",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
 				c.ExpectEOF()
 			},
@@ -365,7 +365,7 @@ func upstreamScripts() []upstreamScript {
 			name: "starttls refused",
 			tls:  "starttls",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK ready")
 				c.Expect("a1 CAPABILITY")
 				c.Send("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED", "a1 OK done")
@@ -385,7 +385,7 @@ func upstreamScripts() []upstreamScript {
 			name: "bytes after the STARTTLS OK",
 			tls:  "starttls",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready")
 				c.Expect("a1 STARTTLS")
 				c.Send("a1 OK Begin TLS negotiation now", "* CAPABILITY IMAP4rev1 AUTH=PLAIN")
@@ -403,7 +403,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "synchronising literals",
 			req:  Credentials{User: "jörg", Password: "pässwörd"},
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1] ready")
 				c.Expect("a1 LOGIN {5}")
 				c.Send("+ Ready for literal data")
@@ -430,7 +430,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "literal refused before the continuation",
 			req:  Credentials{User: "alice", Password: "pässwörd"},
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1] ready")
 				c.Expect(`a1 LOGIN "alice" {10}`)
 				c.Send("a1 BAD [CLIENTBUG] 8-bit passwords are not accepted")
@@ -447,7 +447,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "literal+",
 			req:  Credentials{User: "jörg", Password: "pässwörd"},
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready")
 				c.Expect("a1 LOGIN {5+}")
 				c.Expect("jörg {10+}")
@@ -467,7 +467,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "quoted specials",
 			req:  Credentials{User: `al"ice`, Password: `pa\ss word`},
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1] ready")
 				c.Expect(`a1 LOGIN "al\"ice" "pa\\ss word"`)
 				c.Send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
@@ -484,11 +484,11 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "authenticate by continuation",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
 				c.Expect("a1 AUTHENTICATE PLAIN")
 				c.Send("+ ")
-				c.Expect(upstreamtest.Plain("alice", "alicepass"))
+				c.Expect(testkit.Plain("alice", "alicepass"))
 				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
 				c.WaitClose()
 			},
@@ -504,9 +504,9 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "authenticate cancelled on a second challenge",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 				c.Send("+ bW9yZT8=")
 				c.Expect("*")
 				c.Send("a1 BAD Authentication cancelled")
@@ -525,13 +525,13 @@ func upstreamScripts() []upstreamScript {
 			// list comes untagged.
 			name: "untagged capability with the OK",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK ready")
 				c.Expect("a1 CAPABILITY")
 				c.Send("* CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN", "a1 OK Pre-login capabilities listed")
 				c.Expect("a2 AUTHENTICATE PLAIN")
 				c.Send("+ ")
-				c.Expect(upstreamtest.Plain("alice", "alicepass"))
+				c.Expect(testkit.Plain("alice", "alicepass"))
 				c.Send("* CAPABILITY IMAP4rev1 IDLE MOVE", "a2 OK Logged in")
 				c.WaitClose()
 			},
@@ -553,9 +553,9 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "capabilities asked after login",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 				c.Send("a1 OK Logged in")
 				c.Expect("a2 CAPABILITY")
 				c.Send("* CAPABILITY IMAP4rev1 X-TEST", "a2 OK done", "* 3 EXISTS")
@@ -580,9 +580,9 @@ func upstreamScripts() []upstreamScript {
 			// Dovecot's "badstorage" user: OK, then BYE.
 			name: "bye after login",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 				c.Send("a1 OK Logged in")
 				c.Expect("a2 CAPABILITY")
 				c.Send("* BYE Internal error occurred. Refer to server log for more information.")
@@ -598,9 +598,9 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "bye during login",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 				c.Send("* BAD [ALERT] Slow down", "* BYE [UNAVAILABLE] Server shutting down")
 			},
 			want: diagnose.Observation{
@@ -618,9 +618,9 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "bytes after the OK stay buffered",
 			req:  alice,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in", "* 1 EXISTS", "* OK [ALERT] Welcome")
 				c.WaitClose()
 			},
@@ -641,12 +641,12 @@ func upstreamScripts() []upstreamScript {
 			name:   "id with the client's address",
 			req:    alice,
 			sendID: true,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				host, port, _ := net.SplitHostPort(c.Conn.LocalAddr().String())
 				c.Send("* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready")
 				c.Expect(`a1 ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "50123" "x-connected-ip" "` + host + `" "x-connected-port" "` + port + `")`)
 				c.Send(`* ID ("name" {7}`, `Dovecot)`, "a1 OK ID completed.")
-				c.Expect("a2 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a2 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 				c.Send("a2 OK [CAPABILITY IMAP4rev1] Logged in")
 				c.WaitClose()
 			},
@@ -663,9 +663,9 @@ func upstreamScripts() []upstreamScript {
 			name:   "no id without the capability",
 			req:    alice,
 			sendID: true,
-			play: func(c *upstreamtest.Conn) {
+			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + upstreamtest.Plain("alice", "alicepass"))
+				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 				c.Send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
 				c.ExpectEOF()
 			},
@@ -695,7 +695,7 @@ func upstreamWantLine(t *testing.T, u *Session, want string) {
 func TestUpstreamScripted(t *testing.T) {
 	for _, tc := range upstreamScripts() {
 		t.Run(tc.name, func(t *testing.T) {
-			addr := upstreamtest.Serve(t, nil, tc.play)
+			addr := testkit.Serve(t, nil, tc.play)
 			mode := tc.tls
 			if mode == "" {
 				mode = "none"
@@ -739,7 +739,7 @@ func TestUpstreamGreetingNotIMAP(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.notIMAP+" "+tc.greeting, func(t *testing.T) {
-			addr := upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+			addr := testkit.Serve(t, nil, func(c *testkit.Conn) {
 				c.Send(tc.greeting)
 				c.ExpectEOF()
 			})
@@ -787,8 +787,8 @@ func TestUpstreamRefusesUnsafeCredentials(t *testing.T) {
 
 // TestUpstreamConnectionFacts: typed connection failures become NetError facts.
 func TestUpstreamConnectionFacts(t *testing.T) {
-	pki := upstreamtest.NewPKI(t)
-	imapGreeting := func(c *upstreamtest.Conn) {
+	pki := testkit.NewPKI(t)
+	imapGreeting := func(c *testkit.Conn) {
 		c.Send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready")
 		c.WaitClose()
 	}
@@ -813,7 +813,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 		{
 			name: "dns not found",
 			setup: func(t *testing.T) Config {
-				return Config{Address: "imap.example.invalid:993", TLS: "implicit", Dial: upstreamtest.NXDomainDial(t)}
+				return Config{Address: "imap.example.invalid:993", TLS: "implicit", Dial: testkit.NewDNS(t).Dial()}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetDNSNotFound},
 		},
@@ -831,7 +831,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 		{
 			name: "tls handshake timeout",
 			setup: func(t *testing.T) Config {
-				addr := upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) { c.WaitClose() })
+				addr := testkit.Serve(t, nil, func(c *testkit.Conn) { c.WaitClose() })
 				return Config{Address: addr, TLS: "implicit", DialTimeout: 300 * time.Millisecond}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTimeout},
@@ -839,14 +839,14 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 		{
 			name: "tls to a plaintext imap port",
 			setup: func(t *testing.T) Config {
-				return Config{Address: upstreamtest.Serve(t, nil, imapGreeting), TLS: "implicit"}
+				return Config{Address: testkit.Serve(t, nil, imapGreeting), TLS: "implicit"}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain},
 		},
 		{
 			name: "tls to pop3",
 			setup: func(t *testing.T) Config {
-				return Config{Address: upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+				return Config{Address: testkit.Serve(t, nil, func(c *testkit.Conn) {
 					c.Send("+OK Dovecot ready.")
 					c.WaitClose()
 				}), TLS: "implicit"}
@@ -856,7 +856,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 		{
 			name: "tls to smtp",
 			setup: func(t *testing.T) Config {
-				return Config{Address: upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+				return Config{Address: testkit.Serve(t, nil, func(c *testkit.Conn) {
 					c.Send("220 mx.example.com ESMTP")
 					c.WaitClose()
 				}), TLS: "implicit"}
@@ -868,7 +868,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			// as a bad request.
 			name: "tls to http",
 			setup: func(t *testing.T) Config {
-				return Config{Address: upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+				return Config{Address: testkit.Serve(t, nil, func(c *testkit.Conn) {
 					c.Reader.Peek(1)
 					c.Send("HTTP/1.1 400 Bad Request", "Connection: close", "")
 				}), TLS: "implicit"}
@@ -879,7 +879,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			name: "plaintext to a tls port",
 			setup: func(t *testing.T) Config {
 				good := pki.Good
-				addr := upstreamtest.Serve(t, &good, func(c *upstreamtest.Conn) {
+				addr := testkit.Serve(t, &good, func(c *testkit.Conn) {
 					c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
 					c.WaitClose()
 				})
@@ -891,7 +891,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			name: "certificate for another name",
 			setup: func(t *testing.T) Config {
 				cert := pki.OtherName
-				return Config{Address: upstreamtest.Serve(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
+				return Config{Address: testkit.Serve(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertName, ServerName: "localhost"},
 		},
@@ -899,7 +899,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			name: "expired certificate",
 			setup: func(t *testing.T) Config {
 				cert := pki.Expired
-				return Config{Address: upstreamtest.Serve(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
+				return Config{Address: testkit.Serve(t, &cert, imapGreeting), TLS: "implicit", ServerName: "localhost", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertExpired, ServerName: "localhost"},
 		},
@@ -907,7 +907,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			name: "self-signed certificate",
 			setup: func(t *testing.T) Config {
 				cert := pki.SelfSigned
-				return Config{Address: upstreamtest.Serve(t, &cert, imapGreeting), TLS: "implicit", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
+				return Config{Address: testkit.Serve(t, &cert, imapGreeting), TLS: "implicit", TLSConfig: &tls.Config{RootCAs: pki.Roots}}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetCertUntrusted},
 		},
@@ -940,15 +940,15 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 
 // upstreamMemServerWithCert is an imapserver offering STARTTLS with cert.
 func upstreamMemServerWithCert(t *testing.T, cert tls.Certificate) string {
-	pki := &upstreamtest.PKI{Good: cert}
-	return upstreamtest.MemServer(t, "starttls", false, pki)
+	pki := &testkit.PKI{Good: cert}
+	return testkit.MemServer(t, "starttls", false, pki)
 }
 
 // TestUpstreamCancel: cancelling the context ends a login that waits.
 func TestUpstreamCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	addr := upstreamtest.Serve(t, nil, func(c *upstreamtest.Conn) {
+	addr := testkit.Serve(t, nil, func(c *testkit.Conn) {
 		cancel()
 		c.WaitClose()
 	})
@@ -964,7 +964,7 @@ func TestUpstreamCancel(t *testing.T) {
 // BenchmarkUpstreamLogin measures a whole login (dial, greeting,
 // AUTHENTICATE PLAIN, OK) against imapmemserver over loopback, plaintext.
 func BenchmarkUpstreamLogin(b *testing.B) {
-	addr := upstreamtest.MemServer(b, "none", true, upstreamtest.NewPKI(b))
+	addr := testkit.MemServer(b, "none", true, testkit.NewPKI(b))
 	cfg := Config{Address: addr, TLS: "none"}
 	req := Credentials{User: "alice", Password: "alicepass"}
 	for b.Loop() {
