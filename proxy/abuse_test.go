@@ -509,7 +509,7 @@ func TestWrongPasswordFloods(t *testing.T) {
 			}
 		})
 	}
-	if ev := p.logs.events("auth_success"); len(ev) != 2 {
+	if ev := p.logs.Events("auth_success"); len(ev) != 2 {
 		t.Errorf("auth_success events %v, want bob's two logins only", ev)
 	}
 }
@@ -602,7 +602,7 @@ func TestBinaryJunk(t *testing.T) {
 	p.waitSessions(t, 0)
 	t.Logf("%d junk inputs (%d KiB) tried on three listeners", tried, sent.Load()>>10)
 	tally.add("bad inputs tried", int64(tried))
-	if ev := p.logs.events("panic"); len(ev) > 0 {
+	if ev := p.logs.Events("panic"); len(ev) > 0 {
 		t.Errorf("sessions panicked: %v", ev)
 	}
 	if accepted.Load() != 0 {

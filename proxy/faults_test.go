@@ -142,8 +142,8 @@ func TestUpstreamFaults(t *testing.T) {
 			if len(lines) != 2 || !strings.HasPrefix(lines[0], "* OK [ALERT] ") || !strings.HasPrefix(lines[1], "a NO [UNAVAILABLE] ") {
 				t.Errorf("answer %q, want an ALERT and NO [UNAVAILABLE]", lines)
 			}
-			waitFor(t, func() bool { return len(p.logs.events("auth_failure")) > 0 })
-			ev := p.logs.events("auth_failure")
+			waitFor(t, func() bool { return len(p.logs.Events("auth_failure")) > 0 })
+			ev := p.logs.Events("auth_failure")
 			if len(ev) != 1 || ev[0]["cause"] != string(f.cause) {
 				t.Errorf("auth_failure events %v, want cause %s", ev, f.cause)
 			}
@@ -187,14 +187,14 @@ func TestUpstreamEchoesPassword(t *testing.T) {
 			if !strings.Contains(reply, "a NO [AUTHENTICATIONFAILED]") {
 				t.Errorf("reply %q", reply)
 			}
-			waitFor(t, func() bool { return len(p.logs.events("auth_failure")) > 0 })
+			waitFor(t, func() bool { return len(p.logs.Events("auth_failure")) > 0 })
 			log := p.logs.String()
 			for _, form := range secretForms(pass) {
 				if strings.Contains(log, form) || strings.Contains(reply, form) {
 					t.Errorf("the password (as %q) is in the log or the reply:\n%s\n%s", form, log, reply)
 				}
 			}
-			if ev := p.logs.events("auth_failure"); len(ev) != 1 || !strings.Contains(fmt.Sprint(ev[0]["detail"]), "failed for password") {
+			if ev := p.logs.Events("auth_failure"); len(ev) != 1 || !strings.Contains(fmt.Sprint(ev[0]["detail"]), "failed for password") {
 				t.Errorf("auth_failure %v: want the rest of the server's text kept as detail", ev)
 			}
 		})
@@ -266,7 +266,7 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 			}
 			cl.c.Close()
 			p.waitSessions(t, 0)
-			if ev := p.logs.events("session_end"); len(ev) != 1 {
+			if ev := p.logs.Events("session_end"); len(ev) != 1 {
 				t.Errorf("session_end events: %v", ev)
 			}
 			if !t.Failed() {

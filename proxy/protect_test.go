@@ -115,7 +115,7 @@ func (r *protectRig) tryLogin(t *testing.T, user, pw string) (tagged, alert stri
 // tryLoginFrom is tryLogin from the loopback address from.
 func (r *protectRig) tryLoginFrom(t *testing.T, from, user, pw string) (tagged, alert string) {
 	t.Helper()
-	failures := len(r.logs.events("auth_failure"))
+	failures := len(r.logs.Events("auth_failure"))
 	tc := dialTestClientFrom(t, from, r.srv.Addrs()[0])
 	defer tc.c.Close()
 	tc.send(fmt.Sprintf("a LOGIN %s {%d+}\r\n%s\r\n", user, len(pw), pw))
@@ -131,7 +131,7 @@ func (r *protectRig) tryLoginFrom(t *testing.T, from, user, pw string) (tagged, 
 		tc.until("b ")
 	} else {
 		// The event is logged right after the NO is written.
-		waitFor(t, func() bool { return len(r.logs.events("auth_failure")) > failures })
+		waitFor(t, func() bool { return len(r.logs.Events("auth_failure")) > failures })
 	}
 	return tagged, alert
 }
@@ -139,7 +139,7 @@ func (r *protectRig) tryLoginFrom(t *testing.T, from, user, pw string) (tagged, 
 // lastFailure is the latest auth_failure log event.
 func (r *protectRig) lastFailure(t *testing.T) map[string]any {
 	t.Helper()
-	ev := r.logs.events("auth_failure")
+	ev := r.logs.Events("auth_failure")
 	if len(ev) == 0 {
 		t.Fatal("no auth_failure event")
 	}
@@ -230,7 +230,7 @@ func TestShieldStaleDevice(t *testing.T) {
 	if got, _ := r.tryLogin(t, "alice", "n3w-Secret"); !strings.HasPrefix(got, "a OK") {
 		t.Errorf("the new password: %q", got)
 	}
-	waitFor(t, func() bool { return len(r.logs.events("session_end")) == 2 })
+	waitFor(t, func() bool { return len(r.logs.Events("session_end")) == 2 })
 
 	m, body := r.scrape(t)
 	want := map[string]float64{

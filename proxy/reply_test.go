@@ -23,7 +23,7 @@ import (
 // OnRefusal.
 func startHookServer(t *testing.T, hook func(context.Context, Refusal) Answer) (*Server, *serverLog) {
 	t.Helper()
-	up := startMemUpstream(t, map[string]string{"alice": "alicepass"}).addr
+	up := startMemUpstream(t, map[string]string{"alice": "alicepass"}).Addr
 	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
 log: {level: debug}
 limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
@@ -82,7 +82,7 @@ func TestOnRefusal(t *testing.T) {
 	if l := tc.until("b "); l[len(l)-1] != "b NO [AUTHENTICATIONFAILED] Ask the help desk https://example.test/why/2" {
 		t.Errorf("answer with the hook's text: %q", l)
 	}
-	ev := logs.events("auth_failure")
+	ev := logs.Events("auth_failure")
 	if len(ev) != 2 || ev[0]["incident_page"] != true || ev[0]["notice"] != false || ev[0]["client_app"] != "Test App 1.0" {
 		t.Errorf("auth_failure events %v", ev)
 	}
@@ -130,7 +130,7 @@ func TestOnRefusalHandoff(t *testing.T) {
 	if err := <-ended; err == nil {
 		t.Error("the handed-off connection was not closed")
 	}
-	if ev := logs.events("auth_failure"); len(ev) != 1 || ev[0]["notice"] != true {
+	if ev := logs.Events("auth_failure"); len(ev) != 1 || ev[0]["notice"] != true {
 		t.Errorf("auth_failure events %v", ev)
 	}
 }
@@ -139,7 +139,7 @@ func TestOnRefusalHandoff(t *testing.T) {
 // keeps what discovery learnt; changed settings start afresh.
 func TestReloadKeepsDiscoveryCache(t *testing.T) {
 	up := startMemUpstream(t, map[string]string{"taro@corp.test": "pw"})
-	_, port, _ := net.SplitHostPort(up.addr)
+	_, port, _ := net.SplitHostPort(up.Addr)
 	dns := testkit.NewDNS(t)
 	dns.Add("_imap._tcp.corp.test", mdns.TypeSRV, "0 0 "+port+" imap.corp.test.")
 	dns.AddIPs("imap.corp.test", "127.0.0.1")
@@ -153,7 +153,7 @@ func TestReloadKeepsDiscoveryCache(t *testing.T) {
 		loginAnswer(t, s, "taro@corp.test", "pw")
 		logins++
 		lastCause(t, logs, logins)
-		if ev := logs.events("auth_failure")[logins-1]; ev["upstream"] != "imap.corp.test:"+port {
+		if ev := logs.Events("auth_failure")[logins-1]; ev["upstream"] != "imap.corp.test:"+port {
 			t.Fatalf("login %d did not reach the discovered server: %v", logins, ev)
 		}
 	}
@@ -181,7 +181,7 @@ func TestReloadKeepsDiscoveryCache(t *testing.T) {
 	if n := asked(); n == before {
 		t.Error("new discovery settings kept the old cache")
 	}
-	ev := logs.events("reloaded")
+	ev := logs.Events("reloaded")
 	if len(ev) != 2 || ev[0]["discovery_cache_kept"] != true || ev[1]["discovery_cache_kept"] != false {
 		t.Errorf("reloaded events %v", ev)
 	}

@@ -319,7 +319,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Error(err)
 	}
 	p.waitSessions(t, 0)
-	ends := p.logs.events("session_end")
+	ends := p.logs.Events("session_end")
 	t.Logf("%d sessions held through %d reloads: %d FETCHes compared, %d session ends (all at LOGOUT)", sessions, reloads, fetches.Load(), len(ends))
 	tally.add("sessions held through reloads", sessions)
 	if len(ends) != sessions {

@@ -68,8 +68,8 @@ func loginAnswer(t *testing.T, s *Server, user, pass string) string {
 // it: the NO reaches the client before the event is written.
 func lastCause(t *testing.T, logs *serverLog, n int) string {
 	t.Helper()
-	waitFor(t, func() bool { return len(logs.events("auth_failure")) >= n })
-	c, _ := logs.events("auth_failure")[n-1]["cause"].(string)
+	waitFor(t, func() bool { return len(logs.Events("auth_failure")) >= n })
+	c, _ := logs.Events("auth_failure")[n-1]["cause"].(string)
 	return c
 }
 
@@ -112,7 +112,7 @@ func TestAutoDiscoveryRefusesPrivate(t *testing.T) {
 	s2, logs2 := startAutoServer(t, "discovery: {allow_private: true}\n", Options{Resolver: res})
 	loginAnswer(t, s2, "taro@corp.test", "pw")
 	lastCause(t, logs2, 1)
-	ev := logs2.events("auth_failure")
+	ev := logs2.Events("auth_failure")
 	if len(ev) != 1 || ev[0]["upstream"] != "imap.corp.test:"+port || ev[0]["cause"] != "upstream.starttls_unavailable" {
 		t.Errorf("with allow_private the discovered server was not contacted: %v", ev)
 	}

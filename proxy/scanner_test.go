@@ -79,8 +79,8 @@ func TestDiscoveryIsNoScanner(t *testing.T) {
 			}
 			tc.c.Close()
 			tried++
-			waitFor(t, func() bool { return len(p.logs.events("auth_failure")) == tried })
-			ev := p.logs.events("auth_failure")[tried-1]
+			waitFor(t, func() bool { return len(p.logs.Events("auth_failure")) == tried })
+			ev := p.logs.Events("auth_failure")[tried-1]
 			if e, _ := ev["error"].(string); !strings.Contains(e, "resolves to") || !strings.HasSuffix(e, "refused") {
 				t.Errorf("%s, login %d: error %q, want the address refused", domain, try+1, e)
 			}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -17,18 +16,6 @@ import (
 
 // serverLog collects the proxy's JSON log lines for assertions.
 type serverLog struct{ testkit.Buffer }
-
-// events returns the log lines whose "event" is name, decoded.
-func (l *serverLog) events(name string) []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(l.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == name {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // startTestServer runs the proxy with one plaintext loopback listener in
 // front of an in-memory IMAP server (alice / alicepass).
@@ -143,12 +130,12 @@ func TestPipelinedLogin(t *testing.T) {
 		t.Error("connection still open after LOGOUT")
 	}
 	tc.c.Close() // as a mail app does when the server has closed
-	waitFor(t, func() bool { return len(logs.events("session_end")) == 1 })
-	ev := logs.events("auth_success")
+	waitFor(t, func() bool { return len(logs.Events("session_end")) == 1 })
+	ev := logs.Events("auth_success")
 	if len(ev) != 1 || ev[0]["user"] != "alice" {
 		t.Errorf("auth_success events: %v", ev)
 	}
-	end := logs.events("session_end")[0]
+	end := logs.Events("session_end")[0]
 	if end["bytes_in"].(float64) <= 0 || end["bytes_out"].(float64) <= 0 {
 		t.Errorf("session_end without byte counts: %v", end)
 	}
@@ -175,7 +162,7 @@ func TestFailedLoginAnswer(t *testing.T) {
 	if l := tc.line(); !strings.HasPrefix(l, "a2 OK ") {
 		t.Errorf("second try: %q", l)
 	}
-	ev := logs.events("auth_failure")
+	ev := logs.Events("auth_failure")
 	if len(ev) != 1 {
 		t.Fatalf("auth_failure events: %v", ev)
 	}

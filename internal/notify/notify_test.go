@@ -30,7 +30,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -44,7 +43,6 @@ import (
 	"github.com/imapwhy/imapwhy/internal/notify/incident"
 	"github.com/imapwhy/imapwhy/internal/notify/notice"
 	"github.com/imapwhy/imapwhy/internal/testkit"
-	"github.com/imapwhy/imapwhy/internal/upstream/upstreamtest"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -169,7 +167,7 @@ var linkRE = regexp.MustCompile(`https://\S+/why/[a-z2-7]{20}`)
 // memUpstreamYAML is a listener config (implicit TLS, language lang) in
 // front of an in-memory IMAP server with alice / alicepass.
 func memUpstreamYAML(t *testing.T, lang string) string {
-	up := upstreamtest.MemServer(t, "none", true, upstreamtest.NewPKI(t))
+	up := testkit.MemServer(t, "none", true, testkit.NewPKI(t))
 	return fmt.Sprintf("  - {address: '127.0.0.1:0', tls: implicit, language: %s, upstream: {address: %q, tls: none}}\n", lang, up)
 }
 
@@ -246,7 +244,7 @@ func TestIncidentLinkEndToEnd(t *testing.T) {
 	t.Logf("screenshot of %s: %s", en.link, shot)
 	t.Logf("screenshot of the Japanese page: %s", screenshot(t, ja.link, "incident-ja.png"))
 
-	ev := r.logs.events("auth_failure")
+	ev := r.logs.Events("auth_failure")
 	if len(ev) != 2 || ev[0]["incident_page"] != true || ev[0]["notice"] != false {
 		t.Errorf("auth_failure events %v", ev)
 	}
@@ -534,17 +532,17 @@ func TestNoticeMailboxImapclient(t *testing.T) {
 		t.Error("a listener without notice_mailbox logged the app in")
 	}
 
-	if n := len(r.logs.events("notice_start")); n != 1 {
+	if n := len(r.logs.Events("notice_start")); n != 1 {
 		t.Errorf("%d notice sessions, want 1", n)
 	}
 	var notices []bool
-	for _, ev := range r.logs.events("auth_failure") {
+	for _, ev := range r.logs.Events("auth_failure") {
 		notices = append(notices, ev["notice"] == true)
 	}
 	if want := []bool{true, false, false}; fmt.Sprint(notices) != fmt.Sprint(want) {
 		t.Errorf("auth_failure notice flags %v, want %v", notices, want)
 	}
-	if n := len(r.logs.events("auth_success")); n != 1 {
+	if n := len(r.logs.Events("auth_success")); n != 1 {
 		t.Errorf("%d auth_success events, want 1 (the app password)", n)
 	}
 }
@@ -617,7 +615,7 @@ func TestNoticeMailboxCurl(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 67 { // CURLE_LOGIN_DENIED
 		t.Errorf("curl with a wrong password: %v, want exit status 67", err)
 	}
-	if n := len(r.logs.events("notice_start")); n != 2+len(writes) {
+	if n := len(r.logs.Events("notice_start")); n != 2+len(writes) {
 		t.Errorf("%d notice sessions, want %d", n, 2+len(writes))
 	}
 }
@@ -658,34 +656,7 @@ func TestNoticeMailboxPipelined(t *testing.T) {
 }
 
 // testLog collects the JSON log lines for assertions.
-type testLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *testLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *testLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// events returns the log lines whose "event" is name, decoded.
-func (l *testLog) events(name string) []map[string]any {
-	var out []map[string]any
-	for _, line := range strings.Split(l.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == name {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+type testLog struct{ testkit.Buffer }
 
 // testClient is a raw IMAP client: exact lines, nothing hidden.
 type testClient struct {
@@ -787,7 +758,7 @@ func TestReload(t *testing.T) {
 	if err := r.reach.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
-	ev := r.logs.events("reload_needs_restart")
+	ev := r.logs.Events("reload_needs_restart")
 	if len(ev) != 1 || fmt.Sprint(ev[0]["keys"]) != "[web.address web.incident_ttl]" {
 		t.Errorf("reload_needs_restart events %v", ev)
 	}

@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"bytes"
+	"encoding/json"
+	"strings"
 	"sync"
 )
 
@@ -37,4 +39,17 @@ func (b *Buffer) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Len()
+}
+
+// Events returns the JSON lines written whose "event" field is name,
+// decoded: a log's events of one kind.
+func (b *Buffer) Events(name string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(b.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["event"] == name {
+			out = append(out, m)
+		}
+	}
+	return out
 }
