@@ -413,24 +413,6 @@ func (c connCost) per(base connCost, n int) connCost {
 	return connCost{bytes: (c.bytes - base.bytes) / float64(n), goroutines: (c.goroutines - base.goroutines) / float64(n)}
 }
 
-// raiseFileLimit makes sure the process may open n files: the tests hold
-// thousands of sockets (both ends of each connection are in-process).
-func raiseFileLimit(t *testing.T, n uint64) {
-	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur >= n {
-		return
-	}
-	lim.Cur = max(lim.Cur, n)
-	lim.Max = max(lim.Max, n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatalf("this test needs %d open files (ulimit -n), and the limit cannot be raised: %v", n, err)
-	}
-}
-
 // TestWrongPasswordFloods: floods of wrong passwords, from one address and
 // from many, with the shield on, are each answered NO (and BYE after
 // max_login_tries on a connection) and never let anyone in, with
