@@ -62,8 +62,11 @@ type Provider struct {
 	Kind   ProviderKind
 	// Domains are the email domains the provider hosts; an entry starting
 	// with '.' matches every subdomain.
-	Domains          []string
-	IMAP             ServerInfo
+	Domains []string
+	IMAP    ServerInfo
+	// SMTP is the provider's outgoing server, for set-up profiles (imapwhy
+	// does not relay mail); Host "" when the catalog does not know it.
+	SMTP             ServerInfo
 	Username         UsernameForm
 	AcceptsPasswords bool // false: only OAuth sign-in works over IMAP
 	AppPasswords     AppPasswordPolicy
@@ -91,6 +94,7 @@ func LookupDomain(domain string) (Provider, bool) {
 	}
 	p := e.Provider
 	p.IMAP.Host = strings.ReplaceAll(p.IMAP.Host, "{domain}", d)
+	p.SMTP.Host = strings.ReplaceAll(p.SMTP.Host, "{domain}", d)
 	return p, true
 }
 

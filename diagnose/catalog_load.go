@@ -24,6 +24,7 @@ type providerSpec struct {
 	GreetingToken    string            `yaml:"greeting_token"`
 	Capabilities     []string          `yaml:"capabilities"`
 	IMAP             serverSpec        `yaml:"imap"`
+	SMTP             serverSpec        `yaml:"smtp"`
 	Username         UsernameForm      `yaml:"username"`
 	AcceptsPasswords *bool             `yaml:"accepts_passwords"`
 	AppPasswords     AppPasswordPolicy `yaml:"app_passwords"`
@@ -70,7 +71,7 @@ const maxHelpURL = 100
 
 // unconfirmedKeys are the facts an `unconfirmed:` note may name.
 var unconfirmedKeys = map[string]bool{
-	"domains": true, "hosts": true, "greeting": true, "capabilities": true, "imap": true,
+	"domains": true, "hosts": true, "greeting": true, "capabilities": true, "imap": true, "smtp": true,
 	"username": true, "accepts_passwords": true, "app_passwords": true,
 	"app_password_shape": true, "help": true, "texts": true, "refusal": true,
 }
@@ -157,6 +158,7 @@ func buildEntry(s *providerSpec) (*entry, error) {
 		ID: s.ID, Name: s.Name, NameJA: s.NameJA, Kind: s.Kind,
 		Domains:          lowerAll(s.Domains),
 		IMAP:             ServerInfo{Host: strings.ToLower(s.IMAP.Host), Port: s.IMAP.Port, TLS: s.IMAP.TLS},
+		SMTP:             ServerInfo{Host: strings.ToLower(s.SMTP.Host), Port: s.SMTP.Port, TLS: s.SMTP.TLS},
 		Username:         s.Username,
 		AcceptsPasswords: s.AcceptsPasswords == nil || *s.AcceptsPasswords,
 		AppPasswords:     s.AppPasswords,
@@ -235,22 +237,36 @@ func checkServer(e *entry, _ *providerSpec) error {
 		if e.Kind == KindProvider && e.Unconfirmed["imap"] == "" {
 			return errors.New("imap: a provider without a server needs an `unconfirmed: imap` note saying why")
 		}
-		return nil
 	}
-	if e.Kind == KindSoftware {
-		return errors.New("imap: software entries have no server")
+	if (srv.Host != "" || e.SMTP.Host != "") && e.Kind == KindSoftware {
+		return errors.New("imap, smtp: software entries have no server")
+	}
+	if err := checkServerInfo("imap", srv); err != nil {
+		return err
+	}
+	if e.SMTP.Host == "" && (e.SMTP.Port != 0 || e.SMTP.TLS != "") {
+		return errors.New("smtp: port or tls without host")
+	}
+	return checkServerInfo("smtp", e.SMTP)
+}
+
+// checkServerInfo checks a server given with a host: its host name, port
+// and TLS mode.
+func checkServerInfo(what string, srv ServerInfo) error {
+	if srv.Host == "" {
+		return nil
 	}
 	host := strings.ReplaceAll(srv.Host, "{domain}", "example.jp")
 	if !hostRE.MatchString(host) {
-		return fmt.Errorf("imap host %q: not a host name", srv.Host)
+		return fmt.Errorf("%s host %q: not a host name", what, srv.Host)
 	}
 	if srv.Port < 1 || srv.Port > 65535 {
-		return fmt.Errorf("imap port %d: out of range", srv.Port)
+		return fmt.Errorf("%s port %d: out of range", what, srv.Port)
 	}
 	switch srv.TLS {
 	case "implicit", "starttls":
 	default:
-		return fmt.Errorf("imap tls %q: want implicit or starttls", srv.TLS)
+		return fmt.Errorf("%s tls %q: want implicit or starttls", what, srv.TLS)
 	}
 	return nil
 }

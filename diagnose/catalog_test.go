@@ -72,6 +72,9 @@ func TestLoadCatalogRejects(t *testing.T) {
 		"server, bad port":   strings.Replace(base, "port: 993", "port: 0", 1),
 		"server, bad tls":    strings.Replace(base, "tls: implicit", "tls: ssl", 1),
 		"no server, no note": strings.Replace(base, imap, "", 1),
+		"smtp, bad port":     base + "    smtp: {host: smtp.x.example, port: 0, tls: implicit}\n",
+		"smtp, bad tls":      base + "    smtp: {host: smtp.x.example, port: 465, tls: ssl}\n",
+		"smtp without host":  base + "    smtp: {port: 465, tls: implicit}\n",
 		"unknown note":       base + "    unconfirmed: {colour: guess}\n",
 		"duplicate id":       base + strings.TrimPrefix(strings.Replace(base, "x.example", "y.example", 1), "providers:\n"),
 		"duplicate domain":   base + strings.TrimPrefix(strings.Replace(base, "id: x", "id: y", 1), "providers:\n"),
@@ -127,6 +130,24 @@ func TestLookupDomain(t *testing.T) {
 	for _, d := range []string{"", "example.com", "notgmail.com", "gmail.com.evil.example", "sakura.ne.jp"} {
 		if p, ok := LookupDomain(d); ok {
 			t.Errorf("LookupDomain(%q) = %s, want none", d, p.ID)
+		}
+	}
+}
+
+// TestLookupSMTP: the outgoing servers set-up profiles use.
+func TestLookupSMTP(t *testing.T) {
+	for _, tc := range []struct {
+		domain string
+		want   ServerInfo
+	}{
+		{"gmail.com", ServerInfo{"smtp.gmail.com", 465, "implicit"}},
+		{"icloud.com", ServerInfo{"smtp.mail.me.com", 587, "starttls"}},
+		{"docomo.ne.jp", ServerInfo{"smtp.spmode.ne.jp", 465, "implicit"}},
+		{"example.sakura.ne.jp", ServerInfo{"example.sakura.ne.jp", 587, "starttls"}},
+		{"ezweb.ne.jp", ServerInfo{}},
+	} {
+		if p, _ := LookupDomain(tc.domain); p.SMTP != tc.want {
+			t.Errorf("LookupDomain(%q).SMTP = %+v, want %+v", tc.domain, p.SMTP, tc.want)
 		}
 	}
 }
