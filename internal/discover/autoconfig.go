@@ -216,3 +216,13 @@ func imapServer(s incomingServer, domain string, allowPlaintext bool) (Result, i
 		Host: host, Port: port, TLS: st.tls, Username: strings.TrimSpace(s.Username), Source: SourceAutoconfig,
 	}, st.rank, true
 }
+
+// ParseAutoconfig reads a clientConfig file (config-v1.1.xml) the way
+// discovery reads a fetched one and returns its best IMAP server for the
+// domain (lower-case ASCII); plaintext servers only when allowPlaintext.
+func ParseAutoconfig(body []byte, domain string, allowPlaintext bool) (Result, error) {
+	if len(body) > maxAutoconfigBody {
+		return Result{}, fmt.Errorf("larger than %d bytes", maxAutoconfigBody)
+	}
+	return pickIMAPServer(body, domain, allowPlaintext)
+}
