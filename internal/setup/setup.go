@@ -91,15 +91,7 @@ func New(o Options) (*Handler, error) {
 type baseKey struct{}
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("Content-Security-Policy", contentSecurityPolicy)
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Robots-Tag", "noindex, nofollow")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		hd.Set("Allow", "GET, HEAD")
+	if !incident.PageHeaders(w, r, contentSecurityPolicy) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}

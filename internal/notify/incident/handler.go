@@ -94,15 +94,7 @@ func NewHandler(st *Store, o HandlerOptions) http.Handler {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("Content-Security-Policy", contentSecurityPolicy)
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Robots-Tag", "noindex, nofollow")
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		hd.Set("Allow", "GET, HEAD")
+	if !PageHeaders(w, r, contentSecurityPolicy) {
 		h.message(w, r, http.StatusMethodNotAllowed, textFor(viewerLanguage(r)).MethodRefused)
 		return
 	}

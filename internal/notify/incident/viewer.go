@@ -10,3 +10,23 @@ func ViewerLanguage(r *http.Request) string { return viewerLanguage(r) }
 // StyleSheet is the pages' one style sheet, for other pages served next to
 // them to look the same.
 func StyleSheet() string { return css }
+
+// PageHeaders sets the headers every page carries: the page's
+// Content-Security-Policy, no-referrer (a link must not leak to the
+// provider's help page), no-store, no framing, no indexing. It reports
+// false, with Allow set, for a method other than GET and HEAD: the caller
+// answers 405.
+func PageHeaders(w http.ResponseWriter, r *http.Request, csp string) bool {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", csp)
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Robots-Tag", "noindex, nofollow")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		hd.Set("Allow", "GET, HEAD")
+		return false
+	}
+	return true
+}
