@@ -124,6 +124,7 @@ type entry struct {
 	greeting      []matcher
 	greetingToken *regexp.Regexp // applied to the decoded "[base64]" token of the greeting
 	capabilities  []*regexp.Regexp
+	signatures    []matcher // on the server's failure texts: wording only this entry uses
 	shape         *regexp.Regexp
 	shapeConf     Confidence // how far a password not of this shape says "not an app password"
 	texts         []textRule
@@ -249,6 +250,7 @@ type recognition struct {
 	provider *entry // the mail provider, nil if unknown
 	software *entry // the server software, nil if unknown
 	byUser   bool   // provider guessed from the user's email domain only
+	byText   bool   // recognised only from the wording of a failure text
 }
 
 // best is the entry to name in a Diagnosis: the provider, else the software.
@@ -283,10 +285,70 @@ func (c *catalog) recognise(o *Observation) recognition {
 		r.provider = c.byDomain(domain)
 		r.byUser = r.provider != nil
 	}
+	if r.provider == nil && r.software == nil {
+		c.recogniseText(o, &r)
+	}
 	if r.provider != nil {
 		r.provider = r.provider.sibling(domain)
 	}
 	return r
+}
+
+// recogniseText identifies the server from its failure texts alone: a
+// wording only one provider or server program uses (a signature), else,
+// when no server host is known, a server host named in the text (what a
+// mail app shows: "The user name or password for imap.gmail.com is
+// incorrect."). Either is weaker than the host or the greeting.
+func (c *catalog) recogniseText(o *Observation, r *recognition) {
+	texts := observedTexts(o)
+	for _, e := range c.entries {
+		if o.Greeting != "" && (len(e.greeting) > 0 || e.greetingToken != nil) {
+			// A greeting that is not this entry's speaks against it.
+			continue
+		}
+		for _, m := range e.signatures {
+			for _, t := range texts {
+				if m.match(t) {
+					r.assign(e)
+					r.byText = true
+					return
+				}
+			}
+		}
+	}
+	if o.Host != "" || o.ServerName != "" {
+		return
+	}
+	for _, t := range texts {
+		for _, h := range hostInTextRE.FindAllString(t, 8) {
+			if e := c.byHost(normaliseHost(h)); e != nil {
+				r.assign(e)
+				r.byText = true
+				return
+			}
+		}
+	}
+}
+
+// hostInTextRE finds host names in a text.
+var hostInTextRE = regexp.MustCompile(`(?i)\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b`)
+
+// observedTexts are the server texts of an observation: the reply's and
+// the untagged lines'.
+func observedTexts(o *Observation) []string {
+	var ts []string
+	if o.Reply != nil && o.Reply.Text != "" {
+		ts = append(ts, o.Reply.Text)
+	}
+	for _, u := range o.Untagged {
+		if u.Text != "" {
+			ts = append(ts, u.Text)
+		}
+	}
+	if strings.HasPrefix(o.Greeting, "* BYE") || strings.HasPrefix(o.Greeting, "* NO") {
+		ts = append(ts, o.Greeting)
+	}
+	return ts
 }
 
 func (r *recognition) assign(e *entry) {

@@ -23,6 +23,7 @@ type providerSpec struct {
 	Greeting         []string          `yaml:"greeting"`
 	GreetingToken    string            `yaml:"greeting_token"`
 	Capabilities     []string          `yaml:"capabilities"`
+	Signatures       []string          `yaml:"signatures"`
 	IMAP             serverSpec        `yaml:"imap"`
 	SMTP             serverSpec        `yaml:"smtp"`
 	Username         UsernameForm      `yaml:"username"`
@@ -71,7 +72,7 @@ const maxHelpURL = 100
 
 // unconfirmedKeys are the facts an `unconfirmed:` note may name.
 var unconfirmedKeys = map[string]bool{
-	"domains": true, "hosts": true, "greeting": true, "capabilities": true, "imap": true, "smtp": true,
+	"domains": true, "hosts": true, "greeting": true, "capabilities": true, "signatures": true, "imap": true, "smtp": true,
 	"username": true, "accepts_passwords": true, "app_passwords": true,
 	"app_password_shape": true, "help": true, "texts": true, "refusal": true,
 }
@@ -220,8 +221,8 @@ func checkNames(e *entry, s *providerSpec) error {
 	if e.Kind == KindProvider && len(e.Domains) == 0 && len(s.Hosts) == 0 && e.sharesWith == "" {
 		return errors.New("a provider needs domains, hosts or shares_servers_with")
 	}
-	if e.Kind == KindSoftware && len(s.Greeting) == 0 && len(s.Capabilities) == 0 {
-		return errors.New("software needs a greeting or capability pattern")
+	if e.Kind == KindSoftware && len(s.Greeting) == 0 && len(s.Capabilities) == 0 && len(s.Signatures) == 0 {
+		return errors.New("software needs a greeting, capability or signature pattern")
 	}
 	return nil
 }
@@ -354,6 +355,13 @@ func compileMatchers(e *entry, s *providerSpec) error {
 			return fmt.Errorf("capabilities: %w", err)
 		}
 		e.capabilities = append(e.capabilities, re)
+	}
+	for _, g := range s.Signatures {
+		re, err := regexp.Compile(g)
+		if err != nil {
+			return fmt.Errorf("signatures: %w", err)
+		}
+		e.signatures = append(e.signatures, newMatcher(re))
 	}
 	return nil
 }

@@ -24,11 +24,22 @@ const (
 	CauseServerTemporaryFailure      Cause = "server.temporary_failure"
 	CauseServerPrivacyRequired       Cause = "server.privacy_required"
 	CauseServerNoUsableMechanism     Cause = "server.no_usable_mechanism"
+	// CauseServerBadCommand is not in causes.md: the server answered the
+	// login command with BAD (it did not accept the command as sent: an
+	// empty or oddly quoted password, a malformed command, or one sent in
+	// the wrong state), which says nothing about the password's value.
+	CauseServerBadCommand Cause = "server.bad_command"
 	// CauseServerReferral is not in causes.md: the server answered with a
 	// login referral (RFC 2221) or said "wrong host": the mailbox lives on
 	// another server, which no password can fix.
 	CauseServerReferral      Cause = "server.referral"
 	CauseAuthorizationFailed Cause = "authorization.failed"
+	// The server refuses the client's network or country, whatever the
+	// password (intrusion prevention, IP or country block lists).
+	CausePolicyAddressBlocked Cause = "policy.address_blocked"
+	// The provider refuses clients that do not identify themselves with
+	// the IMAP ID command (NetEase's "Unsafe Login").
+	CauseProviderClientIDRequired Cause = "provider.client_id_required"
 
 	// History (the failure-history store).
 	CauseCredentialsPasswordChanged   Cause = "credentials.password_changed"
@@ -43,6 +54,11 @@ const (
 	CauseUpstreamCertificateUntrusted Cause = "upstream.certificate_untrusted"
 	CauseUpstreamNotIMAP              Cause = "upstream.not_imap"
 	CauseUpstreamStartTLSUnavailable  Cause = "upstream.starttls_unavailable"
+
+	// This computer's network, not the server: DNS gives no answer (unlike
+	// a name that does not exist), or no route to the server's network.
+	CauseNetworkDNSUnavailable Cause = "network.dns_unavailable"
+	CauseNetworkUnreachable    Cause = "network.unreachable"
 
 	// CauseCredentialsRejected is the honest fallback: the server said no
 	// and nothing explains more.
@@ -103,8 +119,12 @@ var causes = []struct {
 	{CauseServerTemporaryFailure, causeInfo{codeUnavailable, true}},
 	{CauseServerPrivacyRequired, causeInfo{codePrivacyRequired, false}},
 	{CauseServerNoUsableMechanism, causeInfo{codeAuthenticationFailed, false}},
+	{CauseServerBadCommand, causeInfo{codeAuthenticationFailed, false}},
 	{CauseServerReferral, causeInfo{codeContactAdmin, false}},
 	{CauseAuthorizationFailed, causeInfo{codeAuthorizationFailed, false}},
+	// causes.md says "maybe": a block list entry may expire.
+	{CausePolicyAddressBlocked, causeInfo{codeUnavailable, false}},
+	{CauseProviderClientIDRequired, causeInfo{codeAuthenticationFailed, false}},
 	{CauseCredentialsPasswordChanged, causeInfo{codeAuthenticationFailed, false}},
 	{CauseCredentialsCapsLock, causeInfo{codeAuthenticationFailed, false}},
 	{CauseCredentialsRepeatedFailure, causeInfo{codeAuthenticationFailed, false}},
@@ -119,6 +139,8 @@ var causes = []struct {
 	{CauseUpstreamCertificateUntrusted, causeInfo{codeUnavailable, false}},
 	{CauseUpstreamNotIMAP, causeInfo{codeUnavailable, false}},
 	{CauseUpstreamStartTLSUnavailable, causeInfo{codeUnavailable, false}},
+	{CauseNetworkDNSUnavailable, causeInfo{codeUnavailable, true}},
+	{CauseNetworkUnreachable, causeInfo{codeUnavailable, true}},
 	{CauseCredentialsRejected, causeInfo{codeAuthenticationFailed, false}},
 	{CauseClientPlaintextRefused, causeInfo{codePrivacyRequired, false}},
 	{CauseClientRateLimited, causeInfo{codeUnavailable, true}},

@@ -39,6 +39,9 @@ type evidence struct {
 	rec   recognition
 	reply *Response // the reply that ended the login (a BYE when no tagged reply came), upper-cased
 	texts []string  // server texts worth reading, the reply's first
+	// greetingRefusal: the server refused the connection in its greeting
+	// ("* NO", "* BYE"), before any login.
+	greetingRefusal bool
 }
 
 func newEvidence(o *Observation) *evidence {
@@ -50,10 +53,16 @@ func newEvidence(o *Observation) *evidence {
 	case lastBye(o.Untagged) >= 0:
 		byeIndex = lastBye(o.Untagged)
 		ev.reply = normalised(o.Untagged[byeIndex])
-	case hasPrefixFold(o.Greeting, "* BYE"):
+	case hasPrefixFold(o.Greeting, "* BYE") || hasPrefixFold(o.Greeting, "* NO"):
 		if r, ok := parseResponse(o.Greeting); ok {
-			ev.reply = &r
+			ev.reply = normalised(r)
+			ev.greetingRefusal = true
 		}
+	}
+	if ev.reply != nil && !ev.reply.Tagged && len(o.Untagged) > 0 && o.Mechanism == "" &&
+		hasPrefixFold(o.Greeting, "* "+ev.reply.Status) && o.Untagged[0].Status == ev.reply.Status {
+		// The BYE that ended it all was the greeting itself.
+		ev.greetingRefusal = true
 	}
 	if ev.reply != nil && ev.reply.Text != "" {
 		ev.texts = append(ev.texts, ev.reply.Text)
@@ -117,12 +126,31 @@ func (ev *evidence) decide() verdict {
 		return v
 	}
 	if v, ok := ev.phrases(); ok {
-		return v
+		return ev.looseText(v)
+	}
+	if ev.greetingRefusal {
+		// Refused before any password was sent: the server will not serve
+		// this connection (a blocked network, or a passing overload).
+		return verdict{cause: CausePolicyAddressBlocked, confidence: Low, alternative: CauseServerTemporaryFailure}
 	}
 	if ev.o.Phase == PhaseAfterLogin {
 		return ev.afterLogin()
 	}
 	return ev.refusal()
+}
+
+// looseText weighs a loose phrase match against what was typed: a vague
+// "server error" does not outweigh a password that was certainly wrong
+// (an empty one).
+func (ev *evidence) looseText(v verdict) verdict {
+	if v.cause != CauseServerTemporaryFailure || ev.o.Phase == PhaseAfterLogin || ev.greetingRefusal {
+		return v
+	}
+	if f, ok := ev.typedFault(); ok && f.confidence == High {
+		f.alternative = v.cause
+		return f
+	}
+	return v
 }
 
 // held: the proxy did not forward this attempt (the same wrong password
@@ -145,6 +173,10 @@ func (ev *evidence) connection() (verdict, bool) {
 	case NetOK:
 	case NetDNSNotFound:
 		return verdict{cause: CauseUpstreamDNSNotFound, confidence: High}, true
+	case NetDNSUnavailable:
+		return verdict{cause: CauseNetworkDNSUnavailable, confidence: High}, true
+	case NetUnreachable:
+		return verdict{cause: CauseNetworkUnreachable, confidence: High}, true
 	case NetRefused:
 		return verdict{cause: CauseUpstreamRefused, confidence: High}, true
 	case NetTimeout:
@@ -211,6 +243,7 @@ func (ev *evidence) proxyRefusal() verdict {
 			if c, own := proxyOwnCause[v.cause]; own {
 				v.cause = c
 			}
+			v.confidence = High // the proxy's own words
 			return v
 		}
 		if r.Code == codeUnavailable {
@@ -308,6 +341,9 @@ func (ev *evidence) codeVerdict(r *Response) (verdict, bool) {
 func refineByText(code, text string) verdict {
 	phrase, ok := matchPhrase(text)
 	if ok && (phrase.cause == CauseAccountLocked || phrase.cause == CauseAccountTooManyConnections) {
+		if phrase.alternative == "" {
+			phrase.confidence = High // the code bears the text out
+		}
 		return phrase
 	}
 	switch code {

@@ -76,7 +76,7 @@ var classifyCases = []classifyCase{
 	{name: "Gmail, password not known (explain)", obs: refused(gmailGreeting, no("AUTHENTICATIONFAILED", "Invalid credentials (Failure)"), Typed{}),
 		want: CauseProviderAppPasswordRequired, conf: Low, alt: CauseCredentialsRejected, altSet: true},
 	{name: "Gmail IMAP off, reworded", obs: refused(gmailGreeting, no("ALERT", "IMAP access has been turned off for this account"), plainUser),
-		want: CauseProviderIMAPDisabled, conf: High},
+		want: CauseProviderIMAPDisabled, conf: Medium},
 	{name: "Gmail IMAP off", obs: refused(gmailGreeting, no("ALERT", "Your account is not enabled for IMAP use. Please visit your Gmail settings page and enable your account for IMAP access. (Failure)"), plainUser),
 		want: CauseProviderIMAPDisabled, conf: High},
 	{name: "Exchange Online LOGIN failed.", obs: refused(exoGreeting, no("", "LOGIN failed."), plainUser),
@@ -88,23 +88,23 @@ var classifyCases = []classifyCase{
 	{name: "basic auth blocked, any server", obs: refused("", no("", "AUTHENTICATE failed. BasicAuthBlocked"), plainUser),
 		want: CauseProviderOAuthRequired, conf: High},
 	{name: "basic auth disabled, new wording", obs: refused("", no("", "Basic authentication is disabled for this tenant"), plainUser),
-		want: CauseProviderOAuthRequired, conf: High},
+		want: CauseProviderOAuthRequired, conf: Medium},
 	{name: "server offers only OAuth", obs: Observation{Phase: PhaseLogin, Capabilities: []string{"IMAP4REV1", "AUTH=XOAUTH2", "AUTH=OAUTHBEARER"}, Mechanism: "LOGIN", Reply: no("AUTHENTICATIONFAILED", "Authentication failed"), Typed: plainUser},
 		want: CauseProviderOAuthRequired, conf: Medium},
 	{name: "WEBALERT", obs: Observation{Phase: PhaseLogin, Mechanism: "LOGIN", Untagged: []Response{{Status: "NO", Code: "WEBALERT", CodeArg: "https://accounts.google.com/signin/continue?x", Text: "Web login required."}}, Reply: no("ALERT", "Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)")},
 		want: CauseProviderWebLoginRequired, conf: High},
 	{name: "verify your identity", obs: refused("", no("", "Please verify your identity in a web browser"), plainUser),
-		want: CauseProviderWebLoginRequired, conf: High},
+		want: CauseProviderWebLoginRequired, conf: Medium},
 	{name: "too many failed logins", obs: refused("", no("", "Too many failed login attempts, try again in 60 minutes"), plainUser),
-		want: CauseAccountLocked, conf: High},
+		want: CauseAccountLocked, conf: Medium},
 	{name: "temporarily locked", obs: refused("", no("ALERT", "Your account is temporarily locked."), Facts("bob@example.com", "secret ")),
-		want: CauseAccountLocked, conf: High},
+		want: CauseAccountLocked, conf: Medium},
 	{name: "CONTACTADMIN", obs: refused(dovecotGreeting, no("CONTACTADMIN", "Login disabled for this user"), Facts("bob@example.com", "secret ")),
 		want: CauseAccountDisabled, conf: High},
 	{name: "EXPIRED", obs: refused("", no("EXPIRED", "That password isn't valid any more"), plainUser),
 		want: CauseAccountPasswordExpired, conf: High},
 	{name: "password must be changed", obs: refused("", no("", "Your password has expired and must be changed"), plainUser),
-		want: CauseAccountPasswordExpired, conf: High},
+		want: CauseAccountPasswordExpired, conf: Medium},
 	{name: "LIMIT", obs: refused(dovecotGreeting, no("LIMIT", "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)"), plainUser),
 		want: CauseAccountTooManyConnections, conf: High},
 	{name: "UNAVAILABLE with the connection limit (Dovecot 2.3)", obs: refused(dovecotGreeting, no("UNAVAILABLE", "Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10)"), plainUser),
@@ -150,6 +150,37 @@ var classifyCases = []classifyCase{
 	{name: "STARTTLS not offered", obs: Observation{Phase: PhaseCapability, TLSMode: "starttls", Capabilities: []string{"IMAP4REV1", "AUTH=PLAIN"}}, want: CauseUpstreamStartTLSUnavailable, conf: High},
 	{name: "STARTTLS refused", obs: Observation{Phase: PhaseStartTLS, TLSMode: "starttls", StartTLSOffered: true, Capabilities: []string{"IMAP4REV1", "STARTTLS"}, Reply: &Response{Tagged: true, Status: "BAD", Text: "not now"}}, want: CauseUpstreamStartTLSUnavailable, conf: High},
 	{name: "wrong protocol (BYE before login)", obs: Observation{Phase: PhaseLogin, Untagged: []Response{{Status: "BYE", Text: "Too many invalid IMAP commands."}}}, want: CauseUpstreamTLSMismatch, conf: Medium},
+
+	// This computer's network, not the server (typed network facts).
+	{name: "DNS not answering, provider known by its host", obs: Observation{Host: "imap.gmail.com", Phase: PhaseDial, NetError: NetDNSUnavailable, Typed: Facts("taro@gmail.com", "x")},
+		want: CauseNetworkDNSUnavailable, conf: High, provider: "gmail"},
+	{name: "DNS not answering during routing: provider still named", obs: Observation{Phase: PhaseProxy, NetError: NetDNSUnavailable, Typed: Facts("taro@docomo.ne.jp", "x")},
+		want: CauseNetworkDNSUnavailable, conf: High, provider: "docomo"},
+	{name: "no route to the server", obs: Observation{Host: "imap.example.com", Phase: PhaseDial, NetError: NetUnreachable},
+		want: CauseNetworkUnreachable, conf: High},
+
+	// Evidence beyond the reply's text.
+	{name: "LOGINDISABLED, then a plain refusal", obs: Observation{Phase: PhaseLogin, TLSMode: "none", Mechanism: "LOGIN", Capabilities: []string{"IMAP4REV1", "STARTTLS", "LOGINDISABLED"}, Reply: no("", "Login failed."), Typed: plainUser},
+		want: CauseServerPrivacyRequired, conf: High},
+	{name: "BAD to LOGIN with an empty password", obs: refused("", &Response{Tagged: true, Status: "BAD", Text: "Missing argument"}, Facts("bob@example.com", "")),
+		want: CausePasswordEmpty, conf: High, alt: CauseServerBadCommand, altSet: true},
+	{name: "BAD to LOGIN, nothing typed known", obs: refused(dovecotGreeting, &Response{Tagged: true, Status: "BAD", Code: "CLIENTBUG", Text: "Invalid characters in atom"}, Typed{}),
+		want: CauseServerBadCommand, conf: Medium},
+	{name: "bare BYE greeting", obs: Observation{Phase: PhaseGreeting, Greeting: "* BYE"},
+		want: CausePolicyAddressBlocked, conf: Low, alt: CauseServerTemporaryFailure, altSet: true},
+	{name: "bare NO greeting", obs: Observation{Phase: PhaseGreeting, Greeting: "* NO", Untagged: []Response{{Status: "NO"}}},
+		want: CausePolicyAddressBlocked, conf: Low},
+	{name: "BYE greeting that says why", obs: Observation{Phase: PhaseGreeting, Greeting: "* BYE Too many connections from your IP"},
+		want: CauseAccountTooManyConnections, conf: Medium},
+	{name: "loose server error, empty password", obs: refused("", no("", "Server error"), Facts("bob@example.com", "")),
+		want: CausePasswordEmpty, conf: High, alt: CauseServerTemporaryFailure, altSet: true},
+	{name: "loose server error is not high", obs: refused("", no("", "System error"), plainUser),
+		want: CauseServerTemporaryFailure, conf: Medium},
+	{name: "UNAVAILABLE code is high", obs: refused("", no("UNAVAILABLE", "System error"), plainUser),
+		want: CauseServerTemporaryFailure, conf: High},
+
+	{name: "NetEase wants the client to identify itself", obs: withHost(refused("", no("", "SELECT Unsafe Login. Please contact kefu@188.com for help"), Facts("li@163.com", "ABCDEFGHIJKLMNOP")), "imap.163.com"),
+		want: CauseProviderClientIDRequired, conf: High, provider: "netease"},
 
 	// The fallback.
 	{name: "plain refusal", obs: refused(dovecotGreeting, no("AUTHENTICATIONFAILED", "Authentication failed."), plainUser),
@@ -230,6 +261,9 @@ func TestThinEvidence(t *testing.T) {
 	}
 	for _, r := range replies {
 		for _, greeting := range []string{"", "* OK IMAP4rev1 server ready", exchangeGreeting, dovecotGreeting} {
+			if greeting == "" && r.Text == "LOGIN failed." {
+				continue // Exchange's own words: see TestTextRecognition
+			}
 			d := Classify(Observation{Phase: PhaseLogin, Greeting: greeting, Reply: r})
 			if d.Cause != CauseCredentialsRejected || d.Confidence != Low {
 				t.Errorf("%q after %q: %s/%s, want credentials.rejected/low", formatResponse(r), greeting, d.Cause, d.Confidence)
@@ -292,10 +326,21 @@ func TestUnseenWording(t *testing.T) {
 		"Cleartext logins are disabled":                                CauseServerPrivacyRequired,
 		"Authentication server is down, try again later":               CauseServerTemporaryFailure,
 		"Unsupported authentication mechanism":                         CauseServerNoUsableMechanism,
+		"Please log in with your authorization code":                   CauseProviderAppPasswordRequired,
+		"请使用授权码登录":                                                     CauseProviderAppPasswordRequired,
+		"IMAP服务未开启":                                                    CauseProviderIMAPDisabled,
+		"앱 비밀번호를 사용하세요":                                                CauseProviderAppPasswordRequired,
+		"Bitte verwenden Sie ein App-Passwort":                         CauseProviderAppPasswordRequired,
+		"Logins are not allowed from your country":                     CausePolicyAddressBlocked,
+		"Access denied from this network":                              CausePolicyAddressBlocked,
 	}
 	for text, want := range cases {
-		if d := Classify(refused("", no("", text), plainUser)); d.Cause != want {
+		d := Classify(refused("", no("", text), plainUser))
+		if d.Cause != want {
 			t.Errorf("%q: %s, want %s", text, d.Cause, want)
+		}
+		if d.Confidence == High {
+			t.Errorf("%q: a loose match is %s", text, d.Confidence)
 		}
 	}
 }
@@ -363,7 +408,7 @@ func TestRecognition(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.obs
-			o.Phase, o.Reply = PhaseLogin, no("", "LOGIN failed.")
+			o.Phase, o.Reply = PhaseLogin, no("", "Login failed.")
 			if d := Classify(o); d.Provider != tc.want {
 				t.Errorf("provider = %q, want %q", d.Provider, tc.want)
 			}
@@ -388,7 +433,7 @@ func TestJapaneseProviders(t *testing.T) {
 	checkDiagnosis(t, d, classifyCase{want: CauseCredentialsRejected, conf: Low, alt: CauseProviderIMAPDisabled, altSet: true, provider: "yahoo_japan"})
 	// Only the user's domain is known (explain --user): provider facts
 	// are Low evidence.
-	d = Classify(Observation{Phase: PhaseLogin, Reply: no("", "LOGIN failed."), Typed: Facts("bob@hotmail.com", "")})
+	d = Classify(Observation{Phase: PhaseLogin, Reply: no("", "LOGIN failed."), Typed: userFactsOnly(Facts("bob@hotmail.com", ""))})
 	checkDiagnosis(t, d, classifyCase{want: CauseProviderOAuthRequired, conf: Low, provider: "outlook"})
 	d = Classify(Observation{Phase: PhaseLogin, Reply: no("", "LOGIN failed."), Typed: Facts("bob@gmail.com", "hunter22")})
 	checkDiagnosis(t, d, classifyCase{want: CauseProviderAppPasswordRequired, conf: Low, provider: "gmail"})
@@ -430,4 +475,55 @@ func BenchmarkClassify(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(benchObservations)), "ns/classify")
+}
+
+// TestTextRecognition: with no host and no greeting, a provider's own
+// wording, or a server host named in what a mail app showed, identifies
+// the provider; the answer is that provider's likely causes, never High
+// unless the text itself is the provider's known text.
+func TestTextRecognition(t *testing.T) {
+	cases := []struct {
+		name     string
+		text     string
+		provider string
+		want     []Cause
+		maxConf  Confidence
+	}{
+		{"Exchange Online's bare refusal", "NO LOGIN failed.", "microsoft365", []Cause{CauseProviderOAuthRequired}, Low},
+		{"Gmail host in a client's text", "The user name or password for imap.gmail.com is incorrect.", "gmail",
+			[]Cause{CauseProviderAppPasswordRequired, CauseCredentialsRejected}, Medium},
+		{"Thunderbird's text", "Login to server imap.mail.yahoo.com with username bob@yahoo.com failed.", "yahoo",
+			[]Cause{CauseProviderAppPasswordRequired, CauseCredentialsRejected}, Medium},
+		{"Apple Mail's text", "The IMAP server \u201cimap.mail.me.com\u201d rejected the password for user \u201cbob\u201d.", "icloud",
+			[]Cause{CauseProviderAppPasswordRequired, CauseCredentialsRejected}, Medium},
+		{"QQ's authorization code", "NO Please using authorized code to login. More information at http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=28&&no=1001256", "qq",
+			[]Cause{CauseProviderAppPasswordRequired}, High},
+		{"NetEase's ID requirement", "a3 NO SELECT Unsafe Login. Please contact kefu@188.com for help", "coremail",
+			[]Cause{CauseProviderClientIDRequired}, High},
+		{"Mail.ru's app password", "NO [AUTHENTICATIONFAILED] NEOBHODIM parol prilozheniya https://help.mail.ru/mail/security/protection/external / Aplication password is REQUIRED", "mailru",
+			[]Cause{CauseProviderAppPasswordRequired}, High},
+		{"Cyrus before TLS", "a1 NO Login only available under a layer", "cyrus", []Cause{CauseServerPrivacyRequired}, High},
+	}
+	rank := map[Confidence]int{Low: 0, Medium: 1, High: 2}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := ParseTranscript(strings.NewReader(tc.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := Classify(o)
+			ok := false
+			for _, c := range tc.want {
+				ok = ok || d.Cause == c
+			}
+			if !ok || d.Provider != tc.provider || rank[d.Confidence] > rank[tc.maxConf] {
+				t.Errorf("%s/%s provider %q; want one of %v at most %s, provider %q", d.Cause, d.Confidence, d.Provider, tc.want, tc.maxConf, tc.provider)
+			}
+		})
+	}
+	// Another server's greeting speaks against Exchange Online.
+	d := Classify(Observation{Phase: PhaseLogin, Greeting: "* OK IMAP4rev1 server ready", Reply: no("", "LOGIN failed.")})
+	if d.Provider != "" || d.Cause != CauseCredentialsRejected {
+		t.Errorf("LOGIN failed. after another greeting: %+v", d)
+	}
 }

@@ -20,7 +20,7 @@ func ExampleClassify() {
 	fmt.Println(diagnose.Message(d, "en"))
 	// Output:
 	// provider.app_password_required medium credentials.rejected AUTHENTICATIONFAILED
-	// Gmail needs an app password here, not your normal password. Create one at https://myaccount.google.com/apppasswords and enter it instead. Or the password is simply wrong.
+	// Gmail takes only app passwords from mail apps, not your Google password. Turn on 2-Step Verification and create one: https://myaccount.google.com/apppasswords Or the password is simply wrong.
 }
 
 func ExampleParseTranscript() {

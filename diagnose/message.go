@@ -47,11 +47,8 @@ func Message(d Diagnosis, lang string) string {
 	if !validHelpURL(url) {
 		url = ""
 	}
-	templates := c.templates(d.Cause, d.Provider)
-	var alt string
-	if d.Alternative != "" && d.Alternative != d.Cause {
-		alt = c.alternatives[d.Alternative]
-	}
+	templates := c.templates(d)
+	alt := c.alternative(d)
 	for _, withAlt := range []bool{true, false} {
 		if withAlt && alt == "" {
 			continue
@@ -64,7 +61,13 @@ func Message(d Diagnosis, lang string) string {
 			// other cannot expand a placeholder twice.
 			s := strings.ReplaceAll(strings.ReplaceAll(t.text, "{provider}", name), "{help_url}", url)
 			if withAlt {
-				s += c.joiner + alt
+				joiner := c.joiner
+				if t.urlLast {
+					// A link at the end is set off from what follows, or
+					// the next words run into it (Japanese has no spaces).
+					joiner = " "
+				}
+				s += joiner + alt
 			}
 			if utf8.RuneCountInString(s) <= MaxMessage {
 				return sanitizeLine(s, 4*MaxMessage)
@@ -74,6 +77,44 @@ func Message(d Diagnosis, lang string) string {
 	// Unreachable with the shipped catalogs (a test checks that the last
 	// template of every cause fits), kept as a bound all the same.
 	return truncateRunes(sanitizeLine(templates[len(templates)-1].text, 4*MaxMessage), MaxMessage)
+}
+
+// saysAlready lists, for a cause, the alternatives its messages already
+// give as advice: naming them again would repeat the message.
+var saysAlready = map[Cause][]Cause{
+	CauseCredentialsRejected: {CauseUsernameMissingDomain, CauseProviderAppPasswordRequired},
+}
+
+// alternative is the sentence naming d's second cause, "" if none or if
+// the message already gives that advice.
+func (c *messageCatalog) alternative(d Diagnosis) string {
+	if d.Alternative == "" || d.Alternative == d.Cause {
+		return ""
+	}
+	for _, said := range saysAlready[d.Cause] {
+		if said == d.Alternative {
+			return ""
+		}
+	}
+	for _, id := range providerKeys(d.Provider) {
+		if s := c.alternatives[string(d.Alternative)+"/"+id]; s != "" {
+			return s
+		}
+	}
+	return c.alternatives[string(d.Alternative)]
+}
+
+// providerKeys are the catalog IDs whose own wordings apply to a provider:
+// its own, then those of the provider whose servers it shares.
+func providerKeys(id string) []string {
+	e := providerByID(id)
+	if e == nil {
+		return nil
+	}
+	if p := e.primary(); p != e {
+		return []string{e.ID, p.ID}
+	}
+	return []string{e.ID}
 }
 
 // baseLanguage maps a language tag to a catalog language.
@@ -126,7 +167,7 @@ type messageCatalog struct {
 	lang         string
 	joiner       string                // between the message and the alternative's sentence
 	causes       map[string][]template // "cause" or "cause/provider-id"
-	alternatives map[Cause]string
+	alternatives map[string]string // "cause" or "cause/provider-id"
 }
 
 // template is one wording of a message.
@@ -134,16 +175,41 @@ type template struct {
 	text     string
 	provider bool // uses {provider}
 	url      bool // uses {help_url}
+	urlLast  bool // ends with {help_url}
 }
 
-// templates returns the wordings for a cause, the provider's own first.
-func (c *messageCatalog) templates(cause Cause, provider string) []template {
-	if provider != "" {
-		if ts := c.causes[string(cause)+"/"+provider]; len(ts) > 0 {
+// Variants of a cause's wording, chosen by what a Diagnosis says:
+//
+//	cause/provider-id      the provider's own wording (or that of the
+//	                       provider whose servers it shares)
+//	cause~unsure           confidence below high: the wording must not
+//	                       assert what was not seen
+//	cause~no_app_passwords a known provider that has no app passwords
+//	cause                  the general wording
+const (
+	variantUnsure         = "~unsure"
+	variantNoAppPasswords = "~no_app_passwords"
+)
+
+// templates returns the wordings for a diagnosis, the most fitting first.
+func (c *messageCatalog) templates(d Diagnosis) []template {
+	cause := string(d.Cause)
+	for _, id := range providerKeys(d.Provider) {
+		if ts := c.causes[cause+"/"+id]; len(ts) > 0 {
 			return ts
 		}
 	}
-	if ts := c.causes[string(cause)]; len(ts) > 0 {
+	if d.Confidence != "" && d.Confidence != High {
+		if ts := c.causes[cause+variantUnsure]; len(ts) > 0 {
+			return ts
+		}
+	}
+	if e := providerByID(d.Provider); e != nil && e.Kind == KindProvider && e.AppPasswords == AppPasswordsNone && e.AcceptsPasswords {
+		if ts := c.causes[cause+variantNoAppPasswords]; len(ts) > 0 {
+			return ts
+		}
+	}
+	if ts := c.causes[cause]; len(ts) > 0 {
 		return ts
 	}
 	return c.causes[string(CauseCredentialsRejected)]
@@ -183,7 +249,7 @@ func loadMessages(lang string, data []byte) (*messageCatalog, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	c := &messageCatalog{lang: lang, joiner: " ", causes: map[string][]template{}, alternatives: map[Cause]string{}}
+	c := &messageCatalog{lang: lang, joiner: " ", causes: map[string][]template{}, alternatives: map[string]string{}}
 	if lang == "ja" {
 		c.joiner = ""
 	}
@@ -195,19 +261,23 @@ func loadMessages(lang string, data []byte) (*messageCatalog, error) {
 		c.causes[key] = ts
 	}
 	for key, text := range f.Alternatives {
-		if !Cause(key).Valid() {
+		cause, provider, _ := strings.Cut(key, "/")
+		if !Cause(cause).Valid() {
 			return nil, fmt.Errorf("alternatives: unknown cause %q", key)
+		}
+		if provider != "" && providerByID(provider) == nil {
+			return nil, fmt.Errorf("alternatives %s: unknown provider %q", key, provider)
 		}
 		if err := checkText(lang, text); err != nil || strings.Contains(text, "{") {
 			return nil, fmt.Errorf("alternatives %s: %v", key, errors.Join(err, errors.New("no placeholders")))
 		}
-		c.alternatives[Cause(key)] = text
+		c.alternatives[key] = text
 	}
 	for _, cause := range Causes() {
 		if len(c.causes[string(cause)]) == 0 {
 			return nil, fmt.Errorf("causes: no message for %s", cause)
 		}
-		if c.alternatives[cause] == "" {
+		if c.alternatives[string(cause)] == "" {
 			return nil, fmt.Errorf("alternatives: no sentence for %s", cause)
 		}
 	}
@@ -216,11 +286,15 @@ func loadMessages(lang string, data []byte) (*messageCatalog, error) {
 
 func buildTemplates(lang, key string, texts []string) ([]template, error) {
 	cause, provider, _ := strings.Cut(key, "/")
+	cause, variant, hasVariant := strings.Cut(cause, "~")
 	if !Cause(cause).Valid() {
 		return nil, fmt.Errorf("causes: unknown cause %q", cause)
 	}
 	if provider != "" && providerByID(provider) == nil {
 		return nil, fmt.Errorf("causes %s: unknown provider %q", key, provider)
+	}
+	if hasVariant && ("~"+variant != variantUnsure && "~"+variant != variantNoAppPasswords || provider != "") {
+		return nil, fmt.Errorf("causes %s: unknown variant %q", key, variant)
 	}
 	if len(texts) == 0 {
 		return nil, fmt.Errorf("causes %s: no wording", key)
@@ -230,7 +304,12 @@ func buildTemplates(lang, key string, texts []string) ([]template, error) {
 		if err := checkText(lang, text); err != nil {
 			return nil, fmt.Errorf("causes %s: %w", key, err)
 		}
-		t := template{text: text}
+		t := template{text: text, urlLast: strings.HasSuffix(text, "{help_url}")}
+		if i := strings.Index(text, "{help_url}"); i >= 0 && !t.urlLast && text[i+len("{help_url}")] != ' ' {
+			// A link must end at a space or the end of the text: a
+			// bracket or a word right after it becomes part of the link.
+			return nil, fmt.Errorf("causes %s: {help_url} must be followed by a space or end the text", key)
+		}
 		for _, ph := range placeholderRE.FindAllString(text, -1) {
 			switch ph {
 			case "{provider}":

@@ -44,23 +44,26 @@ func TestMessagesComplete(t *testing.T) {
 		cat := messageCatalogs[lang]
 		var longAlt Cause
 		for _, c := range Causes() {
-			if utf8.RuneCountInString(cat.alternatives[c]) > utf8.RuneCountInString(cat.alternatives[longAlt]) {
+			if utf8.RuneCountInString(cat.alternatives[string(c)]) > utf8.RuneCountInString(cat.alternatives[string(longAlt)]) {
 				longAlt = c
 			}
 		}
 		check := func(d Diagnosis) {
 			msg := Message(d, lang)
 			checkMessage(t, lang, d, msg)
-			if d.Alternative != "" && d.Alternative != d.Cause && !strings.Contains(msg, cat.alternatives[d.Alternative]) {
+			if alt := cat.alternative(d); alt != "" && !strings.Contains(msg, alt) {
 				t.Errorf("%s %s (alternative %s): the alternative is not mentioned: %s", lang, d.Cause, d.Alternative, msg)
 			}
+			checkLinks(t, lang, d, msg)
 		}
 		for _, cause := range Causes() {
 			for _, p := range providers {
-				for _, alt := range []Cause{"", longAlt} {
-					d := p
-					d.Cause, d.Alternative = cause, alt
-					check(d)
+				for _, alt := range []Cause{"", longAlt, CauseCredentialsRejected} {
+					for _, conf := range []Confidence{High, Medium} {
+						d := p
+						d.Cause, d.Alternative, d.Confidence = cause, alt, conf
+						check(d)
+					}
 				}
 			}
 			for _, alt := range Causes() {
@@ -175,6 +178,97 @@ func TestLoadMessagesRejects(t *testing.T) {
 	for name, doc := range cases {
 		if _, err := loadMessages("en", []byte(doc)); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// checkLinks: every link in a message ends at a space or the end of the
+// text, so that no following word (Japanese has no spaces) becomes part
+// of it.
+func checkLinks(t *testing.T, lang string, d Diagnosis, msg string) {
+	t.Helper()
+	if d.HelpURL == "" {
+		return
+	}
+	for rest := msg; ; {
+		i := strings.Index(rest, d.HelpURL)
+		if i < 0 {
+			return
+		}
+		rest = rest[i+len(d.HelpURL):]
+		if rest != "" && rest[0] != ' ' {
+			t.Errorf("%s %s/%s: the link runs into %.12q: %s", lang, d.Cause, d.Alternative, rest, msg)
+			return
+		}
+	}
+}
+
+// TestMessageLinkSetOff: docomo's link ends its sentence; the alternative
+// that follows must not run into it.
+func TestMessageLinkSetOff(t *testing.T) {
+	d := Classify(withHost(refused("", no("AUTHENTICATIONFAILED", "Authentication failed."), Facts("taro@docomo.ne.jp", "dpassword-long")), "imap.spmode.ne.jp"))
+	if d.Cause != CauseProviderAppPasswordRequired || d.HelpURL == "" || d.Alternative == "" {
+		t.Fatalf("docomo refusal: %+v", d)
+	}
+	msg := Message(d, "ja")
+	i := strings.Index(msg, d.HelpURL)
+	if i < 0 {
+		t.Fatalf("no link: %s", msg)
+	}
+	if after := msg[i+len(d.HelpURL):]; after != "" && after[0] != ' ' {
+		t.Errorf("the next sentence runs into the link: %s", msg)
+	}
+}
+
+// TestMessageAlternativeNotRepeated: the checklist of credentials.rejected
+// already says "use your whole email address"; the alternative for a
+// user name without domain must not say it again.
+func TestMessageAlternativeNotRepeated(t *testing.T) {
+	d := Classify(refused("", no("", "Login failed."), Facts("bob", "secret")))
+	if d.Cause != CauseCredentialsRejected || d.Alternative != CauseUsernameMissingDomain {
+		t.Fatalf("%+v", d)
+	}
+	for lang, word := range map[string]string{"en": "email address", "ja": "メールアドレス全体"} {
+		if msg := Message(d, lang); strings.Count(msg, word) != 1 {
+			t.Errorf("%s: %q said %d times: %s", lang, word, strings.Count(msg, word), msg)
+		}
+	}
+}
+
+// TestMessageFitsProvider: hints fit the provider. docomo has an IMAP-only
+// password, no app passwords; Gmail's "Invalid credentials" also means no
+// 2-Step Verification (corpus: no app password can exist then).
+func TestMessageFitsProvider(t *testing.T) {
+	docomo := Classify(withHost(refused("", no("", "Login failed."), Facts("taro@docomo.ne.jp", "Ab3$efgh9!")), "imap.spmode.ne.jp"))
+	for _, lang := range Languages() {
+		msg := Message(docomo, lang)
+		if strings.Contains(msg, "app password") || strings.Contains(msg, "アプリパスワード") || strings.Contains(msg, "2-step") {
+			t.Errorf("docomo %s (%s): names app passwords: %s", lang, docomo.Cause, msg)
+		}
+		if !strings.Contains(msg, "IMAP") {
+			t.Errorf("docomo %s (%s): does not name the IMAP password: %s", lang, docomo.Cause, msg)
+		}
+	}
+	gmail := Classify(refused(gmailGreeting, no("AUTHENTICATIONFAILED", "Invalid credentials (Failure)"), Facts("bob@gmail.com", "hunter22")))
+	if msg := Message(gmail, "en"); !strings.Contains(msg, "2-Step Verification") {
+		t.Errorf("Gmail: %s: does not say app passwords need 2-Step Verification: %s", gmail.Cause, msg)
+	}
+	biglobe := Classify(withHost(refused("", no("", "Login failed."), Facts("taro@biglobe.ne.jp", "secret")), "mail.biglobe.ne.jp"))
+	if msg := Message(biglobe, "en"); strings.Contains(msg, "app password") {
+		t.Errorf("BIGLOBE has no app passwords: %s", msg)
+	}
+}
+
+// TestMessageUnsure: a medium or low diagnosis never asserts what was not
+// seen: a loose "server error" text does not clear the password.
+func TestMessageUnsure(t *testing.T) {
+	d := Classify(refused("", no("", "Server error, please try again"), Typed{}))
+	if d.Cause != CauseServerTemporaryFailure || d.Confidence == High {
+		t.Fatalf("%+v", d)
+	}
+	for lang, claim := range map[string]string{"en": "not the problem", "ja": "パスワードの問題ではありません"} {
+		if msg := Message(d, lang); strings.Contains(msg, claim) {
+			t.Errorf("%s: asserts %q at %s confidence: %s", lang, claim, d.Confidence, msg)
 		}
 	}
 }

@@ -31,11 +31,19 @@ func NetErrorOf(err error) NetError {
 	if err == nil {
 		return NetOK
 	}
-	if dnsErr, ok := errors.AsType[*net.DNSError](err); ok && dnsErr.IsNotFound {
-		return NetDNSNotFound
-	}
 	if errors.Is(err, context.Canceled) {
 		return NetOK
+	}
+	if dnsErr, ok := errors.AsType[*net.DNSError](err); ok {
+		if dnsErr.IsNotFound {
+			return NetDNSNotFound
+		}
+		// No answer, SERVFAIL, a timeout or no resolver at all: the name
+		// may well exist; this computer's DNS is not answering.
+		return NetDNSUnavailable
+	}
+	if errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) {
+		return NetUnreachable
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return NetRefused

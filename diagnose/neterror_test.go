@@ -72,8 +72,11 @@ func TestNetErrorOf(t *testing.T) {
 	}{
 		{"nil", nil, NetOK, ""},
 		{"not found", &net.DNSError{Err: "no such host", Name: "imap.example.invalid", IsNotFound: true}, NetDNSNotFound, ""},
-		{"dns timeout", &net.DNSError{Err: "i/o timeout", IsTimeout: true}, NetTimeout, ""},
-		{"dns server failure", &net.DNSError{Err: "server misbehaving", IsTemporary: true}, NetOK, ""},
+		{"dns timeout", &net.DNSError{Err: "i/o timeout", IsTimeout: true}, NetDNSUnavailable, ""},
+		{"dns server failure", &net.DNSError{Err: "server misbehaving", IsTemporary: true}, NetDNSUnavailable, ""},
+		{"no resolver", fmt.Errorf("lookup: %w", &net.DNSError{Err: "connection refused", Name: "imap.gmail.com"}), NetDNSUnavailable, ""},
+		{"host unreachable", dial(syscall.EHOSTUNREACH), NetUnreachable, ""},
+		{"network unreachable", dial(syscall.ENETUNREACH), NetUnreachable, ""},
 		{"our own cancel", fmt.Errorf("dial: %w", context.Canceled), NetOK, ""},
 		{"refused", dial(syscall.ECONNREFUSED), NetRefused, ""},
 		{"reset", dial(syscall.ECONNRESET), NetReset, ""},
@@ -109,6 +112,24 @@ func TestNetErrorOf(t *testing.T) {
 // TestNetErrorOfRealErrors gets the errors from real operations: a closed
 // loopback port, and TLS handshakes over loopback.
 func TestNetErrorOfRealErrors(t *testing.T) {
+	t.Run("dns not answering", func(t *testing.T) {
+		// A resolver whose DNS server is a closed loopback port: the name
+		// may exist, but nothing answers.
+		l, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.LocalAddr().String()
+		l.Close()
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}}
+		_, err = r.LookupHost(context.Background(), "imap.gmail.com")
+		if got := NetErrorOf(err); got != NetDNSUnavailable {
+			t.Errorf("NetErrorOf(%v) = %q, want %q", err, got, NetDNSUnavailable)
+		}
+	})
 	t.Run("refused", func(t *testing.T) {
 		conn, err := net.DialTimeout("tcp", testkit.ClosedPort(t), 5*time.Second)
 		if err == nil {

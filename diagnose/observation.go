@@ -21,18 +21,20 @@ const (
 type NetError string
 
 const (
-	NetOK            NetError = ""
-	NetDNSNotFound   NetError = "dns_not_found"  // the host name does not resolve
-	NetRefused       NetError = "refused"        // connection refused
-	NetTimeout       NetError = "timeout"        // no answer in time (dial, TLS or a read)
-	NetReset         NetError = "reset"          // closed or reset by the server mid-exchange
-	NetTLSToPlain    NetError = "tls_to_plain"   // we spoke TLS, the server answered in plaintext (e.g. "* OK" to a ClientHello)
-	NetPlainToTLS    NetError = "plain_to_tls"   // we spoke plaintext/waited for a greeting, the port speaks TLS
-	NetCertName      NetError = "cert_name"      // certificate is for another name
-	NetCertExpired   NetError = "cert_expired"   // certificate expired or not yet valid
-	NetCertUntrusted NetError = "cert_untrusted" // unknown authority / self-signed
-	NetTLSOther      NetError = "tls_other"      // any other handshake failure (protocol version, alert...)
-	NetProtocol      NetError = "protocol"       // the server broke IMAP (garbage, over-long line)
+	NetOK             NetError = ""
+	NetDNSNotFound    NetError = "dns_not_found"   // the host name does not exist (NXDOMAIN)
+	NetDNSUnavailable NetError = "dns_unavailable" // DNS gave no answer: SERVFAIL, timeout, no resolver or no network
+	NetUnreachable    NetError = "unreachable"     // no route to the host or its network (EHOSTUNREACH, ENETUNREACH)
+	NetRefused        NetError = "refused"         // connection refused
+	NetTimeout        NetError = "timeout"         // no answer in time (dial, TLS or a read)
+	NetReset          NetError = "reset"           // closed or reset by the server mid-exchange
+	NetTLSToPlain     NetError = "tls_to_plain"    // we spoke TLS, the server answered in plaintext (e.g. "* OK" to a ClientHello)
+	NetPlainToTLS     NetError = "plain_to_tls"    // we spoke plaintext/waited for a greeting, the port speaks TLS
+	NetCertName       NetError = "cert_name"       // certificate is for another name
+	NetCertExpired    NetError = "cert_expired"    // certificate expired or not yet valid
+	NetCertUntrusted  NetError = "cert_untrusted"  // unknown authority / self-signed
+	NetTLSOther       NetError = "tls_other"       // any other handshake failure (protocol version, alert...)
+	NetProtocol       NetError = "protocol"        // the server broke IMAP (garbage, over-long line)
 )
 
 // Response is one IMAP status response as seen on the wire.
@@ -101,4 +103,9 @@ type Observation struct {
 	History History
 	// OAuth is set for an XOAUTH2 or OAUTHBEARER login, nil otherwise.
 	OAuth *OAuth
+
+	// LoginSucceeded: the transcript shows the login answered OK and
+	// nothing failing after it (ParseTranscript sets it). There is no
+	// failure to explain; Classify is not meant for it.
+	LoginSucceeded bool
 }

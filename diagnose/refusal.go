@@ -4,17 +4,26 @@ import "strings"
 
 // refusal explains a refusal that says nothing more than "no".
 func (ev *evidence) refusal() verdict {
+	if hasCap(ev.o.Capabilities, "LOGINDISABLED") && passwordMechanism(ev.o.Mechanism) && ev.o.TLSMode != "implicit" {
+		// The server said beforehand that it refuses LOGIN on this
+		// connection until it is encrypted.
+		return verdict{cause: CauseServerPrivacyRequired, confidence: High}
+	}
 	switch ev.reply.Status {
 	case "BYE":
 		// The server hung up during login without saying why.
 		return verdict{cause: CauseServerTemporaryFailure, confidence: Low, alternative: CauseCredentialsRejected}
 	case "BAD":
-		// The server did not accept the login command itself.
-		return verdict{cause: CauseServerNoUsableMechanism, confidence: Low, alternative: CauseCredentialsRejected}
+		return ev.badCommand()
 	}
 	if !passwordMechanism(ev.o.Mechanism) {
 		// An OAuth token was refused: nothing here is about passwords.
 		return fallback
+	}
+	if f, ok := ev.typedFault(); ok && f.confidence == High {
+		// Certainly wrong as typed (an empty password), whatever the
+		// provider wants besides.
+		return f
 	}
 	if ev.refusesPasswords() {
 		v := verdict{cause: CauseProviderOAuthRequired, confidence: ev.providerConfidence(Medium), alternative: CauseCredentialsRejected}
@@ -39,6 +48,23 @@ func (ev *evidence) refusal() verdict {
 	return guess
 }
 
+// badCommand: the server answered the login command with BAD. It did not
+// accept the command as sent, which says nothing about the password's
+// value: servers answer BAD for an empty password, a password or user
+// name their parser chokes on, a malformed command or one in the wrong
+// state. What was typed tells which, where it is known.
+func (ev *evidence) badCommand() verdict {
+	if f, ok := ev.typedFault(); ok {
+		switch f.cause {
+		case CausePasswordEmpty, CausePasswordNonASCII, CausePasswordFullwidth,
+			CausePasswordSurroundingSpace, CauseUsernameSurroundingSpace, CauseUsernameFullwidth:
+			f.alternative = CauseServerBadCommand
+			return f
+		}
+	}
+	return verdict{cause: CauseServerBadCommand, confidence: Medium, alternative: CauseServerNoUsableMechanism}
+}
+
 // withAlternative sets alt as the alternative when it adds something.
 func withAlternative(v verdict, alt Cause) verdict {
 	if v.alternative == "" && alt != v.cause && alt != CauseCredentialsRejected {
@@ -57,9 +83,10 @@ func (ev *evidence) refusesPasswords() bool {
 }
 
 // providerConfidence caps what provider facts may claim when the provider
-// is only guessed from the user's email domain, not seen in the server.
+// is only guessed from the user's email domain or from the wording of a
+// text, not seen in the server.
 func (ev *evidence) providerConfidence(c Confidence) Confidence {
-	if ev.rec.byUser {
+	if ev.rec.byUser || ev.rec.byText {
 		return Low
 	}
 	return c

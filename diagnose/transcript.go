@@ -143,12 +143,14 @@ func (p *transcriptParser) untagged(line string, first bool) {
 		return
 	}
 	r := parseStatus(status, args)
-	if first && !p.clientSeen && (status == "OK" || status == "PREAUTH" || status == "BYE") {
+	if first && !p.clientSeen && status != "BAD" {
+		// OK and PREAUTH greet; BYE (and NO, from servers that bend
+		// RFC 3501) refuse the connection before any login.
 		p.obs.Greeting = line
 		if r.Code == "CAPABILITY" {
 			p.setCapabilities(r.CodeArg)
 		}
-		if status != "BYE" {
+		if status == "OK" || status == "PREAUTH" {
 			return
 		}
 	}
@@ -211,7 +213,10 @@ func (p *transcriptParser) finish() (Observation, error) {
 	}
 	reply := p.chooseReply()
 	switch {
-	case p.loginOK >= 0 && (reply < 0 || p.loginOK < reply):
+	case p.loginOK >= 0 && reply < 0:
+		o.Phase = PhaseAfterLogin
+		o.LoginSucceeded = true
+	case p.loginOK >= 0 && p.loginOK < reply:
 		o.Phase = PhaseAfterLogin
 	case reply >= 0 && afterLoginCommand(p.responses[reply].Text):
 		o.Phase = PhaseAfterLogin

@@ -59,11 +59,13 @@ func (r *router) route(ctx context.Context, user string, st *listenerSettings, o
 		if errors.Is(err, discover.ErrNotAnAddress) {
 			obs.Typed.UserHasDomain = false
 		}
+		recordNetFact(obs, "", err)
 		return nil, "", fmt.Errorf("discovery: %w", err)
 	}
 	// Vet the host now, so that a refusal by policy is the proxy's own
 	// answer; the dial vets again, against DNS answers that change.
 	if _, err := r.guard.Vet(ctx, res.Host); err != nil {
+		recordNetFact(obs, res.Host, err)
 		return nil, "", fmt.Errorf("discovered server %s: %w", res.Host, err)
 	}
 	found := config.Upstream{Address: net.JoinHostPort(res.Host, strconv.Itoa(res.Port)), TLS: res.TLS, ServerName: res.Host}
@@ -76,4 +78,20 @@ func (r *router) route(ctx context.Context, user string, st *listenerSettings, o
 		login = res.Username
 	}
 	return &uc, login, nil
+}
+
+// recordNetFact keeps what a failed lookup says about this computer's
+// network (DNS not answering, no route): the diagnosis is then about the
+// network, naming the provider the catalog knows, not "unknown domain".
+// A refusal by policy (a private address) records nothing.
+func recordNetFact(obs *diagnose.Observation, host string, err error) {
+	n := diagnose.NetErrorOf(err)
+	if n == diagnose.NetOK || n == diagnose.NetDNSNotFound {
+		return
+	}
+	obs.NetError = n
+	obs.Phase = diagnose.PhaseDial
+	if host != "" {
+		obs.Host = host
+	}
 }

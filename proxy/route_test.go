@@ -130,6 +130,23 @@ func TestAutoAllowDomains(t *testing.T) {
 	}
 }
 
+// TestAutoRouteOffline: with DNS not answering, a domain the built-in
+// catalog knows gets a diagnosis about the network that names its
+// provider, not "imapwhy does not know the mail server".
+func TestAutoRouteOffline(t *testing.T) {
+	dns := testkit.NewDNS(t)
+	dns.Fail("imap.spmode.ne.jp") // SERVFAIL: DNS is not answering
+	res := dns.Resolver()
+	s, logs := startAutoServer(t, "", Options{Resolver: res})
+	l := loginAnswer(t, s, "taro@docomo.ne.jp", "pw")
+	if !strings.HasPrefix(l, "a NO ") || strings.Contains(l, "does not know") || !strings.Contains(l, "docomo") {
+		t.Errorf("answer: %q", l)
+	}
+	if c := lastCause(t, logs, 1); c != "network.dns_unavailable" {
+		t.Errorf("cause %s, want network.dns_unavailable", c)
+	}
+}
+
 func shutdownNow(s *Server) {
 	ctx, cancel := contextWithTimeout(5 * time.Second)
 	defer cancel()

@@ -23,6 +23,9 @@ FILE (or standard input, or "-") holds the server's lines as on the wire:
 "C: " are the client's, lines in parentheses are notes. A line without a tag,
 such as "LOGIN failed.", is taken as the server's answer.
 
+Exit status: 0 when a failure was diagnosed, 3 when the transcript shows
+a successful login (nothing to explain), 2 for usage and input errors.
+
 Options:
 `
 
@@ -40,6 +43,9 @@ type explainResult struct {
 	Detail       string `json:"detail"`
 	// OAuth is what an XOAUTH2 or OAUTHBEARER exchange showed; never the token.
 	OAuth *explainOAuth `json:"oauth,omitempty"`
+	// LoginSucceeded: the transcript shows a successful login; cause and
+	// code are empty.
+	LoginSucceeded bool `json:"login_succeeded"`
 }
 
 // explainOAuth is the token's description and the decoded error challenge.
@@ -70,6 +76,19 @@ func newExplainOAuth(o *diagnose.OAuth) *explainOAuth {
 	return e
 }
 
+// Exit statuses of explain.
+const (
+	explainDiagnosed = 0
+	explainBadInput  = 2
+	explainSucceeded = 3 // the transcript shows a successful login
+)
+
+// loginSucceededMessage says that a transcript shows no failure.
+var loginSucceededMessage = map[string]string{
+	"en": "The login succeeded: the server accepted the user name and password. There is no failure to explain.",
+	"ja": "ログインは成功しています。サーバーはユーザー名とパスワードを受け付けました。説明すべき失敗はありません。",
+}
+
 // errUsageShown: the error and the usage are already on stderr.
 var errUsageShown = errors.New("usage shown")
 
@@ -83,22 +102,30 @@ type explainOptions struct {
 }
 
 // runExplain implements `imapwhy explain`. It returns the exit status: 0
-// when a diagnosis was made, 2 for usage and input errors.
+// when a diagnosis was made, 3 when the transcript shows a successful
+// login, 2 for usage and input errors.
 func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	opts, err := parseExplainArgs(args, stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsageShown):
-		return 2
+		return explainBadInput
 	case err != nil:
 		fmt.Fprintf(stderr, "imapwhy explain: %v\n", err)
-		return 2
+		return explainBadInput
 	}
 	obs, err := readObservation(opts, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy explain: %v\n", err)
-		return 2
+		return explainBadInput
+	}
+	if obs.LoginSucceeded {
+		if err := writeLoginSucceeded(stdout, opts); err != nil {
+			fmt.Fprintf(stderr, "imapwhy explain: write output: %v\n", err)
+			return explainBadInput
+		}
+		return explainSucceeded
 	}
 	if obs.OAuth != nil {
 		// A token's expiry is judged against now.
@@ -113,9 +140,9 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy explain: write output: %v\n", err)
-		return 2
+		return explainBadInput
 	}
-	return 0
+	return explainDiagnosed
 }
 
 // parseExplainArgs parses flags and at most one FILE, in any order.
@@ -217,6 +244,18 @@ func writeExplainJSON(w io.Writer, d diagnose.Diagnosis, msg string, oauth *expl
 		Detail:       d.Detail,
 		OAuth:        oauth,
 	})
+}
+
+// writeLoginSucceeded reports a transcript without a failure.
+func writeLoginSucceeded(w io.Writer, o explainOptions) error {
+	msg := loginSucceededMessage[o.lang]
+	if o.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(explainResult{LoginSucceeded: true, Message: msg})
+	}
+	_, err := fmt.Fprintf(w, "%-12s %s\n%-12s %s\n", "result:", "login succeeded", "message:", msg)
+	return err
 }
 
 func writeExplainText(w io.Writer, d diagnose.Diagnosis, msg string, oauth *explainOAuth) error {

@@ -218,3 +218,30 @@ func TestExplainErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainLoginSucceeded: a transcript of a login that worked is not
+// explained as a failure; it gets its own exit status.
+func TestExplainLoginSucceeded(t *testing.T) {
+	for _, in := range []string{
+		"a1 OK LOGIN completed\n",
+		"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Dovecot ready.\nC: a1 LOGIN bob@example.com secret\na1 OK [CAPABILITY IMAP4rev1] Logged in\n",
+	} {
+		code, out, errOut := explain(t, in)
+		if code != explainSucceeded {
+			t.Errorf("%q: exit %d, want %d: %s%s", in, code, explainSucceeded, out, errOut)
+		}
+		if !strings.Contains(out, "login succeeded") || strings.Contains(out, "temporary") {
+			t.Errorf("%q: %s", in, out)
+		}
+		code, out, _ = explain(t, in, "--json", "--lang", "ja")
+		var r explainResult
+		if err := json.Unmarshal([]byte(out), &r); err != nil || code != explainSucceeded || !r.LoginSucceeded || r.Cause != "" || !strings.Contains(r.Message, "成功") {
+			t.Errorf("%q --json: exit %d, %+v (%v)", in, code, r, err)
+		}
+	}
+	// A failure after the OK is still explained.
+	code, out, _ := explain(t, "a1 OK LOGIN completed\n* BYE Internal error occurred. Refer to server log for more information.\n")
+	if code != explainDiagnosed || strings.Contains(out, "login succeeded") {
+		t.Errorf("failure after login: exit %d: %s", code, out)
+	}
+}

@@ -73,6 +73,8 @@ func newEnv(t *testing.T) *env {
 	// *net.DNSError values without leaving the machine.
 	dns := testkit.NewDNS(t)
 	dns.AddIPs("imap.wrong.test", "127.0.0.1")
+	// imap.gmail.com gets SERVFAIL: DNS not answering, as when offline.
+	dns.Fail("imap.gmail.com")
 	e.resolver = dns.Resolver()
 	for _, addr := range []string{dc.IMAP, dc.IMAPS, e.smtp, e.closed, e.gmail, e.noTLS} {
 		_, port, _ := net.SplitHostPort(addr)
@@ -185,6 +187,21 @@ func scenarios() []scenario {
 			name: "name_not_found", address: "alice@nowhere.test", password: "alicepass",
 			opts:   func(e *env) Options { return Options{Server: "imap.nowhere.test", Resolver: e.resolver} },
 			failed: StepDNS, cause: diagnose.CauseUpstreamDNSNotFound,
+		},
+		{
+			// Offline: DNS does not answer. That is not "the name does not
+			// exist", and the catalog still knows the provider.
+			name: "dns_not_answering", address: "taro@gmail.com", password: "alicepass",
+			opts:   func(e *env) Options { return Options{Resolver: e.resolver} },
+			failed: StepDNS, cause: diagnose.CauseNetworkDNSUnavailable,
+			check: func(t *testing.T, r Report) {
+				if r.Diagnosis == nil || r.Diagnosis.Provider != "gmail" {
+					t.Errorf("diagnosis %+v: the provider is not named", r.Diagnosis)
+				}
+				if s := r.step(StepDNS); strings.Contains(s.Summary, "does not exist") {
+					t.Errorf("DNS step: %s", s.Summary)
+				}
+			},
 		},
 		{
 			name: "certificate_wrong_name", address: "alice", password: "alicepass",

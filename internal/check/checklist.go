@@ -9,8 +9,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 )
 
 // Checklist item IDs, in the order a support person asks.
@@ -98,8 +98,11 @@ func (r *runner) serverNameAnswer() (Status, string, []any) {
 	switch r.stepStatus(StepDNS) {
 	case StatusOK:
 	case StatusFailed:
-		if r.obs.NetError == diagnose.NetDNSNotFound {
+		switch r.obs.NetError {
+		case diagnose.NetDNSNotFound:
 			return StatusFailed, "name.no_dns", []any{host}
+		case diagnose.NetDNSUnavailable:
+			return StatusWarning, "name.dns_not_answering", []any{host}
 		}
 		return StatusWarning, "name.dns_failed", []any{host}
 	default:
@@ -212,6 +215,7 @@ var phrases = map[string]map[string]string{
 		"password.not_tried":      "Not checked: the login did not run.",
 		"name.no_dns":             "No: %s does not exist in DNS. Check the spelling.",
 		"name.dns_failed":         "Unknown: the DNS lookup of %s failed.",
+		"name.dns_not_answering":  "Unknown: DNS is not answering, so %s could not be looked up. The name may be fine; check the internet connection.",
 		"name.is":                 "%s is %s",
 		"name.is_ip":              "%s is an IP address",
 		"name.cert_ok":            "Yes: %s, and the server's certificate is valid for that name.",
@@ -263,6 +267,7 @@ var phrases = map[string]map[string]string{
 		"password.not_tried":      "未確認: ログインまで進みませんでした。",
 		"name.no_dns":             "いいえ: %s は DNS に存在しません。つづりを確認してください。",
 		"name.dns_failed":         "不明: %s の DNS 検索に失敗しました。",
+		"name.dns_not_answering":  "不明: DNS が応答しないため %s を調べられませんでした。名前は正しい可能性があります。インターネット接続を確認してください。",
 		"name.is":                 "%s は %s",
 		"name.is_ip":              "%s は IP アドレス",
 		"name.cert_ok":            "はい: %sで、サーバー証明書もこの名前で有効です。",

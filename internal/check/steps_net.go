@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
 )
 
@@ -149,9 +149,12 @@ func (r *runner) resolve(ctx context.Context, s *Step) error {
 	}
 	if err != nil {
 		r.obs.NetError = diagnose.NetErrorOf(err)
-		if r.obs.NetError == diagnose.NetDNSNotFound {
+		switch r.obs.NetError {
+		case diagnose.NetDNSNotFound:
 			s.Summary = r.host + " does not exist in DNS"
-		} else {
+		case diagnose.NetDNSUnavailable:
+			s.Summary = "DNS is not answering, so " + r.host + " could not be looked up (the name may be fine)"
+		default:
 			s.Summary = "the DNS lookup of " + r.host + " failed"
 			if r.obs.NetError == diagnose.NetOK {
 				s.Diagnosis = r.unexplained(err)

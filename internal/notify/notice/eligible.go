@@ -6,7 +6,8 @@ import "github.com/imapwhy/imapwhy/diagnose"
 // provider's policy, the account's state, the server or the way to it, and
 // the shield holding back a password the server has refused repeatedly.
 // Every other cause (what was typed: password.*, username.*,
-// credentials.rejected, credentials.caps_lock, credentials.password_changed;
+// credentials.rejected, credentials.caps_lock, credentials.password_changed,
+// server.bad_command (often an empty or oddly typed password);
 // and the proxy's own refusals client.*, which never reached the server)
 // must get a NO, so that the app asks for the password again.
 var eligibleCauses = map[diagnose.Cause]bool{
@@ -37,10 +38,14 @@ var eligibleCauses = map[diagnose.Cause]bool{
 	// user, and a mailbox without IMAP: signing in again the same way does
 	// not help. An expired or refused token is not here: the app must see
 	// the NO to refresh it.
-	diagnose.CauseOAuthWrongAudience:     true,
-	diagnose.CauseOAuthScopeMissing:      true,
-	diagnose.CauseOAuthUserMismatch:      true,
-	diagnose.CauseOAuthMailboxNotEnabled: true,
+	diagnose.CauseOAuthWrongAudience:       true,
+	diagnose.CauseOAuthScopeMissing:        true,
+	diagnose.CauseOAuthUserMismatch:        true,
+	diagnose.CauseOAuthMailboxNotEnabled:   true,
+	diagnose.CausePolicyAddressBlocked:     true,
+	diagnose.CauseProviderClientIDRequired: true,
+	diagnose.CauseNetworkDNSUnavailable:    true,
+	diagnose.CauseNetworkUnreachable:       true,
 }
 
 // Eligible reports whether a failed login may be accepted into the notice

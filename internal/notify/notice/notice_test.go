@@ -32,6 +32,7 @@ func TestEligible(t *testing.T) {
 		diagnose.CauseClientTooManyConnections, diagnose.CauseClientUnsupportedMechanism, diagnose.CauseClientUnknownDomain,
 		diagnose.CauseClientInvalidUsername,
 		diagnose.CauseOAuthTokenExpired, diagnose.CauseOAuthTokenRejected,
+		diagnose.CauseServerBadCommand,
 	}
 	for _, c := range diagnose.Causes() {
 		want := !slices.Contains(never, c)
