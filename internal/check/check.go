@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
 )
 
@@ -52,14 +52,6 @@ const (
 	tlsTimeout      = 10 * time.Second
 	greetingTimeout = 15 * time.Second
 	commandTimeout  = 30 * time.Second // one IMAP command and its reply
-
-	// A port speaking implicit TLS sends nothing until it gets a
-	// ClientHello, like a silent server. When a plaintext connection has
-	// had no greeting for probeDelay, a second connection tries a TLS
-	// handshake (at most probeTimeout) to tell the two apart, as the proxy
-	// does.
-	probeDelay   = 2 * time.Second
-	probeTimeout = 3 * time.Second
 )
 
 // SourceFlag is Server.Source when the server came from Options.Server.

@@ -1,9 +1,7 @@
 package check
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"net"
 	"net/netip"
 	"strings"
@@ -11,9 +9,10 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
+	"github.com/imapwhy/imapwhy/internal/upstream"
 )
 
 // runner is the state of one check. It is used by one goroutine (Run's);
@@ -31,17 +30,13 @@ type runner struct {
 	addrs  []netip.Addr
 	failed string // the step that failed, "" while none has
 
-	raw         net.Conn      // the TCP connection
-	conn        net.Conn      // what IMAP is read from: raw or the TLS conn, recorded
-	br          *bufio.Reader // reads conn until imapclient takes over
-	greetingRaw []byte        // the greeting as received, for imapclient
-	secure      bool          // conn is TLS
-	rec         *lineRecorder // the server's lines
-	client      *imapclient.Client
-	noStartTLS  bool // STARTTLS was chosen and the server does not offer it
-	tags        int  // our own commands before imapclient (CAPABILITY, STARTTLS)
-	stop        func() bool
-	disc        *discover.Discoverer // made by discoverer()
+	raw        net.Conn         // the TCP connection
+	up         *upstream.Client // the steps before login, on raw
+	rec        *lineRecorder    // the server's lines, once imapclient has the connection
+	client     *imapclient.Client
+	noStartTLS bool // STARTTLS was chosen and the server does not offer it
+	stop       func() bool
+	disc       *discover.Discoverer // made by discoverer()
 }
 
 func newRunner(s settled, address, password string) *runner {
@@ -218,8 +213,11 @@ func (r *runner) step(name string) *Step {
 	return nil
 }
 
-// tlsConfig is what the TLS step verifies against: the system's roots and
-// CAFile, the host's name, TLS 1.2 at least (as the proxy's upstream login).
-func (r *runner) tlsConfig() *tls.Config {
-	return &tls.Config{ServerName: r.host, RootCAs: r.opts.roots, MinVersion: tls.VersionTLS12}
+// secure reports whether the connection is TLS.
+func (r *runner) secure() bool {
+	if r.up == nil {
+		return false
+	}
+	_, ok := r.up.TLSState()
+	return ok
 }

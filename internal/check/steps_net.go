@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
+	"github.com/imapwhy/imapwhy/internal/upstream"
 )
 
 // discover decides the server: Options.Server, or discovery from the
@@ -199,8 +201,10 @@ func (r *runner) connect(ctx context.Context, s *Step) error {
 		addr := netip.AddrPortFrom(a, uint16(r.port)).String()
 		conn, err := r.dial(ctx, addr, dialTimeout)
 		if err == nil {
-			r.raw, r.conn = conn, recordingConn{Conn: conn, rec: r.rec}
+			r.raw = conn
 			r.watch(ctx)
+			r.up = upstream.NewClient(r.upstreamConfig(addr), &r.obs)
+			r.up.Attach(conn)
 			r.report.Server.Connected = addr
 			s.Summary = "connected to " + addr
 			if len(errs) > 0 {
@@ -253,25 +257,28 @@ func (r *runner) handshake(ctx context.Context, s *Step) error {
 	r.obs.Phase = diagnose.PhaseTLS
 	ctx, cancel := context.WithTimeout(ctx, tlsTimeout)
 	defer cancel()
-	tc := tls.Client(r.raw, r.tlsConfig())
-	err := tc.HandshakeContext(ctx)
-	if err != nil {
+	r.up.SetDeadline(time.Now().Add(tlsTimeout))
+	if err := r.up.Handshake(ctx); err != nil {
 		return r.handshakeFailed(s, err)
 	}
-	cs := tc.ConnectionState()
+	cs, _ := r.up.TLSState()
 	info := r.certificateInfo(cs.PeerCertificates)
 	info.Version = tls.VersionName(cs.Version)
 	info.Cipher = tls.CipherSuiteName(cs.CipherSuite)
 	info.Verified = true
 	r.report.TLS = &info
-	r.secure = true
-	r.conn = recordingConn{Conn: tc, rec: r.rec}
-	if r.br != nil {
-		r.br.Reset(r.conn) // after STARTTLS: nothing was buffered (checked)
-	}
 	s.Summary = fmt.Sprintf("%s, certificate valid for %s", info.Version, r.host)
 	s.Details = append(s.Details, info.details()...)
 	return nil
+}
+
+// upstreamConfig is how the upstream client reaches the server: the
+// address connected to (the TLS probe dials it again), the host's name
+// for the certificate, the system's roots and CAFile.
+func (r *runner) upstreamConfig(connected string) upstream.Config {
+	u := config.Upstream{Address: net.JoinHostPort(r.host, strconv.Itoa(r.port)), TLS: r.mode, ServerName: r.host}
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) { return r.dial(ctx, connected, dialTimeout) }
+	return upstream.NewConfig(u, &tls.Config{RootCAs: r.opts.roots}, config.Timeouts{}, dial)
 }
 
 // handshakeFailed records a failed handshake: the connection fact and,

@@ -18,6 +18,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/imapwire"
+	"github.com/imapwhy/imapwhy/internal/upstream"
 )
 
 var (
@@ -40,11 +42,13 @@ const maxUntagged = 64
 // could mix with the login's. Bytes already buffered follow it.
 func (r *runner) startClient() {
 	greeting := "* OK [CAPABILITY " + strings.Join(r.obs.Capabilities, " ") + "] " + replayedText + "\r\n"
-	buffered, _ := r.br.Peek(r.br.Buffered())
+	br := r.up.Reader()
+	buffered, _ := br.Peek(br.Buffered())
+	r.rec.received(buffered)
 	prefix := append([]byte(greeting), buffered...)
-	r.conn.SetDeadline(time.Time{}) // imapclient sets its own, per response
-	r.client = imapclient.New(replayConn{Conn: r.conn, r: io.MultiReader(bytes.NewReader(prefix), r.conn)}, nil)
-	r.br = nil
+	conn := recordingConn{Conn: r.up.Conn(), rec: r.rec}
+	conn.SetDeadline(time.Time{}) // imapclient sets its own, per response
+	r.client = imapclient.New(replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(prefix), conn)}, nil)
 }
 
 // loginMethods lists how a password may be sent, for people.
@@ -64,36 +68,23 @@ func loginMethods(caps []string) []string {
 	return m
 }
 
-// mechanism chooses how to send the password, as the proxy does:
-// AUTHENTICATE PLAIN when advertised, else LOGIN, unless the server says
-// LOGINDISABLED (RFC 9051 section 6.2.3), which rules out both.
-func mechanism(caps []string) string {
-	switch {
-	case slices.Contains(caps, string(imap.CapLoginDisabled)):
-		return ""
-	case slices.Contains(caps, "AUTH=PLAIN"):
-		return sasl.Plain
-	}
-	return "LOGIN"
-}
-
 // login logs in with imapclient. It refuses, without sending anything, a
 // password that would go unencrypted to another machine or that IMAP
 // cannot carry.
 func (r *runner) login(_ context.Context, s *Step) error {
 	r.obs.Phase = diagnose.PhaseLogin
-	mech := mechanism(r.obs.Capabilities)
+	mech := upstream.ChooseMechanism(r.obs.Capabilities, upstream.Credentials{User: r.report.User, Password: r.password})
 	r.obs.Mechanism = mech
 	r.report.IMAP.Mechanism = mech
 	switch {
 	case mech == "":
 		s.Summary = "not tried: the server takes no password on this connection (LOGINDISABLED)"
 		return errNoMechanism
-	case !r.secure && !r.loopback():
+	case !r.secure() && !r.loopback():
 		s.Summary = "not tried: the connection is not encrypted and the server is not on this machine"
 		s.Diagnosis = r.diagnosis(diagnose.Of(diagnose.CauseServerPrivacyRequired))
 		return errPlaintextRemote
-	case strings.ContainsAny(r.password, "\r\n\x00"):
+	case imapwire.Unsendable(r.password):
 		s.Summary = "not tried: the password contains a line break or NUL, which IMAP cannot carry"
 		s.Diagnosis = r.diagnosis(diagnose.Of(diagnose.CausePasswordNonASCII))
 		return errUnsafePassword
@@ -137,9 +128,10 @@ func (r *runner) observeReplies(mark int, err error) []string {
 	imapErr, isIMAP := errors.AsType[*imap.Error](err)
 	var shown []string
 	for _, line := range r.rec.since(mark) {
-		resp, _, ok := parseResponse(line)
+		wr := imapwire.ParseResponse(line)
+		resp := upstream.StatusOf(wr)
 		switch {
-		case !ok:
+		case !wr.IsStatus():
 			continue
 		case !resp.Tagged:
 			if len(r.obs.Untagged) < maxUntagged {

@@ -1,38 +1,25 @@
 package check
 
-// What the check reads off the wire itself: the server's lines (recorded
-// for the diagnosis), the greeting and the replies to CAPABILITY and
-// STARTTLS before imapclient takes over.
+// The server's lines as imapclient reads them (recorded for the
+// diagnosis), and server text made fit to show.
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"net"
 	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/imapwhy/imapwhy/diagnose"
 )
 
 const (
-	// maxLine bounds one line read before imapclient takes over, and one
-	// recorded line (longer ones are cut).
+	// maxLine bounds one recorded line (longer ones are cut).
 	maxLine = 8 << 10
 	// maxRecorded bounds the lines the recorder keeps (the last ones).
 	maxRecorded = 256
-	// maxResponses bounds the lines read while waiting for a tagged reply.
-	maxResponses = 1000
 	// maxShown bounds server text and errors shown to people, in runes.
 	maxShown = 200
-)
-
-var (
-	errLineTooLong = errors.New("line longer than 8 KiB")
-	errNoReply     = errors.New("no tagged reply after 1000 lines")
 )
 
 // lineRecorder keeps the last lines the server sent. It only ever sees the
@@ -111,77 +98,6 @@ type replayConn struct {
 }
 
 func (c replayConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-// readLine reads one line and returns it without its line end, and raw with
-// it. Lines longer than maxLine are an error.
-func readLine(br *bufio.Reader) (line string, raw []byte, err error) {
-	for {
-		chunk, err := br.ReadSlice('\n')
-		raw = append(raw, chunk...)
-		if len(raw) > maxLine {
-			return "", nil, errLineTooLong
-		}
-		if err == bufio.ErrBufferFull {
-			continue
-		}
-		if err != nil {
-			if err == io.EOF && len(raw) > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return "", nil, err
-		}
-		return strings.TrimRight(string(raw), "\r\n"), raw, nil
-	}
-}
-
-// parseResponse parses a status response: untagged ("* OK [CODE arg]
-// text") or tagged ("a1 NO ..."). ok is false for other lines (data such as
-// "* CAPABILITY ...", continuation requests).
-func parseResponse(line string) (r diagnose.Response, tag string, ok bool) {
-	first, rest, _ := strings.Cut(line, " ")
-	word, rest, _ := strings.Cut(rest, " ")
-	status := strings.ToUpper(word)
-	switch status {
-	case "OK", "NO", "BAD", "BYE", "PREAUTH":
-	default:
-		return diagnose.Response{}, "", false
-	}
-	if first == "" || first == "+" {
-		return diagnose.Response{}, "", false
-	}
-	r = diagnose.Response{Tagged: first != "*", Status: status}
-	rest = strings.TrimLeft(rest, " ")
-	if strings.HasPrefix(rest, "[") {
-		if end := strings.IndexByte(rest, ']'); end > 0 {
-			code, arg, _ := strings.Cut(rest[1:end], " ")
-			r.Code, r.CodeArg = strings.ToUpper(code), strings.TrimSpace(arg)
-			rest = strings.TrimLeft(rest[end+1:], " ")
-		}
-	}
-	r.Text = rest
-	if r.Tagged {
-		tag = first
-	}
-	return r, tag, true
-}
-
-// capabilityList returns the capabilities of a "* CAPABILITY ..." line,
-// upper case; ok is false for other lines.
-func capabilityList(line string) ([]string, bool) {
-	fields := strings.Fields(line)
-	if len(fields) < 2 || fields[0] != "*" || !strings.EqualFold(fields[1], "CAPABILITY") {
-		return nil, false
-	}
-	return upperAll(fields[2:]), true
-}
-
-func upperAll(s []string) []string {
-	out := make([]string, len(s))
-	for i, x := range s {
-		out[i] = strings.ToUpper(x)
-	}
-	return out
-}
 
 // printable makes text from a server or an error safe to show on a
 // terminal: one line, no control or format characters (a server could send

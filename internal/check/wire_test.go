@@ -1,74 +1,15 @@
 package check
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/imapwhy/imapwhy/diagnose"
 )
-
-func TestParseResponse(t *testing.T) {
-	tests := []struct {
-		line string
-		want diagnose.Response
-		tag  string
-		ok   bool
-	}{
-		{"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Dovecot ready.", diagnose.Response{Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1 AUTH=PLAIN", Text: "Dovecot ready."}, "", true},
-		{"* NO [WEBALERT https://accounts.google.com/x?a=1&b=2] Web login required.", diagnose.Response{Status: "NO", Code: "WEBALERT", CodeArg: "https://accounts.google.com/x?a=1&b=2", Text: "Web login required."}, "", true},
-		{"T1 NO [AUTHENTICATIONFAILED] Authentication failed.", diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed."}, "T1", true},
-		{"a1 ok done", diagnose.Response{Tagged: true, Status: "OK", Text: "done"}, "a1", true},
-		{"a1 OK", diagnose.Response{Tagged: true, Status: "OK"}, "a1", true},
-		{"* BYE [ALERT]", diagnose.Response{Status: "BYE", Code: "ALERT"}, "", true},
-		{"* OK [no closing bracket", diagnose.Response{Status: "OK", Text: "[no closing bracket"}, "", true},
-		{"* CAPABILITY IMAP4rev1", diagnose.Response{}, "", false},
-		{"+ ready", diagnose.Response{}, "", false},
-		{"+ OK", diagnose.Response{}, "", false},
-		{"220 smtp.example ESMTP", diagnose.Response{}, "", false},
-		{"", diagnose.Response{}, "", false},
-	}
-	for _, tc := range tests {
-		got, tag, ok := parseResponse(tc.line)
-		if ok != tc.ok || tag != tc.tag || got != tc.want {
-			t.Errorf("parseResponse(%q) = %+v %q %v, want %+v %q %v", tc.line, got, tag, ok, tc.want, tc.tag, tc.ok)
-		}
-	}
-}
-
-func TestCapabilityList(t *testing.T) {
-	caps, ok := capabilityList("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED")
-	if !ok || !reflect.DeepEqual(caps, []string{"IMAP4REV1", "STARTTLS", "LOGINDISABLED"}) {
-		t.Errorf("capabilityList = %q %v", caps, ok)
-	}
-	if _, ok := capabilityList("* OK [CAPABILITY IMAP4rev1] ready"); ok {
-		t.Error("a status line taken for a capability list")
-	}
-}
-
-func TestMechanism(t *testing.T) {
-	tests := []struct{ caps, want string }{
-		{"IMAP4REV1 AUTH=PLAIN AUTH=LOGIN", "PLAIN"},
-		{"IMAP4REV1 AUTH=LOGIN", "LOGIN"},
-		{"IMAP4REV1", "LOGIN"},
-		{"IMAP4REV1 AUTH=XOAUTH2", "LOGIN"},
-		{"IMAP4REV1 AUTH=PLAIN LOGINDISABLED", ""},
-		{"IMAP4REV1 STARTTLS LOGINDISABLED", ""},
-	}
-	for _, tc := range tests {
-		if got := mechanism(strings.Fields(tc.caps)); got != tc.want {
-			t.Errorf("mechanism(%q) = %q, want %q", tc.caps, got, tc.want)
-		}
-	}
-}
 
 // TestLineRecorder: lines split across reads, CRLF and LF, the bound on
 // line length and on the lines kept.
@@ -100,22 +41,6 @@ func TestLineRecorder(t *testing.T) {
 	}
 	if got := l.since(maxRecorded + 9); !reflect.DeepEqual(got, []string{fmt.Sprintf("* %d", maxRecorded+9)}) {
 		t.Errorf("since(last) = %q", got)
-	}
-}
-
-func TestReadLine(t *testing.T) {
-	br := bufio.NewReaderSize(strings.NewReader("* OK ready\r\nbare LF\n"+strings.Repeat("x", maxLine+1)+"\r\n"), 16)
-	for _, want := range []string{"* OK ready", "bare LF"} {
-		if line, _, err := readLine(br); err != nil || line != want {
-			t.Errorf("readLine = %q, %v; want %q", line, err, want)
-		}
-	}
-	if _, _, err := readLine(br); !errors.Is(err, errLineTooLong) {
-		t.Errorf("an over-long line: %v", err)
-	}
-	br = bufio.NewReader(strings.NewReader("* OK no line end"))
-	if _, _, err := readLine(br); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("a line without its end: %v", err)
 	}
 }
 

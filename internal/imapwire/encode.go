@@ -28,6 +28,9 @@ type Command struct {
 	// (an AUTHENTICATE challenge the mechanism cannot answer); nil: such a
 	// request breaks the protocol.
 	Cancel []byte
+	// OnChallenge, when set, sees the text of that further request (such
+	// as an OAuth error challenge) before Cancel answers it.
+	OnChallenge func(text string)
 }
 
 // Wipe overwrites the command's bytes, which may hold credentials.

@@ -49,15 +49,16 @@ var (
 	ErrNoMechanism       = errors.New("the server offers no password login the proxy can use")
 	ErrPlainToTLS        = errors.New("no plaintext greeting, and the port completes a TLS handshake")
 	ErrStartTLSInjection = &ProtocolError{what: "data after the STARTTLS OK (command injection)"}
+	ErrPreauth           = &ProtocolError{what: "PREAUTH greeting: logged in before any credentials"}
 )
 
-// netError derives the connection fact from err, the error of the
+// NetErrorOf derives the connection fact from err, the error of the
 // given phase: diagnose.NetErrorOf for the typed errors it knows (shared with
 // `imapwhy check`), then what only the upstream client knows: its own
 // protocol errors, and a handshake failure of no known kind. Facts from the
 // Observation's own checks (NetPlainToTLS, STARTTLS injection...) are set
 // where they are seen, not here.
-func netError(err error, phase diagnose.Phase) diagnose.NetError {
+func NetErrorOf(err error, phase diagnose.Phase) diagnose.NetError {
 	if n := diagnose.NetErrorOf(err); n != diagnose.NetOK || errors.Is(err, context.Canceled) {
 		return n // NetOK after context.Canceled: our caller gave up
 	}

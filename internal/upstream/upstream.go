@@ -142,7 +142,7 @@ func Login(ctx context.Context, cfg Config, cred Credentials, client net.Addr, o
 		obs.Phase = diagnose.PhaseProxy
 		return nil, &Error{Phase: diagnose.PhaseProxy, Err: err}
 	}
-	s := newAttempt(cfg, obs)
+	s := NewClient(cfg, obs)
 	up, err := s.run(ctx, cred, client)
 	if err != nil {
 		return nil, s.failed(ctx, err)
@@ -189,12 +189,16 @@ func checkCredentials(cfg Config, req Credentials) error {
 	return nil
 }
 
-// attempt is the state of one login attempt.
-type attempt struct {
+// Client is one connection to an upstream server up to the login, driven
+// step by step: Login runs the steps for the proxy, and `imapwhy check`
+// runs them one at a time to report each (it dials itself and hands the
+// connection over with Attach). Each step records what it sees in the
+// Observation. A Client is used by one goroutine.
+type Client struct {
 	cfg      Config
 	obs      *diagnose.Observation
 	start    time.Time
-	deadline time.Time // the whole login's
+	deadline time.Time // of the whole login, or the one SetDeadline set
 
 	raw    net.Conn      // the TCP connection
 	conn   net.Conn      // raw, or the *tls.Conn over it
@@ -204,7 +208,9 @@ type attempt struct {
 	tags   int
 }
 
-func newAttempt(cfg Config, obs *diagnose.Observation) *attempt {
+// NewClient prepares a Client for the server of cfg, recording into obs.
+// Nothing is dialled yet.
+func NewClient(cfg Config, obs *diagnose.Observation) *Client {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = defaultDialTimeout
 	}
@@ -212,13 +218,49 @@ func newAttempt(cfg Config, obs *diagnose.Observation) *attempt {
 		cfg.LoginTimeout = defaultLoginTimeout
 	}
 	now := time.Now()
-	return &attempt{cfg: cfg, obs: obs, start: now, deadline: now.Add(cfg.LoginTimeout)}
+	return &Client{cfg: cfg, obs: obs, start: now, deadline: now.Add(cfg.LoginTimeout)}
+}
+
+// Attach makes conn, dialled by the caller, the Client's connection.
+func (s *Client) Attach(conn net.Conn) {
+	s.raw, s.conn = conn, conn
+	s.br = bufio.NewReader(conn)
+}
+
+// SetDeadline bounds the steps that follow (instead of the login timeout).
+func (s *Client) SetDeadline(t time.Time) {
+	s.deadline = t
+	if s.conn != nil {
+		s.conn.SetDeadline(t)
+	}
+}
+
+// Conn is the connection: the TCP one, or TLS over it.
+func (s *Client) Conn() net.Conn { return s.conn }
+
+// Reader reads Conn; it may hold bytes not yet taken.
+func (s *Client) Reader() *bufio.Reader { return s.br }
+
+// TLSState is the state of the TLS connection, false before TLS.
+func (s *Client) TLSState() (tls.ConnectionState, bool) {
+	if tc, ok := s.conn.(*tls.Conn); ok && s.secure {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// Close closes the connection.
+func (s *Client) Close() error {
+	if s.raw == nil {
+		return nil
+	}
+	return s.raw.Close()
 }
 
 // run connects and logs in. Once connected, cancelling ctx closes the
 // connection, which ends any read or write in progress.
-func (s *attempt) run(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {
-	if err := s.connect(ctx); err != nil {
+func (s *Client) run(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {
+	if err := s.Connect(ctx); err != nil {
 		if s.raw != nil {
 			s.raw.Close()
 		}
@@ -237,15 +279,22 @@ func (s *attempt) run(ctx context.Context, req Credentials, client net.Addr) (*S
 }
 
 // converse runs the IMAP exchange on a connected session.
-func (s *attempt) converse(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {
-	if err := s.readGreeting(ctx); err != nil {
+func (s *Client) converse(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {
+	if err := s.ReadGreeting(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.loadCapabilities(); err != nil {
+	if err := s.LoadCapabilities(); err != nil {
 		return nil, err
 	}
 	if s.cfg.TLS == config.TLSStartTLS {
-		if err := s.startTLS(ctx); err != nil {
+		if err := s.StartTLS(); err != nil {
+			return nil, err
+		}
+		if err := s.Handshake(ctx); err != nil {
+			return nil, err
+		}
+		// What the server said in plaintext is forgotten; ask again.
+		if err := s.Capability(); err != nil {
 			return nil, err
 		}
 	}
@@ -263,18 +312,18 @@ func (s *attempt) converse(ctx context.Context, req Credentials, client net.Addr
 }
 
 // failed completes the Observation for err and wraps err with its phase.
-func (s *attempt) failed(ctx context.Context, err error) error {
+func (s *Client) failed(ctx context.Context, err error) error {
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
 		err = fmt.Errorf("%w: %w", cause, err)
 	}
 	if s.obs.NetError == diagnose.NetOK {
-		s.obs.NetError = netError(err, s.obs.Phase)
+		s.obs.NetError = NetErrorOf(err, s.obs.Phase)
 	}
 	return &Error{Phase: s.obs.Phase, Err: err}
 }
 
-// connect dials and, for implicit TLS, handshakes, within the dial timeout.
-func (s *attempt) connect(ctx context.Context) error {
+// Connect dials and, for implicit TLS, handshakes, within the dial timeout.
+func (s *Client) Connect(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseDial
 	deadline := s.start.Add(s.cfg.DialTimeout)
 	if s.deadline.Before(deadline) {
@@ -289,16 +338,18 @@ func (s *attempt) connect(ctx context.Context) error {
 	s.raw, s.conn = conn, conn
 	if s.cfg.TLS == config.TLSImplicit {
 		conn.SetDeadline(deadline)
-		if err := s.handshake(dctx); err != nil {
+		if err := s.Handshake(dctx); err != nil {
 			return err
 		}
 	}
 	s.conn.SetDeadline(s.deadline)
-	s.br = bufio.NewReader(s.conn)
+	if s.br == nil {
+		s.br = bufio.NewReader(s.conn)
+	}
 	return nil
 }
 
-func (s *attempt) dial(ctx context.Context) (net.Conn, error) {
+func (s *Client) dial(ctx context.Context) (net.Conn, error) {
 	if s.cfg.Dial != nil {
 		return s.cfg.Dial(ctx, "tcp", s.cfg.Address)
 	}
@@ -307,7 +358,7 @@ func (s *attempt) dial(ctx context.Context) (net.Conn, error) {
 }
 
 // serverName is the name the certificate must carry.
-func (s *attempt) serverName() string {
+func (s *Client) serverName() string {
 	if s.cfg.ServerName != "" {
 		return s.cfg.ServerName
 	}
@@ -316,7 +367,7 @@ func (s *attempt) serverName() string {
 
 // tlsConfig is the base config with our server name, TLS 1.2 at least.
 // Certificates are verified unless the operator's base config says not to.
-func (s *attempt) tlsConfig() *tls.Config {
+func (s *Client) tlsConfig() *tls.Config {
 	c := &tls.Config{}
 	if s.cfg.TLSConfig != nil {
 		c = s.cfg.TLSConfig.Clone()
@@ -328,10 +379,11 @@ func (s *attempt) tlsConfig() *tls.Config {
 	return c
 }
 
-// handshake secures raw (implicit TLS, or after STARTTLS). When the server
-// answers the ClientHello in plaintext, the record header (its first five
-// bytes) tells which kind of server it is.
-func (s *attempt) handshake(ctx context.Context) error {
+// Handshake secures the connection (implicit TLS, or after StartTLS),
+// verifying the certificate against the configured roots and server name.
+// When the server answers the ClientHello in plaintext, the record header
+// (its first five bytes) tells which kind of server it is.
+func (s *Client) Handshake(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseTLS
 	tc := tls.Client(s.raw, s.tlsConfig())
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -339,11 +391,16 @@ func (s *attempt) handshake(ctx context.Context) error {
 		return fmt.Errorf("TLS handshake: %w", err)
 	}
 	s.conn, s.secure = tc, true
+	if s.br != nil {
+		s.br.Reset(s.conn) // nothing was buffered: StartTLS checked
+	}
 	return nil
 }
 
-// readGreeting reads and checks the server's first line.
-func (s *attempt) readGreeting(ctx context.Context) error {
+// ReadGreeting reads and checks the server's first line: another
+// protocol's greeting (obs.NotIMAP), a BYE (*StatusError), PREAUTH
+// (ErrPreauth) and anything but an untagged OK are errors.
+func (s *Client) ReadGreeting(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseGreeting
 	if !s.secure {
 		if err := s.awaitPlaintextGreeting(ctx); err != nil {
@@ -355,22 +412,22 @@ func (s *attempt) readGreeting(ctx context.Context) error {
 		return fmt.Errorf("reading the greeting: %w", err)
 	}
 	s.obs.Greeting = r.Line
-	if r.Kind != imapwire.Untagged {
-		s.obs.NetError = diagnose.NetProtocol
-		s.obs.NotIMAP = diagnose.SniffProtocol([]byte(r.Line))
-		return &ProtocolError{what: "the greeting is not IMAP (" + s.obs.NotIMAP + ")"}
+	if p := diagnose.SniffProtocol([]byte(r.Line)); p != "" {
+		s.obs.NetError, s.obs.NotIMAP = diagnose.NetProtocol, p
+		return &ProtocolError{what: "the greeting is not IMAP (" + p + ")"}
 	}
-	switch r.Name {
-	case "OK":
+	switch {
+	case r.Kind != imapwire.Untagged:
+	case r.Name == "OK":
 		if r.Status.Code == "CAPABILITY" {
 			s.setCaps(imapwire.Caps(r.Status.CodeArg))
 		}
 		return nil
-	case "BYE":
-		return s.refused(response(r))
-	case "PREAUTH":
+	case r.Name == "BYE":
+		return s.refused(StatusOf(r))
+	case r.Name == "PREAUTH":
 		s.obs.NetError = diagnose.NetProtocol
-		return &ProtocolError{what: "PREAUTH greeting: logged in before any credentials"}
+		return ErrPreauth
 	}
 	s.obs.NetError = diagnose.NetProtocol
 	return &ProtocolError{what: "the greeting is not OK, PREAUTH or BYE"}
@@ -381,7 +438,7 @@ func (s *attempt) readGreeting(ctx context.Context) error {
 // speak implicit TLS and be waiting for our ClientHello: a second
 // connection tries a TLS handshake, and if that fails this one goes on
 // waiting (a slow greeting is still read, the probe only costs time).
-func (s *attempt) awaitPlaintextGreeting(ctx context.Context) error {
+func (s *Client) awaitPlaintextGreeting(ctx context.Context) error {
 	s.conn.SetReadDeadline(time.Now().Add(min(probeDelay, time.Until(s.deadline)/3)))
 	_, err := s.br.Peek(2)
 	s.conn.SetReadDeadline(s.deadline)
@@ -404,7 +461,7 @@ func (s *attempt) awaitPlaintextGreeting(ctx context.Context) error {
 
 // portSpeaksTLS reports whether a new connection to the server completes a
 // TLS handshake, within probeTimeout and the login's deadline.
-func (s *attempt) portSpeaksTLS(ctx context.Context) bool {
+func (s *Client) portSpeaksTLS(ctx context.Context) bool {
 	deadline := time.Now().Add(probeTimeout)
 	if s.deadline.Before(deadline) {
 		deadline = s.deadline
@@ -424,7 +481,7 @@ func (s *attempt) portSpeaksTLS(ctx context.Context) bool {
 }
 
 // setCaps records the current pre-login capabilities, upper-cased.
-func (s *attempt) setCaps(caps []string) {
+func (s *Client) setCaps(caps []string) {
 	s.caps = imapwire.Upper(caps)
 	s.obs.Capabilities = s.caps
 	if !s.secure {
@@ -433,7 +490,7 @@ func (s *attempt) setCaps(caps []string) {
 }
 
 // has reports whether the server advertised capability c.
-func (s *attempt) has(c imap.Cap) bool {
+func (s *Client) has(c imap.Cap) bool {
 	for _, have := range s.caps {
 		if have == string(c) {
 			return true
@@ -442,12 +499,20 @@ func (s *attempt) has(c imap.Cap) bool {
 	return false
 }
 
-// loadCapabilities asks for the capabilities unless the greeting gave them.
-func (s *attempt) loadCapabilities() error {
-	s.obs.Phase = diagnose.PhaseCapability
+// LoadCapabilities asks for the capabilities unless the greeting gave them.
+func (s *Client) LoadCapabilities() error {
 	if s.caps != nil {
+		s.obs.Phase = diagnose.PhaseCapability
 		return nil
 	}
+	return s.Capability()
+}
+
+// Capability sends CAPABILITY and records the list as the current
+// pre-login capabilities (after STARTTLS: what the server said in
+// plaintext is forgotten).
+func (s *Client) Capability() error {
+	s.obs.Phase = diagnose.PhaseCapability
 	caps, err := s.capability()
 	if err != nil {
 		return err
@@ -457,7 +522,7 @@ func (s *attempt) loadCapabilities() error {
 }
 
 // capability sends CAPABILITY and returns the list.
-func (s *attempt) capability() ([]string, error) {
+func (s *Client) capability() ([]string, error) {
 	var caps []string
 	cmd, err := s.command("CAPABILITY").Finish()
 	if err != nil {
@@ -480,8 +545,9 @@ func (s *attempt) capability() ([]string, error) {
 	return caps, nil
 }
 
-// startTLS upgrades the connection with STARTTLS (RFC 9051 section 6.2.1).
-func (s *attempt) startTLS(ctx context.Context) error {
+// StartTLS sends STARTTLS (RFC 9051 section 6.2.1), if offered: Handshake
+// is the next step.
+func (s *Client) StartTLS() error {
 	s.obs.Phase = diagnose.PhaseStartTLS
 	if !s.obs.StartTLSOffered {
 		return ErrNoStartTLS
@@ -504,24 +570,13 @@ func (s *attempt) startTLS(ctx context.Context) error {
 		s.obs.NetError = diagnose.NetProtocol
 		return ErrStartTLSInjection
 	}
-	if err := s.handshake(ctx); err != nil {
-		return err
-	}
-	s.br.Reset(s.conn)
-	// What the server said in plaintext is forgotten; ask again.
-	s.obs.Phase = diagnose.PhaseCapability
-	caps, err := s.capability()
-	if err != nil {
-		return err
-	}
-	s.setCaps(caps)
 	return nil
 }
 
 // sendID tells the server the client's address (Dovecot's x-originating-ip,
 // RFC 2971), for servers that trust the proxy. The reply is ignored, unless
 // it is a BYE.
-func (s *attempt) sendID(client net.Addr) error {
+func (s *Client) sendID(client net.Addr) error {
 	if !s.has(imap.CapID) {
 		return nil
 	}
@@ -558,7 +613,7 @@ func idFields(client, connected net.Addr) []string {
 // authenticate logs in and returns the post-login capabilities: from the
 // tagged OK's code, else from an untagged CAPABILITY sent with it, else from
 // a CAPABILITY command of our own.
-func (s *attempt) authenticate(req Credentials) ([]string, error) {
+func (s *Client) authenticate(req Credentials) ([]string, error) {
 	s.obs.Phase = diagnose.PhaseLogin
 	cmd, err := s.credentialsCommand(req)
 	if err != nil {
@@ -590,7 +645,7 @@ func (s *attempt) authenticate(req Credentials) ([]string, error) {
 }
 
 // credentialsCommand picks the mechanism and encodes the credentials.
-func (s *attempt) credentialsCommand(req Credentials) (imapwire.Command, error) {
+func (s *Client) credentialsCommand(req Credentials) (imapwire.Command, error) {
 	s.obs.Mechanism = ChooseMechanism(s.caps, req)
 	switch s.obs.Mechanism {
 	case sasl.Plain:
@@ -645,11 +700,11 @@ func ChooseMechanism(caps []string, cred Credentials) string {
 }
 
 // recordUntagged keeps an untagged response of the login exchange.
-func (s *attempt) recordUntagged(r imapwire.Response) {
+func (s *Client) recordUntagged(r imapwire.Response) {
 	if len(s.obs.Untagged) >= maxUntagged {
 		return
 	}
-	resp := response(r)
+	resp := StatusOf(r)
 	if !r.IsStatus() {
 		resp = diagnose.Response{Status: r.Name, Text: r.Text}
 	}
@@ -657,20 +712,20 @@ func (s *attempt) recordUntagged(r imapwire.Response) {
 }
 
 // refused records a status response that ends the login and returns its error.
-func (s *attempt) refused(resp diagnose.Response) error {
+func (s *Client) refused(resp diagnose.Response) error {
 	s.obs.Reply = &resp
 	return &StatusError{Resp: resp}
 }
 
 // command starts a command with the next tag.
-func (s *attempt) command(name string) *imapwire.Encoder {
+func (s *Client) command(name string) *imapwire.Encoder {
 	s.tags++
 	return imapwire.NewCommand("a"+strconv.Itoa(s.tags), name, s.nonSyncLiteral)
 }
 
 // nonSyncLiteral reports whether a literal of n bytes may go without
 // waiting for the server's "+" (RFC 7888).
-func (s *attempt) nonSyncLiteral(n int) bool {
+func (s *Client) nonSyncLiteral(n int) bool {
 	return s.has(imap.CapLiteralPlus) || (s.has(imap.CapLiteralMinus) && n <= imapwire.MaxNonSyncLiteral)
 }
 
@@ -678,7 +733,7 @@ func (s *attempt) nonSyncLiteral(n int) bool {
 // whatever its status. Each chunk after the first waits for a continuation
 // request. Untagged responses go to onUntagged (if not nil); an untagged
 // BYE ends the exchange with an error and becomes obs.Reply.
-func (s *attempt) exchange(cmd imapwire.Command, onUntagged func(imapwire.Response)) (diagnose.Response, error) {
+func (s *Client) exchange(cmd imapwire.Command, onUntagged func(imapwire.Response)) (diagnose.Response, error) {
 	pending := cmd.Chunks
 	cancelled := false
 	if err := s.write(pending[0]); err != nil {
@@ -695,6 +750,9 @@ func (s *attempt) exchange(cmd imapwire.Command, onUntagged func(imapwire.Respon
 			err = s.write(pending[0])
 			pending = pending[1:]
 		case r.Kind == imapwire.Continuation && cmd.Cancel != nil && !cancelled:
+			if cmd.OnChallenge != nil {
+				cmd.OnChallenge(r.Text)
+			}
 			err = s.write(cmd.Cancel)
 			cancelled = true
 		case r.Kind == imapwire.Continuation:
@@ -704,14 +762,14 @@ func (s *attempt) exchange(cmd imapwire.Command, onUntagged func(imapwire.Respon
 				onUntagged(r)
 			}
 			if r.Name == "BYE" {
-				err = s.refused(response(r))
+				err = s.refused(StatusOf(r))
 			}
 		case r.Tag != cmd.Tag:
 			err = &ProtocolError{what: "tagged reply to a command never sent"}
 		case r.Name != "OK" && r.Name != "NO" && r.Name != "BAD":
 			err = &ProtocolError{what: "tagged reply is not OK, NO or BAD"}
 		default:
-			return response(r), nil // a server may answer before taking all chunks
+			return StatusOf(r), nil // a server may answer before taking all chunks
 		}
 		if err != nil {
 			return diagnose.Response{}, err
@@ -720,7 +778,7 @@ func (s *attempt) exchange(cmd imapwire.Command, onUntagged func(imapwire.Respon
 	return diagnose.Response{}, &ProtocolError{what: "no tagged reply after " + strconv.Itoa(maxResponses) + " responses"}
 }
 
-func (s *attempt) write(b []byte) error {
+func (s *Client) write(b []byte) error {
 	if _, err := s.conn.Write(b); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
@@ -734,7 +792,7 @@ var responseLimits = imapwire.ResponseLimits{
 }
 
 // read reads one server response.
-func (s *attempt) read() (imapwire.Response, error) {
+func (s *Client) read() (imapwire.Response, error) {
 	r, err := imapwire.ReadResponse(s.br, responseLimits)
 	if tl, ok := errors.AsType[*imapwire.TooLongError](err); ok {
 		return imapwire.Response{}, &ProtocolError{what: "response " + tl.Error()}
@@ -742,8 +800,8 @@ func (s *attempt) read() (imapwire.Response, error) {
 	return r, err
 }
 
-// response is the status response r as the Observation keeps it.
-func response(r imapwire.Response) diagnose.Response {
+// StatusOf is the status response r as the Observation keeps it.
+func StatusOf(r imapwire.Response) diagnose.Response {
 	return diagnose.Response{
 		Tagged:  r.Kind == imapwire.Tagged,
 		Status:  string(r.Status.Type),
