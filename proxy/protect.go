@@ -130,7 +130,7 @@ func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observatio
 	// user may be another form of the name than the client's (a provider's
 	// local part).
 	cred := upstream.Credentials{User: user, Password: req.Password, Authzid: req.Authzid}
-	up, err := upstream.Login(ctx, g.upstream(*uc), cred, g.ss.raw.RemoteAddr(), obs)
+	up, err := upstream.Login(ctx, g.upstream(*uc), cred, g.ss.remoteAddr(), obs)
 	g.ss.srv.opts.Metrics.UpstreamLogin(time.Since(start), err == nil)
 	return up, err
 }

@@ -76,7 +76,7 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 	lang := f.language()
 	r := Refusal{
 		Diagnosis: d, Message: diagnose.Message(d, lang), User: req.Username,
-		Client: ss.addr, Local: ss.raw.LocalAddr(), Lang: lang,
+		Client: ss.addr, Local: ss.localAddr(), Lang: lang,
 		NoticeMailbox: ss.st.cfg.NoticeMailbox, Time: time.Now(),
 	}
 	ctx := log.WithContext(context.Background())

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,10 @@ type Options struct {
 	// the session's logger (zerolog.Ctx). nil: every refusal gets the plain
 	// diagnosed NO.
 	OnRefusal func(ctx context.Context, r Refusal) Answer
+	// SharedLimits, if set, keeps the login rate limits where every
+	// instance behind a load balancer counts against them (state.Redis's
+	// Limiter). nil: this process's memory.
+	SharedLimits shield.SharedLimiter
 }
 
 // Server is the proxy. Create it with New, then Start it; Shutdown stops it.
@@ -115,6 +120,8 @@ type listenerSettings struct {
 	upstream *upstream.Config // nil: chosen per login by router
 	router   *router          // routes and discovery for upstream: auto
 	base     *tls.Config      // upstream TLS base config (roots, verification)
+	// proxyFrom are the sources that must send a PROXY header (proxyproto.go).
+	proxyFrom []netip.Prefix
 }
 
 // New checks the configuration against the options and prepares the server.
@@ -147,6 +154,9 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.prepared, s.disc = settings, disc
+	if opts.SharedLimits != nil {
+		s.throttle.SetShared(opts.SharedLimits)
+	}
 	return s, nil
 }
 
@@ -197,7 +207,8 @@ func (s *Server) settingsFor(cfg config.Config, i int, rt *router) (*listenerSet
 	if err != nil {
 		return nil, fmt.Errorf("listeners[%d].upstream: %w", i, err)
 	}
-	st := &listenerSettings{cfg: l, timeouts: cfg.Timeouts, limits: cfg.Limits, base: base, router: rt}
+	st := &listenerSettings{cfg: l, timeouts: cfg.Timeouts, limits: cfg.Limits, base: base, router: rt,
+		proxyFrom: l.ProxyProtocol.Prefixes()}
 	if l.Upstream.Address != config.UpstreamAuto {
 		uc := upstream.NewConfig(l.Upstream, base, cfg.Timeouts, s.opts.Dial)
 		st.upstream = &uc
@@ -365,6 +376,14 @@ func (s *Server) acceptLoop(l *listener) {
 		s.wg.Add(1)
 		go sess.serve()
 	}
+}
+
+// Draining reports whether Shutdown has begun: the admin listener's
+// /readyz then fails, so that a load balancer sends nothing new.
+func (s *Server) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // track registers a session; false when the server is shutting down.

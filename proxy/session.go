@@ -32,6 +32,10 @@ type session struct {
 	born time.Time
 	stop chan struct{} // closed when Shutdown interrupts the session before login
 
+	// remote and local are a trusted PROXY header's addresses, nil
+	// without one (proxyproto.go: remoteAddr, localAddr).
+	remote, local *net.TCPAddr
+
 	mu         sync.Mutex
 	forwarding bool               // logged in: bytes are spliced, no more IMAP
 	handedOff  bool               // the connection went to an Answer.Handoff
@@ -83,10 +87,13 @@ func (ss *session) isStopping() bool {
 // serve runs the session to its end.
 func (ss *session) serve() {
 	s := ss.srv
-	log := s.log.With().Str("conn", ss.id).Str("client", ss.raw.RemoteAddr().String()).Logger()
 	defer s.wg.Done()
 	defer s.untrack(ss)
 	defer ss.raw.Close()
+	if !ss.acceptProxyHeader() {
+		return
+	}
+	log := ss.logProxySource(s.log.With().Str("conn", ss.id).Str("client", ss.remoteAddr().String())).Logger()
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error().Str("event", "panic").Interface("panic", r).Bytes("stack", debug.Stack()).Msg("session panicked")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -16,6 +17,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/internal/notify"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/internal/state"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -51,9 +53,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer cm.Close()
-	sh, err := shield.Open(cfg.Shield, cfg.StateDir, shield.Options{OnError: func(err error) {
-		log.Warn().Err(err).Str("event", "shield_error").Msg("failure history store")
-	}})
+	m := metrics.New()
+	m.WatchCertificate(cm.NotAfter)
+	st, sh, err := openState(cfg, log, m)
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 1
@@ -61,9 +63,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	if sh != nil {
 		defer sh.Close()
 	}
-	m := metrics.New()
+	if st != nil {
+		defer st.Close()
+	}
+	var running atomic.Pointer[proxy.Server] // for /readyz, once made
 	if cfg.Admin.Address != "" {
-		admin, err := metrics.Serve(cfg.Admin.Address, m, nil)
+		admin, err := metrics.ServeProbes(cfg.Admin.Address, m, metrics.Probes{
+			Degraded: st.Degraded,
+			Draining: func() bool { s := running.Load(); return s != nil && s.Draining() },
+		})
 		if err != nil {
 			fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 			return 1
@@ -73,17 +81,25 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	// The proxy tells people about refused logins through its hook: the
 	// incident pages, notifications and notice mailbox of package notify.
-	reach, err := notify.New(cfg, notify.Options{Logger: log, TLS: cm.TLSConfig()})
+	no := notify.Options{Logger: log, TLS: cm.TLSConfig()}
+	po := proxy.Options{Logger: log, TLS: cm.TLSConfig(), Shield: sh, Metrics: m}
+	if st != nil {
+		no.Shared = st.Incidents(cfg.Web.MaxIncidents)
+		po.SharedLimits = st.Limiter()
+	}
+	reach, err := notify.New(cfg, no)
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 2
 	}
-	srv, err := proxy.New(cfg, proxy.Options{Logger: log, TLS: cm.TLSConfig(), Shield: sh, Metrics: m, OnRefusal: reach.OnRefusal})
+	po.OnRefusal = reach.OnRefusal
+	srv, err := proxy.New(cfg, po)
 	if err != nil {
 		reach.Shutdown(context.Background())
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 2
 	}
+	running.Store(srv)
 	if err := start(srv, reach); err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 1
@@ -164,4 +180,21 @@ func reload(path string, srv *proxy.Server, reach *notify.Reach, cm *certs.Manag
 	if err := reach.Reload(cfg); err != nil {
 		log.Error().Err(err).Str("event", "reload_failed").Msg("web and notify settings not reloaded; the old ones stay")
 	}
+}
+
+// openState connects to the shared state (state.redis), if any, and makes
+// the shield over it, or over the store the shield section names.
+func openState(cfg config.Config, log zerolog.Logger, m *metrics.Metrics) (*state.Redis, *shield.Shield, error) {
+	opts := shield.Options{OnError: func(err error) {
+		log.Warn().Err(err).Str("event", "shield_error").Msg("failure history store")
+	}}
+	if !cfg.State.Redis.On() {
+		sh, err := shield.Open(cfg.Shield, cfg.StateDir, opts)
+		return nil, sh, err
+	}
+	st, err := state.Open(cfg.State.Redis, cfg.StateDir, state.Options{Log: log, Metrics: m})
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, shield.OpenShared(cfg.Shield, st.History(cfg.Shield.MaxUsers), st.Secret(), opts), nil
 }

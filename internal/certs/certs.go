@@ -237,3 +237,12 @@ func certNames(c *x509.Certificate) []string {
 	}
 	return names
 }
+
+// NotAfter is when the leaf certificate currently served expires, the zero
+// time if there is none (for the expiry metric).
+func (m *Manager) NotAfter() time.Time {
+	if leaf := m.src.leaf(); leaf != nil {
+		return leaf.NotAfter
+	}
+	return time.Time{}
+}

@@ -41,6 +41,9 @@ type Config struct {
 	// Issue 8 (reach.go): incident and status pages, notifications.
 	Web    Web    `yaml:"web"`
 	Notify Notify `yaml:"notify"`
+	// State is where instances behind a load balancer share what they
+	// remember (gateway.go); memory of each process by default.
+	State State `yaml:"state"`
 }
 
 // Log selects the log format and level.
@@ -59,6 +62,9 @@ type Listener struct {
 	// that typing again cannot fix, accept it into a read-only mailbox
 	// whose one message explains the problem. Default false.
 	NoticeMailbox bool `yaml:"notice_mailbox"`
+	// ProxyProtocol accepts a PROXY header from load balancers
+	// (gateway.go).
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 }
 
 // Upstream is the real IMAP server behind a listener.
@@ -73,6 +79,9 @@ type Upstream struct {
 	// SendID sends the client's address in an ID command before login
 	// (Dovecot's x-originating-ip), for upstreams that trust this proxy.
 	SendID bool `yaml:"send_id"`
+	// ProxyProtocol "v2" sends a PROXY v2 header with the client's address
+	// first (Dovecot's haproxy = yes listeners); "" sends none.
+	ProxyProtocol string `yaml:"proxy_protocol"`
 }
 
 // TLS is the proxy's own certificate. Nothing set: a local CA and leaf
@@ -281,6 +290,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.applyRoutingDefaults()
 	c.applyReachDefaults()
+	c.applyStateDefaults()
 	t := &c.Timeouts
 	setDur(&t.PreAuth, 60*time.Second)
 	setDur(&t.UpstreamDial, 10*time.Second)
@@ -380,6 +390,9 @@ func (c *Config) Validate() error {
 		if err := validateUpstream(key+".upstream", l.Upstream); err != nil {
 			return err
 		}
+		if err := l.validateGateway(key); err != nil {
+			return err
+		}
 	}
 	if err := c.validateRouting(); err != nil {
 		return err
@@ -411,6 +424,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.State.validate(); err != nil {
 		return err
 	}
 	return c.Shield.validate()

@@ -60,6 +60,9 @@ func (c *Config) validateRouting() error {
 		if r.Upstream.Address == UpstreamAuto {
 			return fmt.Errorf("%s.upstream.address: a route needs host:port, not auto", key)
 		}
+		if r.Upstream.ProxyProtocol != "" {
+			return fmt.Errorf("%s.upstream.proxy_protocol: only a listener's own upstream can take a PROXY header", key)
+		}
 		if err := validateUpstream(key+".upstream", r.Upstream); err != nil {
 			return err
 		}

@@ -25,6 +25,7 @@ type confData struct {
 	Chroot          bool // login processes chroot (only possible as root)
 	IMAPPort        int
 	IMAPSPort       int
+	HAProxyPort     int // 0: no listener expecting a PROXY header
 	ExpiredLua      string
 	MaxUserIP       int
 	TrustedNetworks string
@@ -84,6 +85,9 @@ ssl_key = <{{.KeyPath}}
 disable_plaintext_auth = yes
 {{- if .TrustedNetworks}}
 login_trusted_networks = {{.TrustedNetworks}}
+{{- end}}
+{{- if .HAProxyPort}}
+haproxy_trusted_networks = 127.0.0.0/8
 {{- end}}
 
 auth_mechanisms = plain login{{if .OAuth2Conf}} xoauth2 oauthbearer{{end}}
@@ -158,6 +162,14 @@ service imap-login {
     port = {{.IMAPSPort}}
     ssl = yes
   }
+{{- if .HAProxyPort}}
+  inet_listener imap_haproxy {
+    address = 127.0.0.1
+    port = {{.HAProxyPort}}
+    haproxy = yes
+    ssl = yes
+  }
+{{- end}}
   service_count = 0
   process_min_avail = 1
 {{- if not .Chroot}}

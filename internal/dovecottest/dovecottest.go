@@ -108,6 +108,12 @@ type Options struct {
 	// OAuth2, when set, switches on XOAUTH2 and OAUTHBEARER, checked
 	// against an OAuth provider (see OAuth2).
 	OAuth2 *OAuth2
+	// HAProxy adds an implicit-TLS IMAP listener (Server.HAProxyIMAPS)
+	// that requires a PROXY header (haproxy = yes) from loopback
+	// (haproxy_trusted_networks) before the TLS handshake, for proxies
+	// that send one. (Dovecot takes the header's address as the client's,
+	// so a plain listener would refuse LOGIN from a remote one.)
+	HAProxy bool
 }
 
 // Server is a running Dovecot. Its fields are read-only; its methods are
@@ -122,6 +128,9 @@ type Server struct {
 	IMAPS string
 	// Insecure is 127.0.0.2 with IMAP's port: not secured, LOGINDISABLED.
 	Insecure string
+	// HAProxyIMAPS is 127.0.0.1:port, a PROXY header then implicit TLS;
+	// "" unless Options.HAProxy.
+	HAProxyIMAPS string
 	// CAPEM is the PEM certificate of the CA that signed Dovecot's
 	// certificate; CAPool holds it.
 	CAPEM  []byte
@@ -259,7 +268,17 @@ func (s *Server) launchOnce(bin string, opts Options) error {
 	s.IMAP = net.JoinHostPort("127.0.0.1", strconv.Itoa(plain))
 	s.IMAPS = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
 	s.Insecure = net.JoinHostPort("127.0.0.2", strconv.Itoa(plain))
-	conf, err := s.renderConf(opts, plain, tlsPort)
+	haproxyPort := 0
+	if opts.HAProxy {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		haproxyPort = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		s.HAProxyIMAPS = net.JoinHostPort("127.0.0.1", strconv.Itoa(haproxyPort))
+	}
+	conf, err := s.renderConf(opts, plain, tlsPort, haproxyPort)
 	if err != nil {
 		return err
 	}
@@ -281,7 +300,7 @@ func (s *Server) launchOnce(bin string, opts Options) error {
 	return waitGreeting(ctx, s.IMAP, p)
 }
 
-func (s *Server) renderConf(opts Options, plain, tlsPort int) ([]byte, error) {
+func (s *Server) renderConf(opts Options, plain, tlsPort, haproxyPort int) ([]byte, error) {
 	maxUserIP := opts.MaxUserIPConnections
 	if maxUserIP == 0 {
 		maxUserIP = 1000
@@ -320,6 +339,7 @@ func (s *Server) renderConf(opts Options, plain, tlsPort int) ([]byte, error) {
 		Chroot:          s.acct.root,
 		IMAPPort:        plain,
 		IMAPSPort:       tlsPort,
+		HAProxyPort:     haproxyPort,
 		ExpiredLua:      s.expiredLuaPath(),
 		MaxUserIP:       maxUserIP,
 		TrustedNetworks: strings.Join(opts.TrustedNetworks, " "),

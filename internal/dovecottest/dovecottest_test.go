@@ -431,3 +431,32 @@ func (r *rawConn) command(cmd string) []string {
 		}
 	}
 }
+
+// TestHAProxy: the haproxy listener takes the client's address from the
+// PROXY header, and logs it as the remote IP.
+func TestHAProxy(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.Options{HAProxy: true})
+	c, err := net.DialTimeout("tcp", srv.HAProxyIMAPS, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, port, _ := net.SplitHostPort(srv.HAProxyIMAPS)
+	fmt.Fprintf(c, "PROXY TCP4 192.0.2.55 127.0.0.1 40000 %s\r\n", port)
+	tc := tls.Client(c, &tls.Config{RootCAs: srv.CAPool, ServerName: "127.0.0.1"})
+	r := &rawConn{t: t, c: tc, br: bufio.NewReader(tc)}
+	if g := r.line(); !strings.HasPrefix(g, "* OK") {
+		t.Fatalf("greeting %q", g)
+	}
+	if got := r.command("a1 LOGIN alice alicepass"); !strings.HasPrefix(got[len(got)-1], "a1 OK") {
+		t.Fatalf("login: %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(srv.LogTail(50), "rip=192.0.2.55") {
+		if time.Now().After(deadline) {
+			t.Fatalf("Dovecot's log does not name the header's client:\n%s", srv.LogTail(20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

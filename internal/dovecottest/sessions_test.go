@@ -30,7 +30,7 @@ func TestMaxSessionsConf(t *testing.T) {
 			t.Errorf("MaxSessions 0 changed Dovecot's limits:\n%s", text)
 		}
 	}
-	if _, err := (&Server{}).renderConf(Options{MaxSessions: -1}, 1, 2); err == nil {
+	if _, err := (&Server{}).renderConf(Options{MaxSessions: -1}, 1, 2, 0); err == nil {
 		t.Error("a negative MaxSessions was accepted")
 	}
 }

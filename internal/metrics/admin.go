@@ -18,7 +18,7 @@ const (
 	adminIdleTimeout  = 60 * time.Second
 )
 
-// Admin is the HTTP listener serving /metrics and /healthz.
+// Admin is the HTTP listener serving /metrics, /healthz and /readyz.
 type Admin struct {
 	srv  *http.Server
 	ln   net.Listener
@@ -32,6 +32,26 @@ type Admin struct {
 // /healthz in a goroutine until Shutdown or Close. /healthz answers 200 "ok"
 // while healthy returns nil (nil: always), 503 otherwise.
 func Serve(addr string, m *Metrics, healthy func() error) (*Admin, error) {
+	return ServeProbes(addr, m, Probes{Healthy: healthy})
+}
+
+// Probes are what the admin listener's health answers ask. Nil fields
+// are taken as fine.
+type Probes struct {
+	// Healthy returns an error when the instance cannot serve: /healthz
+	// and /readyz answer 503.
+	Healthy func() error
+	// Degraded returns why the instance serves with less than it should
+	// (shared state unreachable), "" when it does not: /healthz answers
+	// 200 "degraded: why", since logins still work.
+	Degraded func() string
+	// Draining reports whether the instance is shutting down: /readyz
+	// answers 503 so that a load balancer sends it nothing new.
+	Draining func() bool
+}
+
+// ServeProbes is Serve with every probe: /healthz and /readyz.
+func ServeProbes(addr string, m *Metrics, p Probes) (*Admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
@@ -40,14 +60,33 @@ func Serve(addr string, m *Metrics, healthy func() error) (*Admin, error) {
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if healthy != nil {
-			if err := healthy(); err != nil {
+		if p.Healthy != nil {
+			if err := p.Healthy(); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				io.WriteString(w, "unhealthy\n")
 				return
 			}
 		}
+		if p.Degraded != nil {
+			if why := p.Degraded(); why != "" {
+				io.WriteString(w, "degraded: "+why+"\n")
+				return
+			}
+		}
 		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		switch {
+		case p.Draining != nil && p.Draining():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "draining\n")
+		case p.Healthy != nil && p.Healthy() != nil:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "unhealthy\n")
+		default:
+			io.WriteString(w, "ready\n")
+		}
 	})
 	a := &Admin{
 		srv: &http.Server{

@@ -51,6 +51,7 @@ type Metrics struct {
 	bytes       *prometheus.CounterVec
 	dialSeconds prometheus.Histogram
 	loginSecs   *prometheus.HistogramVec
+	gw          *gateway // gateway.go
 }
 
 // New makes the metrics on a new registry, with the Go runtime and process
@@ -103,6 +104,7 @@ func New() *Metrics {
 	}
 	m.bytes.WithLabelValues(ToUpstream)
 	m.bytes.WithLabelValues(ToClient)
+	m.gw = newGateway(m.reg)
 	return m
 }
 

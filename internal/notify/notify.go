@@ -53,6 +53,9 @@ type Options struct {
 	WebhookBackoff time.Duration
 	// NoticeMaxSession bounds a notice session; 0: notice.DefaultMaxSession.
 	NoticeMaxSession time.Duration
+	// Shared, if set, keeps the incident pages where every instance behind
+	// a load balancer opens them (state.Redis's Incidents).
+	Shared incident.Shared
 }
 
 // Reach holds the incident store, the web server, the notifiers and the
@@ -97,7 +100,7 @@ func New(cfg config.Config, opts Options) (*Reach, error) {
 			ho.Admin = &incident.Admin{User: w.Admin.User, Hash: hash}
 		}
 		r.handler = ho
-		r.store = incident.NewStore(incident.StoreOptions{TTL: w.IncidentTTL.D(), Max: w.MaxIncidents, Now: opts.Now})
+		r.store = incident.NewStore(incident.StoreOptions{TTL: w.IncidentTTL.D(), Max: w.MaxIncidents, Now: opts.Now, Shared: opts.Shared})
 	}
 	r.publicURL = publicURL(cfg)
 	if cfg.Notify.Desktop {

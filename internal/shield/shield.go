@@ -215,7 +215,7 @@ func (a *Attempt) Check() (hold bool, h diagnose.History) {
 	}
 	// A password that logged in with no refusal since (Failed forgets it)
 	// is not a failing one: no hash is needed to tell.
-	if a.s.recent.fresh(a.key, a.s.h.quickMAC(a.key, a.password), a.s.now()) {
+	if a.recentlyWorked(a.s.h.quickMAC(a.key, a.password), a.s.now()) {
 		return false, h
 	}
 	v := a.verifier()
@@ -305,7 +305,7 @@ func (a *Attempt) Failed(cause diagnose.Cause) {
 func (a *Attempt) Succeeded() {
 	now := a.s.now()
 	mac := a.s.h.quickMAC(a.key, a.password)
-	if a.s.recent.fresh(a.key, mac, now) {
+	if a.recentlyWorked(mac, now) {
 		if !a.trusted {
 			a.update(now, func(r *Record) { r.loggedInFrom(a.client, now) })
 		}

@@ -52,6 +52,7 @@ type Throttle struct {
 	userWide  map[string]*rate.Limiter  // failures of a user from anywhere
 	penalties map[netip.Prefix]*penalty
 	swept     time.Time
+	shared    SharedLimiter // shared.go; nil: the limits are this process's
 }
 
 // userNet is the key of the per-user limit: a user from one network.
@@ -163,6 +164,9 @@ func (t *Throttle) AllowLogin(addr netip.Addr, user string) bool {
 // all the same, so that nobody can lock the owner out. lastWorked may be
 // nil (no shield); it is called without the throttle's lock held.
 func (t *Throttle) AllowLoginFor(addr netip.Addr, user string, lastWorked func() bool) bool {
+	if addrOK, userOK, done := t.allowShared(addr, user); done {
+		return addrOK && (userOK || (lastWorked != nil && lastWorked()))
+	}
 	p := ClientPrefix(addr)
 	t.mu.Lock()
 	now := t.now()
@@ -184,7 +188,7 @@ func (t *Throttle) AllowLoginFor(addr netip.Addr, user string, lastWorked func()
 // the password the history compared on its behalf (a case-inverted or
 // trimmed form) counts one more, since it tells whether that form is right.
 func (t *Throttle) Spend(addr netip.Addr, user string, n int) {
-	if n <= 0 {
+	if n <= 0 || t.spendShared(addr, user, n) {
 		return
 	}
 	u := normalUser(user)

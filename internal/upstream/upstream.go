@@ -65,6 +65,7 @@ type Config struct {
 	DialTimeout  time.Duration // DNS + TCP + implicit TLS; 0 means 10s
 	LoginTimeout time.Duration // the whole login, dial included; 0 means 30s
 	SendID       bool          // send ID ("x-originating-ip" ... ) before login
+	ProxyHeader  bool          // start with a PROXY v2 header naming the client (proxyheader.go)
 
 	// Dial connects to the server (tests, a custom resolver); nil means a net.Dialer.
 	Dial DialFunc
@@ -82,6 +83,7 @@ func NewConfig(u config.Upstream, base *tls.Config, t config.Timeouts, dial Dial
 		DialTimeout:  t.UpstreamDial.D(),
 		LoginTimeout: t.UpstreamLogin.D(),
 		SendID:       u.SendID,
+		ProxyHeader:  u.ProxyProtocol == config.ProxyV2,
 		Dial:         dial,
 	}
 }
@@ -134,10 +136,13 @@ type Session struct {
 // (Host, Port, TLSMode, ServerName, Phase, NetError, NotIMAP, Greeting,
 // Capabilities, StartTLSOffered, Mechanism, Untagged, Reply) in every case.
 // err != nil means no session; the caller diagnoses obs. client, when not
-// nil, is the address sent with ID. Cancelling ctx closes the connection
-// and ends the login at once.
+// nil, is the address sent with ID and in the PROXY header. Cancelling
+// ctx closes the connection and ends the login at once.
 func Login(ctx context.Context, cfg Config, cred Credentials, client net.Addr, obs *diagnose.Observation) (*Session, error) {
 	ObserveTarget(cfg, obs)
+	if cfg.ProxyHeader && client != nil {
+		cfg.Dial = proxyHeaderDial(cfg.Dial, client)
+	}
 	if err := checkCredentials(cfg, cred); err != nil {
 		obs.Phase = diagnose.PhaseProxy
 		return nil, &Error{Phase: diagnose.PhaseProxy, Err: err}

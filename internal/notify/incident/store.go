@@ -75,6 +75,9 @@ type StoreOptions struct {
 	Max int           // how many are kept at most; default 10000
 	// Now is the clock; nil: time.Now. Tests pass a fake one.
 	Now func() time.Time
+	// Shared, if set, keeps the incidents where every instance behind a
+	// load balancer finds them (shared.go).
+	Shared Shared
 }
 
 // chartHours is the span of the status page's chart.
@@ -84,9 +87,10 @@ const chartHours = 24
 // go first), and counts failures per hour for the last chartHours hours.
 // It is safe for concurrent use.
 type Store struct {
-	ttl time.Duration
-	max int
-	now func() time.Time
+	ttl    time.Duration
+	max    int
+	now    func() time.Time
+	shared Shared
 
 	mu    sync.Mutex
 	byID  map[string]*Incident
@@ -111,7 +115,7 @@ func NewStore(o StoreOptions) *Store {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Store{ttl: o.TTL, max: o.Max, now: o.Now, byID: make(map[string]*Incident)}
+	return &Store{ttl: o.TTL, max: o.Max, now: o.Now, shared: o.Shared, byID: make(map[string]*Incident)}
 }
 
 // TTL is how long an incident lives.
@@ -120,6 +124,12 @@ func (s *Store) TTL() time.Duration { return s.ttl }
 // Add stores a copy of in with a new ID and the current time, and returns
 // that copy.
 func (s *Store) Add(in Incident) Incident {
+	out := s.addLocal(in)
+	s.putShared(out)
+	return out
+}
+
+func (s *Store) addLocal(in Incident) Incident {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -146,6 +156,13 @@ func (s *Store) Get(id string) (Incident, bool) {
 	if !validID(id) {
 		return Incident{}, false
 	}
+	if in, ok := s.getLocal(id); ok {
+		return in, true
+	}
+	return s.getShared(id)
+}
+
+func (s *Store) getLocal(id string) (Incident, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked(s.now())
@@ -159,6 +176,9 @@ func (s *Store) Get(id string) (Incident, bool) {
 // Recent returns the live incidents for which keep is true (nil: all),
 // newest first, at most limit of them (0: no limit).
 func (s *Store) Recent(keep func(*Incident) bool, limit int) []Incident {
+	if out, ok := s.recentShared(keep, limit); ok {
+		return out
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expireLocked(s.now())
@@ -194,6 +214,9 @@ type HourBucket struct {
 // oldest first; the last bucket is the current hour. The counts outlive
 // the incidents (they hold no details).
 func (s *Store) Hourly() []HourBucket {
+	if out, ok := s.hourlyShared(); ok {
+		return out
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	nowHour := s.now().Unix() / 3600

@@ -1,0 +1,68 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// gateway are the metrics of an instance among several: its shared state
+// and its certificate, for the alerting rules in configs/monitoring.
+type gateway struct {
+	degraded    prometheus.Gauge
+	stateErrors *prometheus.CounterVec
+}
+
+func newGateway(reg *prometheus.Registry) *gateway {
+	g := &gateway{
+		degraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "state_degraded",
+			Help: "1 while the shared state (Redis) cannot be reached and this instance goes on with its own memory, 0 otherwise.",
+		}),
+		stateErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "state_errors_total",
+			Help: "Shared state (Redis) operations that failed or timed out, by kind (history, limit, incident, ping).",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(g.degraded, g.stateErrors)
+	return g
+}
+
+// StateDegraded sets whether this instance works without its shared state.
+func (m *Metrics) StateDegraded(on bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.gw.degraded.Set(v)
+}
+
+// StateError counts a failed shared state operation of one kind.
+func (m *Metrics) StateError(kind string) {
+	if m == nil {
+		return
+	}
+	m.gw.stateErrors.WithLabelValues(kind).Inc()
+}
+
+// WatchCertificate exports when the served certificate expires, as read
+// from notAfter at each scrape (zero: no certificate, not exported as a
+// time).
+func (m *Metrics) WatchCertificate(notAfter func() time.Time) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "certificate_expiry_timestamp_seconds",
+		Help: "When the certificate served to mail apps expires (Unix seconds).",
+	}, func() float64 {
+		t := notAfter()
+		if t.IsZero() {
+			return 0
+		}
+		return float64(t.Unix())
+	}))
+}

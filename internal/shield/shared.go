@@ -1,0 +1,147 @@
+package shield
+
+import (
+	"crypto/sha256"
+	"net/netip"
+	"time"
+
+	"github.com/imapwhy/imapwhy/internal/config"
+)
+
+// Several instances behind a load balancer share the history through a
+// Store of their own (Redis, in internal/state) and the login rate limits
+// through a SharedLimiter. Whatever is shared may fail: the shield and the
+// throttle then go on with what this process holds.
+
+// OpenShared makes the shield that c asks for over a shared store, keyed
+// by the secret that every instance sharing it holds. It returns nil when c
+// switches the shield off.
+func OpenShared(c config.Shield, store Store, secret [SecretSize]byte, opts Options) *Shield {
+	if !c.On() {
+		return nil
+	}
+	opts.ForwardedTries = c.ForwardedTries
+	opts.Window = c.Window.D()
+	opts.HistoryTTL = c.HistoryTTL.D()
+	return New(store, secret, opts)
+}
+
+// SharedLimiter keeps token buckets that every instance counts against:
+// the login rate limits.
+type SharedLimiter interface {
+	// Take takes up to n tokens (as many as there are) from the bucket
+	// named kind and key, which holds perMinute tokens and refills at
+	// perMinute a minute, and reports whether it had one. n = 0 only
+	// looks. An error means the shared buckets cannot be reached now: the
+	// caller counts in its own memory instead.
+	Take(kind, key string, perMinute, n int) (bool, error)
+}
+
+// Kinds of shared limits.
+const (
+	LimitAddress  = "addr"      // logins from a client address (prefix)
+	LimitUserNet  = "user"      // failures of a user from one network
+	LimitUserWide = "user-wide" // failures of a user from anywhere
+)
+
+// SetShared makes the login rate limits count in l instead of here (nil:
+// here only, the default). The connection limit and the failure delay stay
+// per instance. When l fails, the limits are counted here until it works
+// again.
+func (t *Throttle) SetShared(l SharedLimiter) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.shared = l
+}
+
+// sharedLimits is the shared limiter and the limits, nil if none.
+func (t *Throttle) sharedLimits() (SharedLimiter, config.Limits) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.shared, t.lim
+}
+
+// allowShared is AllowLoginFor's check through the shared limiter: a login
+// token from the address, and whether the user's failure budgets have one
+// left. done is false without a shared limiter or when it fails.
+func (t *Throttle) allowShared(addr netip.Addr, user string) (addrOK, userOK, done bool) {
+	l, lim := t.sharedLimits()
+	if l == nil {
+		return false, false, false
+	}
+	if n := lim.PerAddressLoginsPerMinute; n != config.Unlimited {
+		ok, err := l.Take(LimitAddress, ClientPrefix(addr).String(), n, 1)
+		if err != nil {
+			return false, false, false
+		}
+		if !ok {
+			return false, false, true
+		}
+	}
+	per := lim.PerUserLoginsPerMinute
+	if per == config.Unlimited {
+		return true, true, true
+	}
+	u := normalUser(user)
+	okNet, err := l.Take(LimitUserNet, u+"\x00"+UserPrefix(addr).String(), per, 0)
+	if err != nil {
+		return true, false, false
+	}
+	okWide, err := l.Take(LimitUserWide, u, userWide(per), 0)
+	if err != nil {
+		return true, false, false
+	}
+	return true, okNet && okWide, true
+}
+
+// spendShared is Spend through the shared limiter; false without one or
+// when it fails (the caller then spends here).
+func (t *Throttle) spendShared(addr netip.Addr, user string, n int) bool {
+	l, lim := t.sharedLimits()
+	if l == nil {
+		return false
+	}
+	per := lim.PerUserLoginsPerMinute
+	if per == config.Unlimited {
+		return true
+	}
+	u := normalUser(user)
+	if _, err := l.Take(LimitUserNet, u+"\x00"+UserPrefix(addr).String(), per, n); err != nil {
+		return false
+	}
+	if _, err := l.Take(LimitUserWide, u, userWide(per), n); err != nil {
+		return false
+	}
+	return true
+}
+
+// recentlyWorked reports whether the attempt's password logged in through
+// this process within recentRefresh, and no refusal of any of the user's
+// passwords was recorded since (by any instance sharing the store).
+func (a *Attempt) recentlyWorked(mac [sha256.Size]byte, now time.Time) bool {
+	at, ok := a.s.recent.since(a.key, mac, now)
+	if !ok {
+		return false
+	}
+	for _, f := range a.rec.Failed {
+		if !f.Last.Before(at) {
+			return false
+		}
+	}
+	return true
+}
+
+// since is when mac logged in for key, if within recentRefresh of now.
+func (r *recentSuccesses) since(key string, mac [sha256.Size]byte, now time.Time) (time.Time, bool) {
+	if !r.fresh(key, mac, now) {
+		return time.Time{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.m[key]
+	return e.at, ok
+}
+
+// ReadSecret reads a secret file made like state_dir/secret (32 bytes,
+// mode 0600), for instances that share one.
+func ReadSecret(path string) ([SecretSize]byte, error) { return readSecret(path) }

@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/testkit"
+)
+
+// proxyRig is a proxy whose one plaintext listener trusts PROXY headers
+// from trusted, in front of an in-memory upstream (alice / alicepass).
+func proxyRig(t *testing.T, trusted string) *rigProxy {
+	t.Helper()
+	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: "alicepass"})
+	yaml := fmt.Sprintf(`
+state_dir: %s
+log: {level: debug}
+limits: {failure_delay_base: 10ms, failure_delay_max: 10ms}
+listeners:
+  - address: 127.0.0.1:0
+    tls: none
+    proxy_protocol: {trusted: [%s]}
+    upstream: {address: %q, tls: none}
+`, t.TempDir(), trusted, up)
+	cfg, err := config.Parse(strings.NewReader(yaml))
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", yaml, err)
+	}
+	return startRig(t, cfg, Options{})
+}
+
+// loginThrough sends head, then logs in as alice and returns the greeting
+// and the tagged answer.
+func loginThrough(t *testing.T, p *rigProxy, from string, head []byte) (greeting, answer string) {
+	t.Helper()
+	tc := dialRig(t, p.addr, from)
+	if len(head) > 0 {
+		tc.send(string(head))
+	}
+	greeting = tc.line()
+	tc.send("a1 LOGIN alice alicepass\r\n")
+	lines := tc.until("a1 ")
+	tc.send("a2 LOGOUT\r\n")
+	return greeting, lines[len(lines)-1]
+}
+
+func proxyHeaderBytes(t *testing.T, version byte, src, dst string) []byte {
+	t.Helper()
+	s, _ := net.ResolveTCPAddr("tcp", src)
+	d, _ := net.ResolveTCPAddr("tcp", dst)
+	var b bytes.Buffer
+	if _, err := proxyproto.HeaderProxyFromAddrs(version, s, d).WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestProxyHeaderTrusted: a trusted source's v1 and v2 headers name the
+// client, in the log and for the limits.
+func TestProxyHeaderTrusted(t *testing.T) {
+	p := proxyRig(t, "127.0.0.1/32")
+	for _, v := range []byte{1, 2} {
+		client := fmt.Sprintf("192.0.2.%d:4%d000", v, v)
+		head := proxyHeaderBytes(t, v, client, "198.51.100.1:993")
+		g, a := loginThrough(t, p, "127.0.0.1", head)
+		if !strings.HasPrefix(g, "* OK") || !strings.HasPrefix(a, "a1 OK") {
+			t.Fatalf("v%d: greeting %q, answer %q", v, g, a)
+		}
+		waitFor(t, func() bool { return len(p.logs.Events("auth_success")) == int(v) })
+		ev := p.logs.Events("auth_success")[v-1]
+		if ev["client"] != client || ev["via"] == nil || !strings.HasPrefix(ev["via"].(string), "127.0.0.1:") {
+			t.Errorf("v%d: auth_success client %v via %v, want %s via 127.0.0.1", v, ev["client"], ev["via"], client)
+		}
+	}
+}
+
+// TestProxyHeaderRequired: a trusted source without a header, or with a
+// broken one, is refused with a log line and never greeted.
+func TestProxyHeaderRequired(t *testing.T) {
+	p := proxyRig(t, "127.0.0.0/8")
+	for i, head := range []string{
+		"a1 LOGIN alice alicepass\r\n",
+		"PROXY TCP4 192.0.2.1 nonsense\r\n",
+		"PROXY TCP4 192.0.2.1 127.0.0.1 1 2" + strings.Repeat(" ", 120) + "\r\n",
+		"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x01x",
+	} {
+		tc := dialRig(t, p.addr, "127.0.0.1")
+		tc.send(head)
+		got, err := io.ReadAll(tc.br)
+		if len(got) != 0 {
+			t.Errorf("%d: a trusted source without a valid header was answered %q (%v)", i, got, err)
+		}
+		waitFor(t, func() bool { return len(p.logs.Events("proxy_header_refused")) == i+1 })
+	}
+	if strings.Contains(p.logs.String(), "alicepass") {
+		t.Error("the password reached the log")
+	}
+}
+
+// TestProxyHeaderUntrusted: a header from a source not trusted is not
+// believed: the connection is the TCP peer's and the header a bad command.
+func TestProxyHeaderUntrusted(t *testing.T) {
+	p := proxyRig(t, "127.0.0.2/32")
+	head := proxyHeaderBytes(t, 1, "192.0.2.9:4000", "198.51.100.1:993")
+	tc := dialRig(t, p.addr, "127.0.0.1")
+	if g := tc.line(); !strings.HasPrefix(g, "* OK") {
+		t.Fatalf("greeting %q", g)
+	}
+	tc.send(string(head))
+	if l := tc.line(); !strings.Contains(l, "BAD") {
+		t.Errorf("a spoofed header was answered %q, want BAD", l)
+	}
+	tc.send("a1 LOGIN alice alicepass\r\n")
+	if l := tc.until("a1 "); !strings.HasPrefix(l[len(l)-1], "a1 OK") {
+		t.Fatalf("login: %q", l)
+	}
+	waitFor(t, func() bool { return len(p.logs.Events("auth_success")) == 1 })
+	ev := p.logs.Events("auth_success")[0]
+	if c, _ := ev["client"].(string); !strings.HasPrefix(c, "127.0.0.1:") || ev["via"] != nil {
+		t.Errorf("client %v via %v, want the TCP peer 127.0.0.1", ev["client"], ev["via"])
+	}
+}
+
+// TestReadProxyHeaderExact: the header is read to its last byte and not
+// one further, whatever follows it in the same segment.
+func TestReadProxyHeaderExact(t *testing.T) {
+	for _, v := range []byte{1, 2} {
+		head := proxyHeaderBytes(t, v, "[2001:db8::1]:1234", "[2001:db8::2]:993")
+		r := bufio.NewReader(io.MultiReader(bytes.NewReader(head), strings.NewReader("a1 NOOP\r\n")))
+		h, err := readProxyHeader(r)
+		if err != nil {
+			t.Fatalf("v%d: %v", v, err)
+		}
+		src, _, _ := h.TCPAddrs()
+		if src.String() != "[2001:db8::1]:1234" {
+			t.Errorf("v%d: source %v", v, src)
+		}
+		if rest, _ := io.ReadAll(r); string(rest) != "a1 NOOP\r\n" {
+			t.Errorf("v%d: left %q after the header", v, rest)
+		}
+	}
+}
