@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -91,6 +92,22 @@ func (s *Server) AddUser(name, password string, extra ...string) error {
 func (s *Server) SetPassword(name, password string) error {
 	err := s.setPassword(name, password)
 	return s.report("SetPassword", err)
+}
+
+// AddUsers adds passwd-file users that share one password, in one change
+// of the file (one wait, as AddUser).
+func (s *Server) AddUsers(password string, names ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		u := user{name: n, password: password}
+		if err := checkUser(u); err != nil {
+			return s.report("AddUsers", err)
+		}
+		s.users = slices.DeleteFunc(s.users, func(o user) bool { return o.name == n })
+		s.users = append(s.users, u)
+	}
+	return s.report("AddUsers", s.changePasswdLocked())
 }
 
 func (s *Server) addUser(u user) error {

@@ -117,6 +117,7 @@ func Open(c config.Redis, stateDir string, opts Options) (*Redis, error) {
 		}
 		ro.TLSConfig = tc
 	}
+	quietRedis.Do(func() { redis.SetLogger(quiet{}) })
 	r := &Redis{
 		rdb:      redis.NewClient(ro),
 		prefix:   c.KeyPrefix,
@@ -142,6 +143,15 @@ func Open(c config.Redis, stateDir string, opts Options) (*Redis, error) {
 	}
 	return r, nil
 }
+
+// quiet drops go-redis's own log lines (plain text on stderr, one per
+// failed dial): the failures are reported once, as state_degraded, with a
+// metric for each.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+var quietRedis sync.Once
 
 var errOtherSecret = errors.New("state.redis: this Redis holds state keyed with another secret; give every instance the same secret file")
 
