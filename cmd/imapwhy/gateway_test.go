@@ -225,6 +225,20 @@ func (r *gwRig) addUsers(t *testing.T, prefix string, n int) []string {
 	return users
 }
 
+// waitLog waits up to 5 s for a line of instance i's log matching re
+// (the log reaches the test through a pipe, a moment after the answer).
+func (r *gwRig) waitLog(i int, re string) bool {
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(5 * time.Second)
+	for !rx.MatchString(r.inst[i].proc.stderr.String()) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
 // logged reports whether instance i has logged an event.
 func (r *gwRig) logged(i int, event string) bool {
 	return strings.Contains(r.inst[i].proc.stderr.String(), `"event":"`+event+`"`)
@@ -322,8 +336,8 @@ func TestGateway(t *testing.T) {
 		if a := r.login("127.0.0.3", "alice", "alicepass"); !strings.HasPrefix(a.tagged, "a1 OK") {
 			t.Fatalf("login: %q %v", a.lines, a.err)
 		}
-		rx := regexp.MustCompile(`"client":"127\.0\.0\.3:\d+","via":"127\.0\.0\.1:\d+"[^\n]*"event":"auth_success"`)
-		if !rx.MatchString(r.inst[0].proc.stderr.String() + r.inst[1].proc.stderr.String()) {
+		re := `"client":"127\.0\.0\.3:\d+","via":"127\.0\.0\.1:\d+"[^\n]*"event":"auth_success"`
+		if !r.waitLog(0, re) && !r.waitLog(1, re) {
 			t.Error("no auth_success with the PROXY header's client 127.0.0.3 in the instances' logs")
 		}
 		if strings.Contains(r.inst[0].proc.stderr.String()+r.inst[1].proc.stderr.String(), `"event":"proxy_header_refused"`) {
@@ -429,12 +443,11 @@ func TestGateway(t *testing.T) {
 				break
 			}
 		}
-		logs := r.inst[0].proc.stderr.String()
-		if strings.Contains(logs, "203.0.113.9") {
-			t.Error("the spoofed address reached the log")
-		}
-		if !regexp.MustCompile(`"client":"127\.0\.0\.7:\d+"[^\n]*"event":"auth_failure"`).MatchString(logs) {
+		if !r.waitLog(0, `"client":"127\.0\.0\.7:\d+"[^\n]*"event":"auth_failure"`) {
 			t.Error("no auth_failure from the TCP peer 127.0.0.7")
+		}
+		if strings.Contains(r.inst[0].proc.stderr.String(), "203.0.113.9") {
+			t.Error("the spoofed address reached the log")
 		}
 		if r.countDovecot(`203\.0\.113\.9`) != 0 {
 			t.Error("the spoofed address reached Dovecot")
