@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -96,8 +97,8 @@ func TestHistoryShared(t *testing.T) {
 	}
 }
 
-// TestLimiterShared: the per-user limit counts the logins of every
-// instance.
+// TestLimiterShared: the per-user limit counts the failures seen by
+// every instance, and the per-address limit their logins.
 func TestLimiterShared(t *testing.T) {
 	rs := redistest.Start(t)
 	a, b := twoInstances(t, rs.Addr)
@@ -105,19 +106,38 @@ func TestLimiterShared(t *testing.T) {
 	ta, tb := shield.NewThrottle(lim, nil), shield.NewThrottle(lim, nil)
 	ta.SetShared(a.r.Limiter())
 	tb.SetShared(b.r.Limiter())
+	addr := netip.MustParseAddr("192.0.2.1")
 	allowed := 0
 	for i := range 10 {
 		th := ta
 		if i%2 == 1 {
 			th = tb
 		}
-		addr := netip.MustParseAddr("192.0.2.1").Next() // any address: the user's limit counts
 		if th.AllowLogin(addr, "Bob") {
 			allowed++
+			th.Failed(addr, "bob", fmt.Sprintf("guess %d", i))
 		}
 	}
 	if allowed != 4 {
-		t.Errorf("%d logins of one user allowed over two instances, want 4", allowed)
+		t.Errorf("%d failing logins of one user allowed over two instances, want 4", allowed)
+	}
+	// The address limit counts every login, over both instances.
+	lim = config.Limits{PerUserLoginsPerMinute: 100, PerAddressLoginsPerMinute: 3}
+	ta.SetLimits(lim)
+	tb.SetLimits(lim)
+	other := netip.MustParseAddr("198.51.100.9")
+	allowed = 0
+	for i := range 6 {
+		th := ta
+		if i%2 == 1 {
+			th = tb
+		}
+		if th.AllowLogin(other, fmt.Sprintf("user%d", i)) {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Errorf("%d logins from one address allowed over two instances, want 3", allowed)
 	}
 }
 
@@ -188,9 +208,11 @@ func TestRedisAway(t *testing.T) {
 	if !strings.Contains(metricsText(t, a.m), "imapwhy_state_degraded 1") {
 		t.Error("imapwhy_state_degraded is not 1")
 	}
-	// The memory behind goes on: the failure is known here.
-	if h := sa.Begin("dave", "pw").Explain(); h.RepeatedFailures != 2 {
-		t.Errorf("in memory: %d repeated failures, want 2", h.RepeatedFailures)
+	// The memory behind goes on: this instance's refusals hold the
+	// password back.
+	sa.Begin("dave", "pw").Failed(diagnose.CauseCredentialsRejected)
+	if hold, _ := sa.Begin("dave", "pw").Check(); !hold {
+		t.Error("without Redis, this instance's own refusals do not hold the password")
 	}
 	if !strings.Contains(a.log.String(), `"event":"state_degraded"`) {
 		t.Errorf("no state_degraded warning:\n%s", a.log.String())
