@@ -2,16 +2,11 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +21,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/internal/redistest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // The gateway test runs what docs/gateway.md describes, with the configs
@@ -65,44 +61,20 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// writeTestCert writes a self-signed certificate for 127.0.0.1, the one
-// every instance serves, and returns the files and a pool trusting it.
+// writeTestCert writes a certificate for 127.0.0.1, the one every
+// instance serves, and returns the files and a pool trusting it.
 func writeTestCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "imapwhy gateway test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testkit.NewCA(t, "imapwhy gateway test CA")
+	leaf := ca.Leaf(t, "127.0.0.1")
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+	if err := os.WriteFile(certFile, ca.ChainPEM(leaf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, leaf.KeyPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pool = x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	return certFile, keyFile, pool
+	return certFile, keyFile, ca.Pool()
 }
 
 // startGateway starts Dovecot, Redis, two instances and HAProxy.
