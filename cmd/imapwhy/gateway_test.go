@@ -152,7 +152,7 @@ func (r *gwRig) startHAProxy(dir string) {
 		"IMAPWHY_FRONTEND="+r.front,
 		"IMAPWHY_A="+r.inst[0].addr, "IMAPWHY_B="+r.inst[1].addr,
 		"IMAPWHY_A_ADMIN_PORT="+portA, "IMAPWHY_B_ADMIN_PORT="+portB)
-	out := &lockedBuffer{}
+	out := &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
