@@ -61,43 +61,43 @@ func TestClientVanishesMidCommand(t *testing.T) {
 	p, addrs, _ := rigThreeListeners(t, up)
 	cases := []struct {
 		name, listener string
-		script         func(tc *testClient)
+		script         func(tc *testkit.Client)
 	}{
-		{"mid line", config.TLSNone, func(tc *testClient) { tc.send("a LOGIN alice pass") }},
-		{"mid synchronising literal", config.TLSNone, func(tc *testClient) {
-			tc.send("a LOGIN alice {20}\r\n")
-			if l := tc.line(); !strings.HasPrefix(l, "+ ") {
+		{"mid line", config.TLSNone, func(tc *testkit.Client) { tc.Send("a LOGIN alice pass") }},
+		{"mid synchronising literal", config.TLSNone, func(tc *testkit.Client) {
+			tc.Send("a LOGIN alice {20}\r\n")
+			if l := tc.Line(); !strings.HasPrefix(l, "+ ") {
 				t.Errorf("literal: %q", l)
 			}
-			tc.send("01234")
+			tc.Send("01234")
 		}},
-		{"mid non-synchronising literal", config.TLSNone, func(tc *testClient) { tc.send("a LOGIN alice {20+}\r\n01234") }},
-		{"mid AUTHENTICATE", config.TLSNone, func(tc *testClient) {
-			tc.send("a AUTHENTICATE PLAIN\r\n")
-			if l := tc.line(); !strings.HasPrefix(l, "+") {
+		{"mid non-synchronising literal", config.TLSNone, func(tc *testkit.Client) { tc.Send("a LOGIN alice {20+}\r\n01234") }},
+		{"mid AUTHENTICATE", config.TLSNone, func(tc *testkit.Client) {
+			tc.Send("a AUTHENTICATE PLAIN\r\n")
+			if l := tc.Line(); !strings.HasPrefix(l, "+") {
 				t.Errorf("AUTHENTICATE: %q", l)
 			}
-			tc.send("AGFsaWNlAG")
+			tc.Send("AGFsaWNlAG")
 		}},
-		{"mid STARTTLS handshake", config.TLSStartTLS, func(tc *testClient) {
-			tc.send("a STARTTLS\r\n")
-			if l := tc.line(); !strings.HasPrefix(l, "a OK") {
+		{"mid STARTTLS handshake", config.TLSStartTLS, func(tc *testkit.Client) {
+			tc.Send("a STARTTLS\r\n")
+			if l := tc.Line(); !strings.HasPrefix(l, "a OK") {
 				t.Errorf("STARTTLS: %q", l)
 			}
-			tc.send(string(clientHelloPrefix))
+			tc.Send(string(clientHelloPrefix))
 		}},
-		{"mid TLS handshake", config.TLSImplicit, func(tc *testClient) { tc.send(string(clientHelloPrefix)) }},
+		{"mid TLS handshake", config.TLSImplicit, func(tc *testkit.Client) { tc.Send(string(clientHelloPrefix)) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tc := dialRig(t, addrs[c.listener], "")
 			if c.listener != config.TLSImplicit {
-				tc.line() // greeting
+				tc.Line() // greeting
 			}
 			c.script(tc)
 			waitFor(t, func() bool { return p.sessions() == 1 })
 			start := time.Now()
-			tc.c.Close()
+			tc.Conn.Close()
 			p.waitSessions(t, 0)
 			if took := time.Since(start); took > rigPreAuth/2 {
 				t.Errorf("the session ended %v after the client left: it waited for a deadline", took)
@@ -126,24 +126,24 @@ func TestHugeLiterals(t *testing.T) {
 	for _, n := range sizes {
 		for _, cmd := range []string{"a LOGIN alice {%s}", "a LOGIN {%s}", "a ID (\"name\" {%s}", "a NOOP {%s}"} {
 			tc := rigGreeted(t, p.addr)
-			tc.send(fmt.Sprintf(cmd, n) + "\r\n")
+			tc.Send(fmt.Sprintf(cmd, n) + "\r\n")
 			tried++
-			if l := tc.line(); !strings.HasPrefix(l, "a NO [TOOBIG]") && !strings.HasPrefix(l, "a BAD") {
+			if l := tc.Line(); !strings.HasPrefix(l, "a NO [TOOBIG]") && !strings.HasPrefix(l, "a BAD") {
 				t.Errorf("%s: %q, want NO [TOOBIG] (or BAD where no literal belongs)", fmt.Sprintf(cmd, n), l)
 			}
-			tc.send("b NOOP\r\n")
-			if l := tc.line(); l != "b OK NOOP completed" {
+			tc.Send("b NOOP\r\n")
+			if l := tc.Line(); l != "b OK NOOP completed" {
 				t.Errorf("after the refused literal: %q", l)
 			}
-			tc.c.Close()
+			tc.Conn.Close()
 
 			tc = rigGreeted(t, p.addr)
-			tc.send(fmt.Sprintf(cmd, n+"+") + "\r\n" + strings.Repeat("x", 4096))
+			tc.Send(fmt.Sprintf(cmd, n+"+") + "\r\n" + strings.Repeat("x", 4096))
 			tried++
-			if out, _ := tc.readErr(); !strings.Contains(out, "* BYE ") && !strings.Contains(out, "a BAD") {
+			if out, _ := tc.ReadToEnd(); !strings.Contains(out, "* BYE ") && !strings.Contains(out, "a BAD") {
 				t.Errorf("%s+: %q, want BYE", fmt.Sprintf(cmd, n), out)
 			}
-			tc.c.Close()
+			tc.Conn.Close()
 		}
 	}
 	runtime.ReadMemStats(&after)
@@ -168,9 +168,9 @@ func TestSlowClients(t *testing.T) {
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
 	p, addrs, clientTLS := rigThreeListeners(t, up)
 
-	drip := func(tc *testClient, s string) {
+	drip := func(tc *testkit.Client, s string) {
 		for i := 0; ; i++ {
-			if _, err := tc.c.Write([]byte{s[i%len(s)]}); err != nil {
+			if _, err := tc.Conn.Write([]byte{s[i%len(s)]}); err != nil {
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -178,31 +178,31 @@ func TestSlowClients(t *testing.T) {
 	}
 	cases := []struct {
 		name, listener string
-		script         func(tc *testClient)
+		script         func(tc *testkit.Client)
 		want           string // in what the client receives last; "" for nothing (no TLS yet)
 		atDeadline     bool
 	}{
-		{"silent after the greeting", config.TLSNone, func(*testClient) {}, "* BYE ", true},
-		{"a line without end, slowly", config.TLSNone, func(tc *testClient) { drip(tc, "a LOGIN alice x") }, "* BYE ", true},
-		{"a literal without end, slowly", config.TLSNone, func(tc *testClient) {
-			tc.send("a LOGIN alice {100}\r\n")
+		{"silent after the greeting", config.TLSNone, func(*testkit.Client) {}, "* BYE ", true},
+		{"a line without end, slowly", config.TLSNone, func(tc *testkit.Client) { drip(tc, "a LOGIN alice x") }, "* BYE ", true},
+		{"a literal without end, slowly", config.TLSNone, func(tc *testkit.Client) {
+			tc.Send("a LOGIN alice {100}\r\n")
 			drip(tc, "x")
 		}, "* BYE ", true},
-		{"AUTHENTICATE without a response", config.TLSNone, func(tc *testClient) { tc.send("a AUTHENTICATE PLAIN\r\n") }, "* BYE ", true},
-		{"silent, implicit TLS", config.TLSImplicit, func(*testClient) {}, "", true},
-		{"a ClientHello without end, slowly", config.TLSImplicit, func(tc *testClient) { drip(tc, string(clientHelloPrefix)) }, "", true},
-		{"silent after STARTTLS", config.TLSStartTLS, func(tc *testClient) { tc.send("a STARTTLS\r\n") }, "a OK ", true},
-		{"a line without end, fast", config.TLSNone, func(tc *testClient) {
-			tc.c.Write(bytes.Repeat([]byte("x"), 1<<20))
+		{"AUTHENTICATE without a response", config.TLSNone, func(tc *testkit.Client) { tc.Send("a AUTHENTICATE PLAIN\r\n") }, "* BYE ", true},
+		{"silent, implicit TLS", config.TLSImplicit, func(*testkit.Client) {}, "", true},
+		{"a ClientHello without end, slowly", config.TLSImplicit, func(tc *testkit.Client) { drip(tc, string(clientHelloPrefix)) }, "", true},
+		{"silent after STARTTLS", config.TLSStartTLS, func(tc *testkit.Client) { tc.Send("a STARTTLS\r\n") }, "a OK ", true},
+		{"a line without end, fast", config.TLSNone, func(tc *testkit.Client) {
+			tc.Conn.Write(bytes.Repeat([]byte("x"), 1<<20))
 		}, "* BYE Command line too long", false},
 		// 150 commands at once: a few more than max_commands, pipelined. (With
 		// far more, the proxy closes with unread input, the kernel resets the
 		// connection and the client may lose the BYE.)
-		{"commands without end", config.TLSNone, func(tc *testClient) {
-			tc.c.Write(bytes.Repeat([]byte("a NOOP\r\n"), 150))
+		{"commands without end", config.TLSNone, func(tc *testkit.Client) {
+			tc.Conn.Write(bytes.Repeat([]byte("a NOOP\r\n"), 150))
 		}, "* BYE Too many commands", false},
-		{"bad commands without end", config.TLSNone, func(tc *testClient) {
-			tc.c.Write(bytes.Repeat([]byte("a FETCH 1:* ALL\r\n"), 100))
+		{"bad commands without end", config.TLSNone, func(tc *testkit.Client) {
+			tc.Conn.Write(bytes.Repeat([]byte("a FETCH 1:* ALL\r\n"), 100))
 		}, "* BYE Too many invalid commands", false},
 	}
 	var wg sync.WaitGroup
@@ -210,11 +210,11 @@ func TestSlowClients(t *testing.T) {
 		tc := dialRig(t, addrs[c.listener], "")
 		start := time.Now()
 		if c.listener != config.TLSImplicit {
-			tc.line()
+			tc.Line()
 		}
 		wg.Go(func() {
 			go c.script(tc) // ends when the proxy closes the connection
-			out, err := tc.readErr()
+			out, err := tc.ReadToEnd()
 			took := time.Since(start)
 			switch {
 			case err != nil && !errors.Is(err, syscall.ECONNRESET):
@@ -235,14 +235,14 @@ func TestSlowClients(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(rigPreAuth))
-	app := &testClient{t: t, c: conn, br: rigReader(conn)}
-	app.line()
-	app.send("a LOGIN alice " + pass + "\r\nb SELECT INBOX\r\n")
-	if l := app.until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
+	app := &testkit.Client{T: t, Conn: conn, Reader: rigReader(conn)}
+	app.Line()
+	app.Send("a LOGIN alice " + pass + "\r\nb SELECT INBOX\r\n")
+	if l := app.Until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
 		t.Errorf("a normal session during the attack: %q", l)
 	}
-	app.send("c LOGOUT\r\n")
-	app.until("c OK")
+	app.Send("c LOGOUT\r\n")
+	app.Until("c OK")
 	wg.Wait()
 	t.Logf("%d slow or flooding clients cut off", len(cases))
 	tally.add("bad inputs tried", int64(len(cases)))
@@ -279,13 +279,13 @@ func TestReplyPastPreAuthDeadline(t *testing.T) {
 			tc := rigGreeted(t, p.addr)
 			// Log in so that the upstream answers past the deadline.
 			time.Sleep(before)
-			tc.send("a LOGIN alice " + pass + "\r\n")
-			reply := tc.until("a ")
+			tc.Send("a LOGIN alice " + pass + "\r\n")
+			reply := tc.Until("a ")
 			if verdict[:2] == "NO" {
 				if !strings.HasPrefix(reply[len(reply)-1], "a NO [AUTHENTICATIONFAILED]") {
 					t.Errorf("reply %q", reply)
 				}
-				if l := tc.line(); !strings.HasPrefix(l, "* BYE ") {
+				if l := tc.Line(); !strings.HasPrefix(l, "* BYE ") {
 					t.Errorf("after the NO, past the deadline: %q, want BYE", l)
 				}
 				return
@@ -293,8 +293,8 @@ func TestReplyPastPreAuthDeadline(t *testing.T) {
 			if !strings.HasPrefix(reply[len(reply)-1], "a OK ") {
 				t.Fatalf("reply %q", reply)
 			}
-			tc.send("b NOOP\r\n")
-			if l := tc.until("b "); l[len(l)-1] != "b OK NOOP done" {
+			tc.Send("b NOOP\r\n")
+			if l := tc.Until("b "); l[len(l)-1] != "b OK NOOP done" {
 				t.Errorf("the session after a late login: %q", l)
 			}
 		})
@@ -373,13 +373,13 @@ func TestIdleConnections(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	app := &testClient{t: t, c: conn, br: rigReader(conn)}
-	app.line()
-	app.send("a LOGIN alice " + pass + "\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
-	if l := app.until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
+	app := &testkit.Client{T: t, Conn: conn, Reader: rigReader(conn)}
+	app.Line()
+	app.Send("a LOGIN alice " + pass + "\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+	if l := app.Until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
 		t.Errorf("a normal session among the idle ones: %q", l)
 	}
-	app.until("c OK")
+	app.Until("c OK")
 	t.Logf("a normal login, SELECT and LOGOUT among them took %v", time.Since(start).Round(time.Millisecond))
 
 	for _, c := range conns {
@@ -446,16 +446,16 @@ func TestWrongPasswordFloods(t *testing.T) {
 				tc := dialRig(t, p.addr, fmt.Sprintf("127.0.2.%d", 1+i%flood.sources))
 				wg.Go(func() {
 					defer func() { <-sem }()
-					defer tc.c.Close()
-					if _, err := testkit.ReadLine(tc.br); err != nil {
+					defer tc.Conn.Close()
+					if _, err := testkit.ReadLine(tc.Reader); err != nil {
 						t.Errorf("greeting: %v", err)
 						return
 					}
 					for j := range tries {
 						// Some retry the same password, most try new ones.
 						tag := fmt.Sprintf("a%d", j)
-						fmt.Fprintf(tc.c, "%s LOGIN alice wrong-%d-%d\r\n", tag, i%7, j)
-						lines, err := testkit.ReadUntil(tc.br, tag+" ")
+						fmt.Fprintf(tc.Conn, "%s LOGIN alice wrong-%d-%d\r\n", tag, i%7, j)
+						lines, err := testkit.ReadUntil(tc.Reader, tag+" ")
 						if err != nil || !strings.HasPrefix(lines[len(lines)-1], tag+" NO ") {
 							t.Errorf("wrong password answered %q, %v", lines, err)
 							return
@@ -463,21 +463,21 @@ func TestWrongPasswordFloods(t *testing.T) {
 						answered.Add(1)
 						storeMax(&peak, int64(runtime.NumGoroutine()))
 					}
-					if out, _ := tc.readErr(); !strings.Contains(out, "* BYE Too many failed logins") {
+					if out, _ := tc.ReadToEnd(); !strings.Contains(out, "* BYE Too many failed logins") {
 						t.Errorf("after %d failed logins: %q, want BYE", tries, out)
 					}
 				})
 			}
 			// Meanwhile, someone else logs in.
 			bob := dialRig(t, p.addr, "127.0.3.1")
-			bob.line()
-			bob.send("a LOGIN bob " + other + "\r\nb LOGOUT\r\n")
-			if l := bob.line(); !strings.HasPrefix(l, "a OK ") {
+			bob.Line()
+			bob.Send("a LOGIN bob " + other + "\r\nb LOGOUT\r\n")
+			if l := bob.Line(); !strings.HasPrefix(l, "a OK ") {
 				t.Errorf("another user during the flood: %q", l)
 			}
-			bob.until("b OK")
+			bob.Until("b OK")
 			wg.Wait()
-			bob.c.Close()
+			bob.Conn.Close()
 			p.waitSessions(t, 0)
 			after := measure()
 			t.Logf("%d wrong passwords answered; goroutines at most %d (from %d); %.1f KiB more in use after",
@@ -511,19 +511,19 @@ func TestStartTLSInjection(t *testing.T) {
 	p, addrs, _ := rigThreeListeners(t, up)
 
 	tc := rigGreeted(t, addrs[config.TLSStartTLS])
-	tc.send("a STARTTLS\r\nb LOGIN alice injected-pass\r\n")
-	out, err := tc.readErr()
+	tc.Send("a STARTTLS\r\nb LOGIN alice injected-pass\r\n")
+	out, err := tc.ReadToEnd()
 	if err != nil || !strings.Contains(out, "a BAD [CLIENTBUG]") || !strings.Contains(out, "* BYE ") {
 		t.Errorf("STARTTLS with a pipelined LOGIN: %q, %v", out, err)
 	}
 
 	tc = rigGreeted(t, addrs[config.TLSStartTLS])
-	tc.send("a STARTTLS\r\n")
-	if l := tc.line(); !strings.HasPrefix(l, "a OK") {
+	tc.Send("a STARTTLS\r\n")
+	if l := tc.Line(); !strings.HasPrefix(l, "a OK") {
 		t.Fatalf("STARTTLS: %q", l)
 	}
-	tc.send("b LOGIN alice injected-pass\r\n")
-	if out, _ := tc.readErr(); strings.Contains(out, "b ") {
+	tc.Send("b LOGIN alice injected-pass\r\n")
+	if out, _ := tc.ReadToEnd(); strings.Contains(out, "b ") {
 		t.Errorf("plaintext after STARTTLS was answered: %q", out)
 	}
 	p.waitSessions(t, 0)
@@ -561,11 +561,11 @@ func TestBinaryJunk(t *testing.T) {
 			tc := dialRig(t, addrs[listener], "")
 			wg.Go(func() {
 				defer func() { <-sem }()
-				if _, err := tc.c.Write(junk); err == nil {
+				if _, err := tc.Conn.Write(junk); err == nil {
 					sent.Add(int64(len(junk)))
 				}
-				tc.c.(*net.TCPConn).CloseWrite()
-				out, err := tc.readErr()
+				tc.Conn.(*net.TCPConn).CloseWrite()
+				out, err := tc.ReadToEnd()
 				if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 					t.Errorf("%d junk bytes to %s: %v, want the connection closed", len(junk), listener, err)
 				}

@@ -91,8 +91,8 @@ listeners:
 			}
 			defer c.Close()
 			rc := newRawConn(t, c)
-			rc.greeting()
-			lines := rc.command("a LOGIN " + quote(tc.user) + " " + quote(tc.pass))
+			rc.Greeting()
+			lines := rc.Command("a LOGIN " + quote(tc.user) + " " + quote(tc.pass))
 			no := lines[len(lines)-1]
 			if !strings.HasPrefix(no, "a NO [") || !strings.Contains(no, tc.text) {
 				t.Errorf("answer %q, want a NO saying %q", no, tc.text)

@@ -12,7 +12,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"io"
 	mathrand "math/rand/v2"
 	"net"
 	"os"
@@ -258,15 +257,8 @@ func largeMessage(size int) []byte {
 	return b.Bytes()
 }
 
-// rawConn speaks IMAP line by line over a TLS connection to the proxy.
-type rawConn struct {
-	t  *testing.T
-	c  net.Conn
-	r  *bufio.Reader // over c
-	lr *bufio.Reader // lines: r, or after COMPRESS over a DEFLATE reader over r
-	w  io.Writer     // c, or after COMPRESS fw
-	fw *flate.Writer
-}
+// rawConn is a raw client whose DEFLATE (RFC 4978) can be switched on.
+type rawConn struct{ *testkit.Client }
 
 // raw connects to route r and returns after the greeting and, for a
 // STARTTLS listener, after STARTTLS.
@@ -286,12 +278,12 @@ func (e *e2e) raw(t *testing.T, r route) *rawConn {
 	var rc *rawConn
 	if r.client == config.TLSImplicit {
 		rc = newRawConn(t, tls.Client(conn, tlsConfig))
-		rc.greeting()
+		rc.Greeting()
 		return rc
 	}
 	rc = newRawConn(t, conn)
-	rc.greeting()
-	if got := rc.command("s STARTTLS"); !strings.HasPrefix(got[len(got)-1], "s OK") {
+	rc.Greeting()
+	if got := rc.Command("s STARTTLS"); !strings.HasPrefix(got[len(got)-1], "s OK") {
 		t.Fatalf("STARTTLS: %q", got)
 	}
 	rc = newRawConn(t, tls.Client(conn, tlsConfig))
@@ -299,66 +291,29 @@ func (e *e2e) raw(t *testing.T, r route) *rawConn {
 }
 
 func newRawConn(t *testing.T, c net.Conn) *rawConn {
-	r := bufio.NewReader(c)
-	return &rawConn{t: t, c: c, r: r, lr: r, w: c}
+	return &rawConn{&testkit.Client{T: t, Conn: c, Reader: bufio.NewReader(c)}}
 }
 
-func (rc *rawConn) greeting() {
-	rc.t.Helper()
-	if g := rc.line(); !strings.HasPrefix(g, "* OK ") {
-		rc.t.Fatalf("greeting %q", g)
-	}
-}
-
-// deflate switches both directions to DEFLATE (RFC 4978), keeping what the
-// reader already buffered.
+// deflate switches both directions to DEFLATE, keeping what the reader
+// already buffered.
 func (rc *rawConn) deflate() {
-	rc.lr = bufio.NewReader(flate.NewReader(rc.r))
-	rc.fw, _ = flate.NewWriter(rc.c, flate.DefaultCompression) // valid level: no error
-	rc.w = rc.fw
+	fw, _ := flate.NewWriter(rc.Conn, flate.DefaultCompression) // valid level: no error
+	rc.Conn = &flateConn{Conn: rc.Conn, fw: fw}
+	rc.Reader = bufio.NewReader(flate.NewReader(rc.Reader))
 }
 
-func (rc *rawConn) write(s string) {
-	rc.t.Helper()
-	if _, err := io.WriteString(rc.w, s); err != nil {
-		rc.t.Fatal(err)
-	}
-	if rc.fw != nil {
-		if err := rc.fw.Flush(); err != nil {
-			rc.t.Fatal(err)
-		}
-	}
+// flateConn writes through a DEFLATE writer, flushed after each write.
+type flateConn struct {
+	net.Conn
+	fw *flate.Writer
 }
 
-func (rc *rawConn) line() string {
-	rc.t.Helper()
-	l, err := rc.lr.ReadString('\n')
-	if err != nil {
-		rc.t.Fatalf("read: %v (got %q)", err, l)
+func (c *flateConn) Write(p []byte) (int, error) {
+	n, err := c.fw.Write(p)
+	if err == nil {
+		err = c.fw.Flush()
 	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-// until reads lines up to and including the first that starts with prefix.
-func (rc *rawConn) until(prefix string) []string {
-	rc.t.Helper()
-	var lines []string
-	for {
-		l := rc.line()
-		lines = append(lines, l)
-		if strings.HasPrefix(l, prefix) {
-			return lines
-		}
-	}
-}
-
-// command sends one command line and returns the lines up to its tagged
-// reply.
-func (rc *rawConn) command(cmd string) []string {
-	rc.t.Helper()
-	rc.write(cmd + "\r\n")
-	tag, _, _ := strings.Cut(cmd, " ")
-	return rc.until(tag + " ")
+	return n, err
 }
 
 // newProxyCert makes a throwaway CA and a certificate for localhost and

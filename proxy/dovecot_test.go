@@ -125,7 +125,7 @@ func TestDovecotCompress(t *testing.T) {
 			user, pass = "alice", "alicepass"
 		}
 		rc := e.raw(t, r)
-		login := rc.command("a LOGIN " + quote(user) + " " + quote(pass))
+		login := rc.Command("a LOGIN " + quote(user) + " " + quote(pass))
 		ok := login[len(login)-1]
 		if !strings.HasPrefix(ok, "a OK [CAPABILITY ") {
 			t.Fatalf("LOGIN: %q", login)
@@ -133,14 +133,14 @@ func TestDovecotCompress(t *testing.T) {
 		if !strings.Contains(ok, " COMPRESS=DEFLATE") {
 			t.Fatalf("Dovecot offers COMPRESS=DEFLATE (dovecottest enables imap_zlib), the proxy's login reply does not: %q", ok)
 		}
-		if got := rc.command("c COMPRESS DEFLATE"); !strings.HasPrefix(got[len(got)-1], "c OK") {
+		if got := rc.Command("c COMPRESS DEFLATE"); !strings.HasPrefix(got[len(got)-1], "c OK") {
 			t.Fatalf("COMPRESS: %q", got)
 		}
 		rc.deflate()
-		if got := rc.command("d SELECT INBOX"); !strings.HasPrefix(got[len(got)-1], "d OK [READ-WRITE]") {
+		if got := rc.Command("d SELECT INBOX"); !strings.HasPrefix(got[len(got)-1], "d OK [READ-WRITE]") {
 			t.Fatalf("SELECT over DEFLATE: %q", got)
 		}
-		got := rc.command("e LOGOUT")
+		got := rc.Command("e LOGOUT")
 		if len(got) != 2 || !strings.HasPrefix(got[0], "* BYE") || !strings.HasPrefix(got[1], "e OK") {
 			t.Fatalf("LOGOUT over DEFLATE: %q", got)
 		}
@@ -153,8 +153,8 @@ func TestDovecotPipelinedLogin(t *testing.T) {
 	e := startE2E(t)
 	forEachRoute(t, func(t *testing.T, r route, _, _ string) {
 		rc := e.raw(t, r)
-		rc.write("a LOGIN alice alicepass\r\nb SELECT INBOX\r\n")
-		lines := rc.until("b ")
+		rc.Send("a LOGIN alice alicepass\r\nb SELECT INBOX\r\n")
+		lines := rc.Until("b ")
 		if !strings.HasPrefix(lines[0], "a OK [CAPABILITY ") {
 			t.Errorf("first line %q, want the LOGIN's OK", lines[0])
 		}
@@ -174,7 +174,7 @@ func TestDovecotWrongPassword(t *testing.T) {
 	e := startE2E(t)
 	forEachRoute(t, func(t *testing.T, r route, _, _ string) {
 		rc := e.raw(t, r)
-		lines := rc.command("a LOGIN alice " + wrongPassword)
+		lines := rc.Command("a LOGIN alice " + wrongPassword)
 		if len(lines) != 2 {
 			t.Fatalf("got %q, want an ALERT and a NO", lines)
 		}
@@ -192,7 +192,7 @@ func TestDovecotWrongPassword(t *testing.T) {
 		if no == "Authentication failed." {
 			t.Errorf("the client got Dovecot's own text, not imapwhy's")
 		}
-		if got := rc.command("b LOGIN alice alicepass"); !strings.HasPrefix(got[len(got)-1], "b OK ") {
+		if got := rc.Command("b LOGIN alice alicepass"); !strings.HasPrefix(got[len(got)-1], "b OK ") {
 			t.Errorf("second try on the same connection: %q", got)
 		}
 	})

@@ -132,8 +132,8 @@ func TestUpstreamFaults(t *testing.T) {
 			tc := rigGreeted(t, p.addr)
 
 			start := time.Now()
-			tc.send("a LOGIN alice " + pass + "\r\n")
-			lines := tc.until("a ")
+			tc.Send("a LOGIN alice " + pass + "\r\n")
+			lines := tc.Until("a ")
 			took := time.Since(start)
 			t.Logf("answered in %v: %q", took.Round(time.Millisecond), lines)
 			if took > rigUpstreamLogin+rigSlack {
@@ -147,9 +147,9 @@ func TestUpstreamFaults(t *testing.T) {
 			if len(ev) != 1 || ev[0]["cause"] != string(f.cause) {
 				t.Errorf("auth_failure events %v, want cause %s", ev, f.cause)
 			}
-			tc.send("b LOGOUT\r\n")
-			tc.until("b OK")
-			tc.c.Close()
+			tc.Send("b LOGOUT\r\n")
+			tc.Until("b OK")
+			tc.Conn.Close()
 			p.waitSessions(t, 0)
 			if !t.Failed() {
 				tally.add("upstream faults survived", 1)
@@ -179,11 +179,11 @@ func TestUpstreamEchoesPassword(t *testing.T) {
 			p := startRig(t, rigConfig(t, config.TLSNone, up, config.TLSNone), Options{})
 			tc := rigGreeted(t, p.addr)
 			if mech == "LOGIN" {
-				tc.send("a LOGIN alice " + pass + "\r\n")
+				tc.Send("a LOGIN alice " + pass + "\r\n")
 			} else {
-				tc.send("a AUTHENTICATE PLAIN " + testkit.Plain("alice", pass) + "\r\n")
+				tc.Send("a AUTHENTICATE PLAIN " + testkit.Plain("alice", pass) + "\r\n")
 			}
-			reply := strings.Join(tc.until("a "), "\n")
+			reply := strings.Join(tc.Until("a "), "\n")
 			if !strings.Contains(reply, "a NO [AUTHENTICATIONFAILED]") {
 				t.Errorf("reply %q", reply)
 			}
@@ -237,17 +237,17 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 			}))
 			p := startRig(t, rigConfig(t, config.TLSNone, up, config.TLSNone), Options{})
 			cl := rigGreeted(t, p.addr)
-			cl.send("a LOGIN alice " + pass + "\r\n")
-			if l := cl.line(); !strings.HasPrefix(l, "a OK ") {
+			cl.Send("a LOGIN alice " + pass + "\r\n")
+			if l := cl.Line(); !strings.HasPrefix(l, "a OK ") {
 				t.Fatalf("login: %q", l)
 			}
-			cl.c.SetDeadline(time.Now().Add(clientLinger + rigSlack))
-			cl.send("b FETCH 1 BODY[]\r\n")
-			if l := cl.line(); l != fmt.Sprintf("* 1 FETCH (BODY[] {%d}", announced) {
+			cl.Conn.SetDeadline(time.Now().Add(clientLinger + rigSlack))
+			cl.Send("b FETCH 1 BODY[]\r\n")
+			if l := cl.Line(); l != fmt.Sprintf("* 1 FETCH (BODY[] {%d}", announced) {
 				t.Fatalf("FETCH: %q", l)
 			}
 			got := make([]byte, len(body))
-			if _, err := io.ReadFull(cl.br, got); err != nil && !tc.reset {
+			if _, err := io.ReadFull(cl.Reader, got); err != nil && !tc.reset {
 				t.Fatalf("reading what the upstream sent: %v", err)
 			} else if err == nil && !bytes.Equal(got, body) {
 				t.Error("the part of the literal that arrived was altered")
@@ -257,14 +257,14 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 				// by itself, after clientLinger.
 				p.waitSessions(t, 0)
 			}
-			rest, err := cl.readErr()
+			rest, err := cl.ReadToEnd()
 			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 				t.Errorf("after the drop: %v, want the connection closed", err)
 			}
 			if len(rest) > 0 && !tc.reset {
 				t.Errorf("%d bytes after the upstream's last", len(rest))
 			}
-			cl.c.Close()
+			cl.Conn.Close()
 			p.waitSessions(t, 0)
 			if ev := p.logs.Events("session_end"); len(ev) != 1 {
 				t.Errorf("session_end events: %v", ev)

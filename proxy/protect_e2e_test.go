@@ -91,11 +91,11 @@ shield: {store: file}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(e2eTimeout))
 		rc := newRawConn(t, c)
-		rc.greeting()
-		lines := rc.command(fmt.Sprintf("a LOGIN %s %s", user, pw))
+		rc.Greeting()
+		lines := rc.Command(fmt.Sprintf("a LOGIN %s %s", user, pw))
 		tagged = lines[len(lines)-1]
 		if strings.HasPrefix(tagged, "a OK") {
-			rc.command("b LOGOUT")
+			rc.Command("b LOGOUT")
 			return tagged, nil
 		}
 		deadline := time.Now().Add(5 * time.Second)

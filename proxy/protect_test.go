@@ -117,9 +117,9 @@ func (r *protectRig) tryLoginFrom(t *testing.T, from, user, pw string) (tagged, 
 	t.Helper()
 	failures := len(r.logs.Events("auth_failure"))
 	tc := dialTestClientFrom(t, from, r.srv.Addrs()[0])
-	defer tc.c.Close()
-	tc.send(fmt.Sprintf("a LOGIN %s {%d+}\r\n%s\r\n", user, len(pw), pw))
-	lines := tc.until("a ")
+	defer tc.Conn.Close()
+	tc.Send(fmt.Sprintf("a LOGIN %s {%d+}\r\n%s\r\n", user, len(pw), pw))
+	lines := tc.Until("a ")
 	tagged = lines[len(lines)-1]
 	for _, l := range lines {
 		if s, ok := strings.CutPrefix(l, "* OK [ALERT] "); ok {
@@ -127,8 +127,8 @@ func (r *protectRig) tryLoginFrom(t *testing.T, from, user, pw string) (tagged, 
 		}
 	}
 	if strings.HasPrefix(tagged, "a OK") {
-		tc.send("b LOGOUT\r\n")
-		tc.until("b ")
+		tc.Send("b LOGOUT\r\n")
+		tc.Until("b ")
 	} else {
 		// The event is logged right after the NO is written.
 		waitFor(t, func() bool { return len(r.logs.Events("auth_failure")) > failures })
@@ -349,7 +349,7 @@ func TestConnectionLimit(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("the refused connection stayed open")
 	}
-	a.c.Close()
+	a.Conn.Close()
 	waitFor(t, func() bool {
 		m, _ := r.scrape(t)
 		return m["imapwhy_connections_refused_total"] == 1
@@ -389,7 +389,7 @@ func TestFailureDelay(t *testing.T) {
 
 	r2 := startProtectRig(t, `failure_delay_base: 1h, failure_delay_max: 1h`)
 	tc := dialTestClient(t, r2.srv.Addrs()[0])
-	tc.send("a LOGIN alice wrong-2\r\n")
+	tc.Send("a LOGIN alice wrong-2\r\n")
 	waitFor(t, func() bool { return r2.up.Logins.Load() == 1 }) // refused upstream; now waiting
 	done := make(chan error, 1)
 	go func() {
@@ -397,7 +397,7 @@ func TestFailureDelay(t *testing.T) {
 		defer cancel()
 		done <- r2.srv.Shutdown(ctx)
 	}()
-	lines := tc.until("* BYE ")
+	lines := tc.Until("* BYE ")
 	if !containsLine(lines, "a NO [AUTHENTICATIONFAILED] ") {
 		t.Errorf("no NO before the BYE: %q", lines)
 	}

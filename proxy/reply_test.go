@@ -59,11 +59,11 @@ func TestOnRefusal(t *testing.T) {
 		return answers[len(got)-1]
 	})
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.send("i ID (\"name\" \"Test\tApp\" \"version\" \"1.0\")\r\n")
-	tc.until("i OK")
+	tc.Send("i ID (\"name\" \"Test\tApp\" \"version\" \"1.0\")\r\n")
+	tc.Until("i OK")
 	pass := testSecret("hook")
-	tc.send("a LOGIN alice " + pass + "\r\n")
-	alert, no := tc.line(), tc.line()
+	tc.Send("a LOGIN alice " + pass + "\r\n")
+	alert, no := tc.Line(), tc.Line()
 	mu.Lock()
 	r := got[0]
 	mu.Unlock()
@@ -78,8 +78,8 @@ func TestOnRefusal(t *testing.T) {
 	if want := "a NO [AUTHENTICATIONFAILED] " + r.Message + " https://example.test/why/1"; no != want {
 		t.Errorf("NO %q, want %q", no, want)
 	}
-	tc.send("b LOGIN alice " + pass + "\r\n")
-	if l := tc.until("b "); l[len(l)-1] != "b NO [AUTHENTICATIONFAILED] Ask the help desk https://example.test/why/2" {
+	tc.Send("b LOGIN alice " + pass + "\r\n")
+	if l := tc.Until("b "); l[len(l)-1] != "b NO [AUTHENTICATIONFAILED] Ask the help desk https://example.test/why/2" {
 		t.Errorf("answer with the hook's text: %q", l)
 	}
 	ev := logs.Events("auth_failure")
@@ -108,17 +108,17 @@ func TestOnRefusalHandoff(t *testing.T) {
 		}}
 	})
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.send("a LOGIN alice " + testSecret("hook") + "\r\nb NOOP\r\n")
-	if l := tc.line(); !strings.HasPrefix(l, "* OK [ALERT] ") {
+	tc.Send("a LOGIN alice " + testSecret("hook") + "\r\nb NOOP\r\n")
+	if l := tc.Line(); !strings.HasPrefix(l, "* OK [ALERT] ") {
 		t.Errorf("first line %q", l)
 	}
-	if l := tc.line(); l != "a OK [CAPABILITY IMAP4rev1] Logged in" {
+	if l := tc.Line(); l != "a OK [CAPABILITY IMAP4rev1] Logged in" {
 		t.Errorf("login answer %q", l)
 	}
 	if l := <-served; l != "b NOOP\r\n" {
 		t.Errorf("the handoff read %q", l)
 	}
-	if l := tc.line(); l != "* handed off" {
+	if l := tc.Line(); l != "* handed off" {
 		t.Errorf("then %q", l)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

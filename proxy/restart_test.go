@@ -292,10 +292,10 @@ func TestReloadUnderLoad(t *testing.T) {
 			t.Errorf("after reload %d the old certificate is served", r+1)
 		}
 		conn.SetDeadline(time.Now().Add(rigPreAuth))
-		tc := &testClient{t: t, c: conn, br: rigReader(conn)}
-		tc.line()
-		tc.send("a LOGIN alice wrong-password\r\n")
-		no := tc.until("a ")
+		tc := &testkit.Client{T: t, Conn: conn, Reader: rigReader(conn)}
+		tc.Line()
+		tc.Send("a LOGIN alice wrong-password\r\n")
+		no := tc.Until("a ")
 		if ja := strings.ContainsFunc(no[len(no)-1], func(r rune) bool { return r > 0x3000 }); ja != (next.Listeners[0].Language == "ja") {
 			t.Errorf("after reload %d to language %s: %q", r+1, next.Listeners[0].Language, no)
 		}
@@ -360,7 +360,7 @@ func TestShutdownDrainsFetch(t *testing.T) {
 		defer cancel()
 		shutdown <- p.srv.Shutdown(ctx)
 	}()
-	if l := waiting.line(); !strings.HasPrefix(l, "* BYE ") {
+	if l := waiting.Line(); !strings.HasPrefix(l, "* BYE ") {
 		t.Errorf("a client that had not logged in got %q at shutdown, want BYE", l)
 	}
 	waitFor(t, func() bool {
@@ -439,7 +439,7 @@ func TestShutdownDeadlineMidFetch(t *testing.T) {
 }
 
 // rigGreetedTLS connects with TLS and reads the greeting.
-func rigGreetedTLS(t *testing.T, addr string, clientTLS *tls.Config) *testClient {
+func rigGreetedTLS(t *testing.T, addr string, clientTLS *tls.Config) *testkit.Client {
 	t.Helper()
 	conn, err := tls.Dial("tcp", addr, clientTLS)
 	if err != nil {
@@ -447,9 +447,7 @@ func rigGreetedTLS(t *testing.T, addr string, clientTLS *tls.Config) *testClient
 	}
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(rawTimeout))
-	tc := &testClient{t: t, c: conn, br: rigReader(conn)}
-	if g := tc.line(); !strings.HasPrefix(g, "* OK ") {
-		t.Fatalf("greeting %q", g)
-	}
+	tc := &testkit.Client{T: t, Conn: conn, Reader: rigReader(conn)}
+	tc.Greeting()
 	return tc
 }

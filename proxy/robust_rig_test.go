@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -138,19 +137,11 @@ func (p *rigProxy) waitSessions(t *testing.T, n int) {
 // dialRig connects to addr from the local address from ("" for any) and
 // returns a raw client whose received bytes also go to exposure. Nothing is
 // read yet.
-func dialRig(t *testing.T, addr, from string) *testClient {
+func dialRig(t *testing.T, addr, from string) *testkit.Client {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	if from != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
-	}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testkit.DialFrom(t, from, addr)
 	c.SetDeadline(time.Now().Add(rigPreAuth + rigUpstreamLogin + rigSlack))
-	t.Cleanup(func() { c.Close() })
-	return &testClient{t: t, c: c, br: rigReader(c)}
+	return &testkit.Client{T: t, Conn: c, Reader: rigReader(c)}
 }
 
 // rigReader reads c through a buffer and copies what it reads into
@@ -158,20 +149,11 @@ func dialRig(t *testing.T, addr, from string) *testClient {
 func rigReader(c io.Reader) *bufio.Reader { return bufio.NewReader(io.TeeReader(c, exposure)) }
 
 // greeted is dialRig that also reads the greeting.
-func rigGreeted(t *testing.T, addr string) *testClient {
+func rigGreeted(t *testing.T, addr string) *testkit.Client {
 	t.Helper()
 	tc := dialRig(t, addr, "")
-	if g := tc.line(); !strings.HasPrefix(g, "* OK ") {
-		t.Fatalf("greeting %q", g)
-	}
+	tc.Greeting()
 	return tc
-}
-
-// readErr reads until an error and returns it (io.EOF when the proxy
-// closed the connection), with what was read.
-func (tc *testClient) readErr() (string, error) {
-	b, err := io.ReadAll(tc.br)
-	return string(b), err
 }
 
 // rigMemUpstream starts go-imap's imapserver with an in-memory backend on

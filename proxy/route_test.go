@@ -59,8 +59,8 @@ limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
 func loginAnswer(t *testing.T, s *Server, user, pass string) string {
 	t.Helper()
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.send(fmt.Sprintf("a LOGIN %q %q\r\n", user, pass))
-	lines := tc.until("a ")
+	tc.Send(fmt.Sprintf("a LOGIN %q %q\r\n", user, pass))
+	lines := tc.Until("a ")
 	return lines[len(lines)-1]
 }
 

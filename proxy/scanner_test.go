@@ -73,11 +73,11 @@ func TestDiscoveryIsNoScanner(t *testing.T) {
 	for domain := range answers {
 		for try := range 2 {
 			tc := rigGreeted(t, p.addr)
-			tc.send(fmt.Sprintf("a LOGIN alice@%s %s\r\n", domain, pass))
-			if l := tc.until("a "); !strings.HasPrefix(l[len(l)-1], "a NO ") {
+			tc.Send(fmt.Sprintf("a LOGIN alice@%s %s\r\n", domain, pass))
+			if l := tc.Until("a "); !strings.HasPrefix(l[len(l)-1], "a NO ") {
 				t.Errorf("%s, login %d: %q", domain, try+1, l)
 			}
-			tc.c.Close()
+			tc.Conn.Close()
 			tried++
 			waitFor(t, func() bool { return len(p.logs.Events("auth_failure")) == tried })
 			ev := p.logs.Events("auth_failure")[tried-1]
@@ -98,7 +98,7 @@ func TestDiscoveryIsNoScanner(t *testing.T) {
 	cfg.Discovery.AllowPrivate = true
 	open := startRig(t, cfg, Options{Resolver: resolver})
 	tc := rigGreeted(t, open.addr)
-	tc.send("a LOGIN alice@loopback.test " + pass + "\r\n")
-	tc.until("a ")
+	tc.Send("a LOGIN alice@loopback.test " + pass + "\r\n")
+	tc.Until("a ")
 	waitFor(t, func() bool { return accepted.Load() == 1 })
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -48,14 +47,7 @@ listeners:
 	return s, logs
 }
 
-// testClient is a raw IMAP client: exact lines, nothing hidden.
-type testClient struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
-}
-
-func dialTestClient(t *testing.T, addr net.Addr) *testClient {
+func dialTestClient(t *testing.T, addr net.Addr) *testkit.Client {
 	t.Helper()
 	return dialTestClientFrom(t, "", addr)
 }
@@ -63,52 +55,11 @@ func dialTestClient(t *testing.T, addr net.Addr) *testClient {
 // dialTestClientFrom dials from the loopback address from ("": any), to
 // play clients on different networks (127.0.0.1 and 127.0.1.1 are two
 // IPv4 /24s).
-func dialTestClientFrom(t *testing.T, from string, addr net.Addr) *testClient {
+func dialTestClientFrom(t *testing.T, from string, addr net.Addr) *testkit.Client {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	if from != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
-	}
-	c, err := d.Dial("tcp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	tc := &testClient{t: t, c: c, br: bufio.NewReader(c)}
-	if g := tc.line(); !strings.HasPrefix(g, "* OK ") {
-		t.Fatalf("greeting %q", g)
-	}
+	tc := testkit.NewClient(t, testkit.DialFrom(t, from, addr.String()))
+	tc.Greeting()
 	return tc
-}
-
-func (tc *testClient) send(s string) {
-	tc.t.Helper()
-	if _, err := tc.c.Write([]byte(s)); err != nil {
-		tc.t.Fatal(err)
-	}
-}
-
-func (tc *testClient) line() string {
-	tc.t.Helper()
-	l, err := tc.br.ReadString('\n')
-	if err != nil {
-		tc.t.Fatalf("reading a line: %v (got %q)", err, l)
-	}
-	return strings.TrimRight(l, "\r\n")
-}
-
-// until reads lines up to and including the first that starts with prefix.
-func (tc *testClient) until(prefix string) []string {
-	tc.t.Helper()
-	var lines []string
-	for {
-		l := tc.line()
-		lines = append(lines, l)
-		if strings.HasPrefix(l, prefix) {
-			return lines
-		}
-	}
 }
 
 // TestPipelinedLogin sends LOGIN, SELECT and LOGOUT in one write: the
@@ -116,20 +67,20 @@ func (tc *testClient) until(prefix string) []string {
 func TestPipelinedLogin(t *testing.T) {
 	s, logs := startTestServer(t)
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.send("a LOGIN alice alicepass\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
-	login := tc.line()
+	tc.Send("a LOGIN alice alicepass\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+	login := tc.Line()
 	if !strings.HasPrefix(login, "a OK [CAPABILITY ") || strings.Contains(login, "AUTH=") {
 		t.Fatalf("login answer %q", login)
 	}
-	sel := tc.until("b ")
+	sel := tc.Until("b ")
 	if !strings.HasPrefix(sel[len(sel)-1], "b OK") {
 		t.Fatalf("SELECT through the proxy: %q", sel)
 	}
-	tc.until("c OK")
-	if _, err := tc.br.ReadByte(); err == nil {
+	tc.Until("c OK")
+	if _, err := tc.Reader.ReadByte(); err == nil {
 		t.Error("connection still open after LOGOUT")
 	}
-	tc.c.Close() // as a mail app does when the server has closed
+	tc.Conn.Close() // as a mail app does when the server has closed
 	waitFor(t, func() bool { return len(logs.Events("session_end")) == 1 })
 	ev := logs.Events("auth_success")
 	if len(ev) != 1 || ev[0]["user"] != "alice" {
@@ -146,8 +97,8 @@ func TestPipelinedLogin(t *testing.T) {
 func TestFailedLoginAnswer(t *testing.T) {
 	s, logs := startTestServer(t)
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.send("a1 LOGIN alice Wr0ngPassw0rd\r\n")
-	alert, no := tc.line(), tc.line()
+	tc.Send("a1 LOGIN alice Wr0ngPassw0rd\r\n")
+	alert, no := tc.Line(), tc.Line()
 	if !strings.HasPrefix(alert, "* OK [ALERT] ") {
 		t.Errorf("first line %q, want an ALERT", alert)
 	}
@@ -158,8 +109,8 @@ func TestFailedLoginAnswer(t *testing.T) {
 		t.Errorf("ALERT and NO say different things: %q / %q", alert, no)
 	}
 	// The client may try again on the same connection.
-	tc.send("a2 LOGIN alice alicepass\r\n")
-	if l := tc.line(); !strings.HasPrefix(l, "a2 OK ") {
+	tc.Send("a2 LOGIN alice alicepass\r\n")
+	if l := tc.Line(); !strings.HasPrefix(l, "a2 OK ") {
 		t.Errorf("second try: %q", l)
 	}
 	ev := logs.Events("auth_failure")
@@ -183,15 +134,15 @@ func TestFailedLoginAnswer(t *testing.T) {
 func TestShutdownSaysBye(t *testing.T) {
 	s, _ := startTestServer(t)
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.send("a NOOP\r\n")
-	tc.until("a OK")
+	tc.Send("a NOOP\r\n")
+	tc.Until("a OK")
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		done <- s.Shutdown(ctx)
 	}()
-	if l := tc.line(); !strings.HasPrefix(l, "* BYE ") {
+	if l := tc.Line(); !strings.HasPrefix(l, "* BYE ") {
 		t.Errorf("got %q, want BYE", l)
 	}
 	if err := <-done; err != nil {
@@ -207,8 +158,8 @@ func TestShutdownSaysBye(t *testing.T) {
 func TestShutdownDrains(t *testing.T) {
 	s, _ := startTestServer(t)
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.send("a LOGIN alice alicepass\r\n")
-	tc.until("a OK")
+	tc.Send("a LOGIN alice alicepass\r\n")
+	tc.Until("a OK")
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -216,8 +167,8 @@ func TestShutdownDrains(t *testing.T) {
 		done <- s.Shutdown(ctx)
 	}()
 	// The session goes on while the server drains.
-	tc.send("b SELECT INBOX\r\n")
-	if l := tc.until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
+	tc.Send("b SELECT INBOX\r\n")
+	if l := tc.Until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
 		t.Errorf("SELECT while draining: %q", l)
 	}
 	select {
@@ -225,9 +176,9 @@ func TestShutdownDrains(t *testing.T) {
 		t.Fatalf("Shutdown returned %v while a session was still open", err)
 	case <-time.After(200 * time.Millisecond):
 	}
-	tc.send("c LOGOUT\r\n")
-	tc.until("c OK")
-	tc.c.Close()
+	tc.Send("c LOGOUT\r\n")
+	tc.Until("c OK")
+	tc.Conn.Close()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -243,14 +194,14 @@ func TestShutdownDrains(t *testing.T) {
 func TestShutdownDeadline(t *testing.T) {
 	s, _ := startTestServer(t)
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.send("a LOGIN alice alicepass\r\n")
-	tc.until("a OK")
+	tc.Send("a LOGIN alice alicepass\r\n")
+	tc.Until("a OK")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want the deadline", err)
 	}
-	if _, err := tc.br.ReadString('\n'); err == nil {
+	if _, err := tc.Reader.ReadString('\n'); err == nil {
 		t.Error("session still open after the drain deadline")
 	}
 }
@@ -261,8 +212,8 @@ func TestReload(t *testing.T) {
 	s, _ := startTestServer(t)
 	old := s.Addrs()[0]
 	tc := dialTestClient(t, old)
-	tc.send("a LOGIN alice alicepass\r\n")
-	tc.until("a OK")
+	tc.Send("a LOGIN alice alicepass\r\n")
+	tc.Until("a OK")
 
 	s.mu.Lock()
 	cfg := s.cfg
@@ -292,10 +243,10 @@ func TestReload(t *testing.T) {
 		t.Error("removed listener still accepts")
 	}
 	tc2 := dialTestClient(t, fresh)
-	tc2.send("x LOGIN alice alicepass\r\n")
-	tc2.until("x OK")
-	tc.send("b SELECT INBOX\r\n")
-	if l := tc.until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
+	tc2.Send("x LOGIN alice alicepass\r\n")
+	tc2.Until("x OK")
+	tc.Send("b SELECT INBOX\r\n")
+	if l := tc.Until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
 		t.Errorf("session on the removed listener: %q", l)
 	}
 	bad := keep

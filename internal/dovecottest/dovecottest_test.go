@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // connTimeout bounds everything one test connection does.
@@ -46,7 +47,7 @@ func TestGreetings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := dialRaw(t, tt.addr, tt.tls, srv)
-			if got := r.line(); got != tt.want {
+			if got := r.Line(); got != tt.want {
 				t.Errorf("greeting\n got %q\nwant %q", got, tt.want)
 			}
 		})
@@ -128,8 +129,8 @@ func checkStatus(t *testing.T, err error, code imap.ResponseCode, text string) {
 func TestInsecureAddress(t *testing.T) {
 	srv := dovecottest.Start(t, dovecottest.Options{})
 	r := dialRaw(t, srv.Insecure, false, srv)
-	r.line() // greeting, checked in TestGreetings
-	got := r.command("a1 LOGIN alice alicepass")
+	r.Line() // greeting, checked in TestGreetings
+	got := r.Command("a1 LOGIN alice alicepass")
 	want := []string{
 		"* BAD [ALERT] Plaintext authentication not allowed without SSL/TLS, but your client did it anyway. If anyone was listening, the password was exposed.",
 		"a1 NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
@@ -288,7 +289,7 @@ func TestMaxUserIPConnections(t *testing.T) {
 func TestTrustedNetworks(t *testing.T) {
 	srv := dovecottest.Start(t, dovecottest.Options{TrustedNetworks: []string{"127.0.0.0/8"}})
 	r := dialRaw(t, srv.Insecure, false, srv)
-	if got, want := r.line(), greetingPlain; got != want {
+	if got, want := r.Line(), greetingPlain; got != want {
 		t.Errorf("greeting on 127.0.0.2 from a trusted network\n got %q\nwant %q", got, want)
 	}
 }
@@ -377,14 +378,7 @@ func newClient(t *testing.T, conn net.Conn, h *imapclient.UnilateralDataHandler)
 	return c
 }
 
-// rawConn reads and writes IMAP lines verbatim.
-type rawConn struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
-}
-
-func dialRaw(t *testing.T, addr string, useTLS bool, srv *dovecottest.Server) *rawConn {
+func dialRaw(t *testing.T, addr string, useTLS bool, srv *dovecottest.Server) *testkit.Client {
 	t.Helper()
 	var (
 		c   net.Conn
@@ -403,33 +397,7 @@ func dialRaw(t *testing.T, addr string, useTLS bool, srv *dovecottest.Server) *r
 	if err := c.SetDeadline(time.Now().Add(connTimeout)); err != nil {
 		t.Fatal(err)
 	}
-	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
-}
-
-func (r *rawConn) line() string {
-	r.t.Helper()
-	l, err := r.br.ReadString('\n')
-	if err != nil {
-		r.t.Fatalf("read: %v (got %q)", err, l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-// command sends cmd and returns the lines up to its tagged reply.
-func (r *rawConn) command(cmd string) []string {
-	r.t.Helper()
-	if _, err := r.c.Write([]byte(cmd + "\r\n")); err != nil {
-		r.t.Fatal(err)
-	}
-	tag, _, _ := strings.Cut(cmd, " ")
-	var lines []string
-	for {
-		l := r.line()
-		lines = append(lines, l)
-		if strings.HasPrefix(l, tag+" ") {
-			return lines
-		}
-	}
+	return &testkit.Client{T: t, Conn: c, Reader: bufio.NewReader(c)}
 }
 
 // TestHAProxy: the haproxy listener takes the client's address from the

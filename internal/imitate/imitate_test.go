@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"regexp"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/internal/imitate"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -134,11 +134,7 @@ func provider(t *testing.T, id string) imitate.Provider {
 }
 
 // rawConn is a verified TLS connection read line by line.
-type rawConn struct {
-	t  *testing.T
-	c  *tls.Conn
-	br *bufio.Reader
-}
+type rawConn struct{ *testkit.Client }
 
 func dialRaw(t *testing.T, srv *imitate.Server, cfg *tls.Config) *rawConn {
 	t.Helper()
@@ -148,33 +144,14 @@ func dialRaw(t *testing.T, srv *imitate.Server, cfg *tls.Config) *rawConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(ioTimeout))
-	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
-}
-
-func (r *rawConn) line() string {
-	r.t.Helper()
-	l, err := r.br.ReadString('\n')
-	if err != nil {
-		r.t.Fatalf("reading a line: %v (got %q)", err, l)
-	}
-	if !strings.HasSuffix(l, "\r\n") {
-		r.t.Fatalf("line %q does not end in CRLF", l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-func (r *rawConn) send(s string) {
-	r.t.Helper()
-	if _, err := io.WriteString(r.c, s); err != nil {
-		r.t.Fatal(err)
-	}
+	return &rawConn{&testkit.Client{T: t, Conn: c, Reader: bufio.NewReader(c)}}
 }
 
 // expectEOF checks that the server closed the connection.
 func (r *rawConn) expectEOF() {
-	r.t.Helper()
-	if l, err := r.br.ReadString('\n'); err == nil {
-		r.t.Fatalf("got %q, want the connection closed", l)
+	r.T.Helper()
+	if l, err := r.Reader.ReadString('\n'); err == nil {
+		r.T.Fatalf("got %q, want the connection closed", l)
 	}
 }
 
@@ -182,21 +159,21 @@ func (r *rawConn) expectEOF() {
 // literals for passwords quoted strings cannot carry, or AUTHENTICATE PLAIN
 // with an initial response.
 func (r *rawConn) login(user, password, mech string) {
-	r.t.Helper()
+	r.T.Helper()
 	if mech == "PLAIN" {
 		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
-		r.send("T AUTHENTICATE PLAIN " + ir + "\r\n")
+		r.Send("T AUTHENTICATE PLAIN " + ir + "\r\n")
 		return
 	}
 	if isPlainASCII(password) {
-		r.send(fmt.Sprintf("T LOGIN %q %q\r\n", user, password))
+		r.Send(fmt.Sprintf("T LOGIN %q %q\r\n", user, password))
 		return
 	}
-	r.send(fmt.Sprintf("T LOGIN %q {%d}\r\n", user, len(password)))
-	if l := r.line(); !strings.HasPrefix(l, "+") {
-		r.t.Fatalf("got %q, want a continuation request", l)
+	r.Send(fmt.Sprintf("T LOGIN %q {%d}\r\n", user, len(password)))
+	if l := r.Line(); !strings.HasPrefix(l, "+") {
+		r.T.Fatalf("got %q, want a continuation request", l)
 	}
-	r.send(password + "\r\n")
+	r.Send(password + "\r\n")
 }
 
 func isPlainASCII(s string) bool {
@@ -217,24 +194,24 @@ func TestGreetingAndCapabilities(t *testing.T) {
 			}
 			srv, cfg := startServer(t, p)
 			r := dialRaw(t, srv, cfg)
-			if got := r.line(); got != want.greeting {
+			if got := r.Line(); got != want.greeting {
 				t.Errorf("greeting\n got %q\nwant %q", got, want.greeting)
 			}
-			r.send("a1 CAPABILITY\r\n")
-			if got := r.line(); got != want.capability {
+			r.Send("a1 CAPABILITY\r\n")
+			if got := r.Line(); got != want.capability {
 				t.Errorf("capability\n got %q\nwant %q", got, want.capability)
 			}
-			if got, w := r.line(), "a1 "+want.capabilityOK; got != w {
+			if got, w := r.Line(), "a1 "+want.capabilityOK; got != w {
 				t.Errorf("capability OK\n got %q\nwant %q", got, w)
 			}
-			r.send("a2 NOOP\r\na3 LOGOUT\r\n")
-			if got := r.line(); !strings.HasPrefix(got, "a2 OK") {
+			r.Send("a2 NOOP\r\na3 LOGOUT\r\n")
+			if got := r.Line(); !strings.HasPrefix(got, "a2 OK") {
 				t.Errorf("NOOP: got %q", got)
 			}
-			if got := r.line(); !strings.HasPrefix(got, "* BYE") {
+			if got := r.Line(); !strings.HasPrefix(got, "* BYE") {
 				t.Errorf("LOGOUT: got %q, want a BYE", got)
 			}
-			if got := r.line(); !strings.HasPrefix(got, "a3 OK") {
+			if got := r.Line(); !strings.HasPrefix(got, "a3 OK") {
 				t.Errorf("LOGOUT: got %q", got)
 			}
 			r.expectEOF()
@@ -284,10 +261,10 @@ func TestScenarioLines(t *testing.T) {
 					t.Errorf("Transcript\n got %q\nwant %q", got, want)
 				}
 				r := dialRaw(t, srv, cfg)
-				r.line() // greeting
+				r.Line() // greeting
 				r.login(s.User, s.Password, s.Command())
 				for _, w := range want {
-					if got := r.line(); got != w {
+					if got := r.Line(); got != w {
 						t.Errorf("\n got %q\nwant %q", got, w)
 					}
 				}
@@ -303,9 +280,9 @@ func TestScenarioLines(t *testing.T) {
 			seen[key] = true
 			t.Run(key, func(t *testing.T) {
 				r := dialRaw(t, srv, cfg)
-				r.line()
+				r.Line()
 				r.login(s.User, s.Password, "PLAIN")
-				if got := r.line(); got != want[0] {
+				if got := r.Line(); got != want[0] {
 					t.Errorf("\n got %q\nwant %q", got, want[0])
 				}
 			})
@@ -344,9 +321,9 @@ func TestUnlistedUsers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.provider+"/"+tt.user+"/"+tt.mech, func(t *testing.T) {
 			r := dialRaw(t, servers[tt.provider], configs[tt.provider])
-			r.line()
+			r.Line()
 			r.login(tt.user, tt.password, tt.mech)
-			if got := r.line(); got != tt.want {
+			if got := r.Line(); got != tt.want {
 				t.Errorf("\n got %q\nwant %q", got, tt.want)
 			}
 		})
@@ -477,14 +454,14 @@ func TestPostLoginCapabilities(t *testing.T) {
 func TestPipelinedAfterLogin(t *testing.T) {
 	srv, cfg := startServer(t, provider(t, "dovecot"))
 	r := dialRaw(t, srv, cfg)
-	r.line()
-	r.send("a1 LOGIN alice@example.net alicepass\r\na2 SELECT INBOX\r\na3 LOGOUT\r\n")
-	if got, want := r.line(), "a1 "+dovecotLoggedIn; got != want {
+	r.Line()
+	r.Send("a1 LOGIN alice@example.net alicepass\r\na2 SELECT INBOX\r\na3 LOGOUT\r\n")
+	if got, want := r.Line(), "a1 "+dovecotLoggedIn; got != want {
 		t.Fatalf("\n got %q\nwant %q", got, want)
 	}
 	var lines []string
 	for {
-		l := r.line()
+		l := r.Line()
 		lines = append(lines, l)
 		if strings.HasPrefix(l, "a3 ") {
 			break
@@ -501,24 +478,24 @@ func TestPipelinedAfterLogin(t *testing.T) {
 func TestAuthenticateContinuation(t *testing.T) {
 	srv, cfg := startServer(t, provider(t, "gmail"))
 	r := dialRaw(t, srv, cfg)
-	r.line()
-	r.send("a1 AUTHENTICATE PLAIN\r\n")
-	if got := r.line(); got != "+ " {
+	r.Line()
+	r.Send("a1 AUTHENTICATE PLAIN\r\n")
+	if got := r.Line(); got != "+ " {
 		t.Fatalf("got %q, want an empty continuation request", got)
 	}
-	r.send("*\r\n")
-	if got := r.line(); !strings.HasPrefix(got, "a1 BAD") {
+	r.Send("*\r\n")
+	if got := r.Line(); !strings.HasPrefix(got, "a1 BAD") {
 		t.Fatalf("cancel: got %q", got)
 	}
-	r.send("a2 AUTHENTICATE PLAIN\r\n")
-	r.line()
-	r.send(base64.StdEncoding.EncodeToString([]byte("\x00apppw@gmail.com\x00secret")) + "\r\n")
+	r.Send("a2 AUTHENTICATE PLAIN\r\n")
+	r.Line()
+	r.Send(base64.StdEncoding.EncodeToString([]byte("\x00apppw@gmail.com\x00secret")) + "\r\n")
 	want := "a2 NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)"
-	if got := r.line(); got != want {
+	if got := r.Line(); got != want {
 		t.Errorf("\n got %q\nwant %q", got, want)
 	}
-	r.send("a3 AUTHENTICATE XOAUTH2 dGVzdA==\r\n")
-	if got := r.line(); !strings.HasPrefix(got, "a3 NO") {
+	r.Send("a3 AUTHENTICATE XOAUTH2 dGVzdA==\r\n")
+	if got := r.Line(); !strings.HasPrefix(got, "a3 NO") {
 		t.Errorf("unsupported mechanism: got %q", got)
 	}
 }
@@ -529,33 +506,33 @@ func TestPreLoginBounds(t *testing.T) {
 	srv, cfg := startServer(t, provider(t, "dovecot"))
 	t.Run("long line", func(t *testing.T) {
 		r := dialRaw(t, srv, cfg)
-		r.line()
-		r.send("a1 LOGIN " + strings.Repeat("x", 9000) + " y\r\n")
-		if got := r.line(); !strings.HasPrefix(got, "* BYE") {
+		r.Line()
+		r.Send("a1 LOGIN " + strings.Repeat("x", 9000) + " y\r\n")
+		if got := r.Line(); !strings.HasPrefix(got, "* BYE") {
 			t.Errorf("got %q, want BYE", got)
 		}
 		r.expectEOF()
 	})
 	t.Run("big literal", func(t *testing.T) {
 		r := dialRaw(t, srv, cfg)
-		r.line()
-		r.send("a1 LOGIN {100000+}\r\n")
-		if got := r.line(); !strings.HasPrefix(got, "* BYE") {
+		r.Line()
+		r.Send("a1 LOGIN {100000+}\r\n")
+		if got := r.Line(); !strings.HasPrefix(got, "* BYE") {
 			t.Errorf("got %q, want BYE", got)
 		}
 		r.expectEOF()
 	})
 	t.Run("bad commands", func(t *testing.T) {
 		r := dialRaw(t, srv, cfg)
-		r.line()
+		r.Line()
 		for i := range 4 {
-			r.send(fmt.Sprintf("b%d SELECT INBOX\r\n", i))
-			if got := r.line(); !strings.HasPrefix(got, fmt.Sprintf("b%d BAD", i)) {
+			r.Send(fmt.Sprintf("b%d SELECT INBOX\r\n", i))
+			if got := r.Line(); !strings.HasPrefix(got, fmt.Sprintf("b%d BAD", i)) {
 				t.Fatalf("got %q, want BAD", got)
 			}
 		}
-		r.send("\"\r\n")
-		if got := r.line(); !strings.HasPrefix(got, "* BYE") {
+		r.Send("\"\r\n")
+		if got := r.Line(); !strings.HasPrefix(got, "* BYE") {
 			t.Errorf("got %q, want BYE", got)
 		}
 		r.expectEOF()
@@ -599,13 +576,13 @@ func TestCloseEndsConnections(t *testing.T) {
 	}
 	cfg := &tls.Config{ServerName: p.Host, RootCAs: ca.Pool()}
 	pre := dialRaw(t, srv, cfg)
-	pre.line()
+	pre.Line()
 	post := dialRaw(t, srv, cfg)
-	post.line()
+	post.Line()
 	post.login("apppw@gmail.com", "abcdefghijklmnop", "LOGIN")
-	post.line()
-	post.send("a2 SELECT INBOX\r\n")
-	for l := post.line(); !strings.HasPrefix(l, "a2 OK"); l = post.line() {
+	post.Line()
+	post.Send("a2 SELECT INBOX\r\n")
+	for l := post.Line(); !strings.HasPrefix(l, "a2 OK"); l = post.Line() {
 	}
 	if err := srv.Close(); err != nil {
 		t.Errorf("Close: %v", err)

@@ -12,7 +12,6 @@ package notify
 // password always gets a NO. With go-imap's imapclient and with curl.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -115,19 +114,16 @@ func startReachRig(t *testing.T, yaml string, popts proxy.Options, ropts Options
 
 // dial opens an implicit-TLS connection to listener i, verifying the
 // proxy's certificate, and reads the greeting.
-func (r *reachRig) dial(t *testing.T, i int) *testClient {
+func (r *reachRig) dial(t *testing.T, i int) *testkit.Client {
 	t.Helper()
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	c, err := tls.DialWithDialer(d, "tcp", r.srv.Addrs()[i].String(), &tls.Config{RootCAs: r.ca.Pool(), ServerName: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc := testkit.NewClient(t, c)
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	t.Cleanup(func() { c.Close() })
-	tc := &testClient{t: t, c: c, br: bufio.NewReader(c)}
-	if g := tc.line(); !strings.HasPrefix(g, "* OK ") {
-		t.Fatalf("greeting %q", g)
-	}
+	tc.Greeting()
 	return tc
 }
 
@@ -187,8 +183,8 @@ func TestIncidentLinkEndToEnd(t *testing.T) {
 	type seen struct{ alert, no, link string }
 	login := func(i int) seen {
 		tc := r.dial(t, i)
-		tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
-		alert, no := tc.line(), tc.line()
+		tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
+		alert, no := tc.Line(), tc.Line()
 		a, ok1 := strings.CutPrefix(alert, "* OK [ALERT] ")
 		n, ok2 := strings.CutPrefix(no, "a1 NO [AUTHENTICATIONFAILED] ")
 		if !ok1 || !ok2 {
@@ -315,8 +311,8 @@ func screenshot(t *testing.T, url, name string) string {
 func TestLocalStatusPageFromAnotherAddress(t *testing.T) {
 	r := startReachRig(t, "listeners:\n"+memUpstreamYAML(t, "en")+"web: {address: '127.0.0.1:0'}\n", proxy.Options{}, Options{})
 	tc := r.dial(t, 0)
-	tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
-	link := linkRE.FindString(tc.line())
+	tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
+	link := linkRE.FindString(tc.Line())
 	root := "https://" + r.reach.WebAddr().String() + "/"
 
 	code, body := fetch(t, r.https(t, "127.0.0.1"), root)
@@ -345,8 +341,8 @@ func TestWebhookEndToEnd(t *testing.T) {
 	r := startReachRig(t, "listeners:\n"+memUpstreamYAML(t, "en")+
 		"web: {address: '127.0.0.1:0'}\nnotify: {webhook: {url: '"+hook.URL+"'}}\n", proxy.Options{}, Options{})
 	tc := r.dial(t, 0)
-	tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
-	link := linkRE.FindString(tc.line())
+	tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
+	link := linkRE.FindString(tc.Line())
 	var body []byte
 	select {
 	case body = <-got:
@@ -378,8 +374,8 @@ func TestDesktopNotificationEndToEnd(t *testing.T) {
 	r := startReachRig(t, "listeners:\n"+memUpstreamYAML(t, "en")+"web: {address: '127.0.0.1:0'}\nnotify: {desktop: true}\n",
 		proxy.Options{}, Options{DesktopPath: script})
 	tc := r.dial(t, 0)
-	tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
-	link := linkRE.FindString(tc.line())
+	tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
+	link := linkRE.FindString(tc.Line())
 	var args string
 	waitFor(t, func() bool {
 		b, err := os.ReadFile(record)
@@ -634,16 +630,16 @@ func portOf(t *testing.T, a net.Addr) string {
 func TestNoticeMailboxPipelined(t *testing.T) {
 	r := startNoticeRig(t)
 	tc := r.dial(t, 0)
-	tc.send("a LOGIN " + gmailUser + ` "` + gmailAccountPW + "\"\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
-	alert := tc.line()
+	tc.Send("a LOGIN " + gmailUser + ` "` + gmailAccountPW + "\"\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+	alert := tc.Line()
 	if !strings.HasPrefix(alert, "* OK [ALERT] ") || !linkRE.MatchString(alert) {
 		t.Errorf("first line %q, want the ALERT with the link", alert)
 	}
 	want := "a OK [CAPABILITY " + strings.Join(notice.Capabilities(), " ") + "] Logged in"
-	if l := tc.line(); l != want {
+	if l := tc.Line(); l != want {
 		t.Errorf("login answer %q, want %q", l, want)
 	}
-	lines := tc.until("c ")
+	lines := tc.Until("c ")
 	all := strings.Join(lines, "\n")
 	for _, w := range []string{"* 1 EXISTS", "b OK ", "* BYE", "c OK "} {
 		if !strings.Contains(all, w) {
@@ -657,38 +653,6 @@ func TestNoticeMailboxPipelined(t *testing.T) {
 
 // testLog collects the JSON log lines for assertions.
 type testLog struct{ testkit.Buffer }
-
-// testClient is a raw IMAP client: exact lines, nothing hidden.
-type testClient struct {
-	t  *testing.T
-	c  net.Conn
-	br *bufio.Reader
-}
-
-func (tc *testClient) send(s string) {
-	tc.t.Helper()
-	if _, err := tc.c.Write([]byte(s)); err != nil {
-		tc.t.Fatal(err)
-	}
-}
-
-func (tc *testClient) line() string {
-	tc.t.Helper()
-	l, err := testkit.ReadLine(tc.br)
-	if err != nil {
-		tc.t.Fatalf("reading a line: %v (got %q)", err, l)
-	}
-	return l
-}
-
-func (tc *testClient) until(prefix string) []string {
-	tc.t.Helper()
-	lines, err := testkit.ReadUntil(tc.br, prefix)
-	if err != nil {
-		tc.t.Fatal(err)
-	}
-	return lines
-}
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
@@ -728,8 +692,8 @@ func TestReload(t *testing.T) {
 	fail := func() string {
 		t.Helper()
 		tc := r.dial(t, 0)
-		tc.send("a1 LOGIN alice " + wrongPassword + "\r\n")
-		return linkRE.FindString(tc.line())
+		tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
+		return linkRE.FindString(tc.Line())
 	}
 	waitPost := func(got chan []byte) map[string]any {
 		t.Helper()
