@@ -95,7 +95,7 @@ func TestClientVanishesMidCommand(t *testing.T) {
 				tc.Line() // greeting
 			}
 			c.script(tc)
-			waitFor(t, func() bool { return p.sessions() == 1 })
+			testkit.WaitFor(t, func() bool { return p.sessions() == 1 })
 			start := time.Now()
 			tc.Conn.Close()
 			p.waitSessions(t, 0)
@@ -310,7 +310,7 @@ func TestReplyPastPreAuthDeadline(t *testing.T) {
 func TestIdleConnections(t *testing.T) {
 	const perListener, sources = 1000, 50
 	checkNoLeaks(t)
-	raiseFileLimit(t, 4*2*perListener+1000)
+	testkit.RaiseFileLimit(t, 4*2*perListener+1000)
 	pass := testSecret("idle")
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
 	serverTLS, clientTLS := frontTestTLS(t)
@@ -343,7 +343,7 @@ func TestIdleConnections(t *testing.T) {
 				}
 			}
 		}
-		waitFor(t, func() bool { return p.sessions() == len(conns) })
+		testkit.WaitFor(t, func() bool { return p.sessions() == len(conns) })
 	}
 	base := measure()
 	open(p.srv.Addrs()[0].String(), true)

@@ -1,13 +1,11 @@
 package proxy_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
@@ -40,25 +38,13 @@ listeners:
 	}
 	logs := &lockedBuffer{}
 	cert, caPEM := newProxyCert(t)
+	testkit.ShowOnFailure(t, "proxy log", logs)
 	srv, err := proxy.New(cfg, proxy.Options{
 		Logger:        proxy.NewTestLogger(logs),
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}},
 		UpstreamRoots: dc.CAPool,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", logs)
-		}
-	})
+	testkit.Start(t, srv, err)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	addrs := srv.Addrs()

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -90,28 +89,15 @@ func startE2E(t *testing.T) *e2e {
 	if err := os.WriteFile(e.caFile, caPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// After the proxy's shutdown: its last words are checked too.
+	testkit.ShowOnFailure(t, "proxy log", e.logs)
+	t.Cleanup(func() { e.checkLogHasNoSecrets(t) })
 	srv, err := proxy.New(e2eConfig(t, dc), proxy.Options{
 		Logger:        proxy.NewTestLogger(e.logs),
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		UpstreamRoots: dc.CAPool,
 	})
-	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("proxy Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("proxy Shutdown: %v", err)
-		}
-		e.checkLogHasNoSecrets(t)
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", e.logs)
-		}
-	})
+	testkit.Start(t, srv, err)
 	addrs := srv.Addrs()
 	if len(addrs) != len(routes) {
 		t.Fatalf("proxy bound %d addresses, want %d", len(addrs), len(routes))

@@ -142,7 +142,7 @@ func TestUpstreamFaults(t *testing.T) {
 			if len(lines) != 2 || !strings.HasPrefix(lines[0], "* OK [ALERT] ") || !strings.HasPrefix(lines[1], "a NO [UNAVAILABLE] ") {
 				t.Errorf("answer %q, want an ALERT and NO [UNAVAILABLE]", lines)
 			}
-			waitFor(t, func() bool { return len(p.logs.Events("auth_failure")) > 0 })
+			testkit.WaitFor(t, func() bool { return len(p.logs.Events("auth_failure")) > 0 })
 			ev := p.logs.Events("auth_failure")
 			if len(ev) != 1 || ev[0]["cause"] != string(f.cause) {
 				t.Errorf("auth_failure events %v, want cause %s", ev, f.cause)
@@ -187,7 +187,7 @@ func TestUpstreamEchoesPassword(t *testing.T) {
 			if !strings.Contains(reply, "a NO [AUTHENTICATIONFAILED]") {
 				t.Errorf("reply %q", reply)
 			}
-			waitFor(t, func() bool { return len(p.logs.Events("auth_failure")) > 0 })
+			testkit.WaitFor(t, func() bool { return len(p.logs.Events("auth_failure")) > 0 })
 			log := p.logs.String()
 			for _, form := range secretForms(pass) {
 				if strings.Contains(log, form) || strings.Contains(reply, form) {

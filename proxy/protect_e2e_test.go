@@ -26,6 +26,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -60,26 +61,14 @@ shield: {store: file}
 	}
 	m := metrics.New()
 	logs := &lockedBuffer{}
+	t.Cleanup(func() { sh.Close() }) // after the proxy's shutdown
 	srv, err := proxy.New(cfg, proxy.Options{Logger: proxy.NewTestLogger(logs), UpstreamRoots: dc.CAPool, Shield: sh, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	testkit.Start(t, srv, err)
 	admin, err := metrics.Serve("127.0.0.1:0", m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		admin.Shutdown(ctx)
-		sh.Close()
-	})
+	t.Cleanup(func() { admin.Shutdown(context.Background()) })
 
 	login := func(t *testing.T, pw string) (tagged string, ev map[string]string) {
 		t.Helper()

@@ -8,10 +8,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,27 +73,19 @@ limits: {%s}
 		Now:     r.clock.Now,
 		OnError: func(err error) { t.Errorf("shield store: %v", err) },
 	})
-	r.srv, err = New(cfg, Options{Logger: testLogger(r.logs), Shield: sh, Metrics: r.metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { sh.Close() }) // after the proxy's shutdown
+	srv, err := New(cfg, Options{Logger: testLogger(r.logs), Shield: sh, Metrics: r.metrics})
+	r.srv = testkit.Start(t, srv, err)
 	r.admin, err = metrics.Serve("127.0.0.1:0", r.metrics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
-		if err := r.srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
 		if err := r.admin.Shutdown(ctx); err != nil {
 			t.Errorf("admin Shutdown: %v", err)
 		}
-		sh.Close()
 	})
 	return r
 }
@@ -131,7 +120,7 @@ func (r *protectRig) tryLoginFrom(t *testing.T, from, user, pw string) (tagged, 
 		tc.Until("b ")
 	} else {
 		// The event is logged right after the NO is written.
-		waitFor(t, func() bool { return len(r.logs.Events("auth_failure")) > failures })
+		testkit.WaitFor(t, func() bool { return len(r.logs.Events("auth_failure")) > failures })
 	}
 	return tagged, alert
 }
@@ -149,31 +138,7 @@ func (r *protectRig) lastFailure(t *testing.T) map[string]any {
 // scrape GETs /metrics from the admin listener: series -> value.
 func (r *protectRig) scrape(t *testing.T) (map[string]float64, string) {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + r.admin.Addr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s %v", resp.Status, err)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad sample %q", line)
-		}
-		out[line[:i]] = v
-	}
-	return out, string(body)
+	return testkit.Scrape(t, "http://"+r.admin.Addr().String()+"/metrics")
 }
 
 // wantMessage checks that the client was told the message of cause.
@@ -230,7 +195,7 @@ func TestShieldStaleDevice(t *testing.T) {
 	if got, _ := r.tryLogin(t, "alice", "n3w-Secret"); !strings.HasPrefix(got, "a OK") {
 		t.Errorf("the new password: %q", got)
 	}
-	waitFor(t, func() bool { return len(r.logs.Events("session_end")) == 2 })
+	testkit.WaitFor(t, func() bool { return len(r.logs.Events("session_end")) == 2 })
 
 	m, body := r.scrape(t)
 	want := map[string]float64{
@@ -350,7 +315,7 @@ func TestConnectionLimit(t *testing.T) {
 		t.Error("the refused connection stayed open")
 	}
 	a.Conn.Close()
-	waitFor(t, func() bool {
+	testkit.WaitFor(t, func() bool {
 		m, _ := r.scrape(t)
 		return m["imapwhy_connections_refused_total"] == 1
 	})
@@ -390,7 +355,7 @@ func TestFailureDelay(t *testing.T) {
 	r2 := startProtectRig(t, `failure_delay_base: 1h, failure_delay_max: 1h`)
 	tc := dialTestClient(t, r2.srv.Addrs()[0])
 	tc.Send("a LOGIN alice wrong-2\r\n")
-	waitFor(t, func() bool { return r2.up.Logins.Load() == 1 }) // refused upstream; now waiting
+	testkit.WaitFor(t, func() bool { return r2.up.Logins.Load() == 1 }) // refused upstream; now waiting
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -35,14 +35,7 @@ listeners:
 	}
 	logs := &serverLog{}
 	s, err := New(cfg, Options{Logger: testLogger(logs), OnRefusal: hook})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdownNow(s) })
-	return s, logs
+	return testkit.Start(t, s, err), logs
 }
 
 // TestOnRefusal: the hook gets the refusal's facts, and its link and text

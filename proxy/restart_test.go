@@ -363,7 +363,7 @@ func TestShutdownDrainsFetch(t *testing.T) {
 	if l := waiting.Line(); !strings.HasPrefix(l, "* BYE ") {
 		t.Errorf("a client that had not logged in got %q at shutdown, want BYE", l)
 	}
-	waitFor(t, func() bool {
+	testkit.WaitFor(t, func() bool {
 		c, err := net.DialTimeout("tcp", p.addr, time.Second)
 		if err == nil {
 			c.Close()

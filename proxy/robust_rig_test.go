@@ -7,7 +7,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -85,24 +84,10 @@ func startRig(t *testing.T, cfg config.Config, opts Options) *rigProxy {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
+	testkit.ShowOnFailure(t, "proxy log", logs)
+	t.Cleanup(func() { exposeMetrics(opts.Metrics) }) // after the shutdown
 	s, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		exposeMetrics(opts.Metrics)
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", logs)
-		}
-	})
+	testkit.Start(t, s, err)
 	return &rigProxy{srv: s, logs: logs, addr: s.Addrs()[0].String()}
 }
 

@@ -45,14 +45,7 @@ limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
 	logs := &serverLog{}
 	opts.Logger = testLogger(logs)
 	s, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdownNow(s) })
-	return s, logs
+	return testkit.Start(t, s, err), logs
 }
 
 // loginAnswer sends one LOGIN and returns the tagged answer.
@@ -68,7 +61,7 @@ func loginAnswer(t *testing.T, s *Server, user, pass string) string {
 // it: the NO reaches the client before the event is written.
 func lastCause(t *testing.T, logs *serverLog, n int) string {
 	t.Helper()
-	waitFor(t, func() bool { return len(logs.Events("auth_failure")) >= n })
+	testkit.WaitFor(t, func() bool { return len(logs.Events("auth_failure")) >= n })
 	c, _ := logs.Events("auth_failure")[n-1]["cause"].(string)
 	return c
 }
@@ -145,12 +138,6 @@ func TestAutoRouteOffline(t *testing.T) {
 	if c := lastCause(t, logs, 1); c != "network.dns_unavailable" {
 		t.Errorf("cause %s, want network.dns_unavailable", c)
 	}
-}
-
-func shutdownNow(s *Server) {
-	ctx, cancel := contextWithTimeout(5 * time.Second)
-	defer cancel()
-	s.Shutdown(ctx)
 }
 
 type contextT = context.Context

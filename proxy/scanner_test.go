@@ -79,7 +79,7 @@ func TestDiscoveryIsNoScanner(t *testing.T) {
 			}
 			tc.Conn.Close()
 			tried++
-			waitFor(t, func() bool { return len(p.logs.Events("auth_failure")) == tried })
+			testkit.WaitFor(t, func() bool { return len(p.logs.Events("auth_failure")) == tried })
 			ev := p.logs.Events("auth_failure")[tried-1]
 			if e, _ := ev["error"].(string); !strings.Contains(e, "resolves to") || !strings.HasSuffix(e, "refused") {
 				t.Errorf("%s, login %d: error %q, want the address refused", domain, try+1, e)
@@ -100,5 +100,5 @@ func TestDiscoveryIsNoScanner(t *testing.T) {
 	tc := rigGreeted(t, open.addr)
 	tc.Send("a LOGIN alice@loopback.test " + pass + "\r\n")
 	tc.Until("a ")
-	waitFor(t, func() bool { return accepted.Load() == 1 })
+	testkit.WaitFor(t, func() bool { return accepted.Load() == 1 })
 }

@@ -33,18 +33,7 @@ listeners:
 	}
 	logs := &serverLog{}
 	s, err := New(cfg, Options{Logger: testLogger(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	return s, logs
+	return testkit.Start(t, s, err), logs
 }
 
 func dialTestClient(t *testing.T, addr net.Addr) *testkit.Client {
@@ -81,7 +70,7 @@ func TestPipelinedLogin(t *testing.T) {
 		t.Error("connection still open after LOGOUT")
 	}
 	tc.Conn.Close() // as a mail app does when the server has closed
-	waitFor(t, func() bool { return len(logs.Events("session_end")) == 1 })
+	testkit.WaitFor(t, func() bool { return len(logs.Events("session_end")) == 1 })
 	ev := logs.Events("auth_success")
 	if len(ev) != 1 || ev[0]["user"] != "alice" {
 		t.Errorf("auth_success events: %v", ev)
@@ -283,16 +272,5 @@ func TestNewNeedsCertificate(t *testing.T) {
 	cfg := config.Default()
 	if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("New without a certificate: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,7 +42,7 @@ func TestLoadThroughProxy(t *testing.T) {
 		n, d = max(n, 2000), max(d, time.Minute)
 	}
 	// Both ends of every connection are in this process, plus Dovecot's.
-	raiseFileLimit(t, uint64(8*n+1000))
+	testkit.RaiseFileLimit(t, uint64(8*n+1000))
 	dc := dovecottest.Start(t, dovecottest.Options{MaxSessions: n + 50})
 	users := []loadtest.Credentials{{"alice", "alicepass"}, {"bob", "bobpass"}, {"carol@example.test", "carolpass"}, {"utf8", dovecottest.UTF8Password}}
 	if per := (n + len(users) - 1) / len(users); per > 1000 {
@@ -128,20 +127,4 @@ func (l *lineCounter) failures() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n
-}
-
-// raiseFileLimit makes sure the process may open n files.
-func raiseFileLimit(t *testing.T, n uint64) {
-	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur >= n {
-		return
-	}
-	lim.Cur, lim.Max = max(lim.Cur, n), max(lim.Max, n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatalf("the load test needs %d open files (ulimit -n) and the limit cannot be raised: %v", n, err)
-	}
 }

@@ -1,55 +1,19 @@
 package metrics
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// scrape GETs url and returns the samples by series ("name{labels}").
-func scrape(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	return parseText(t, resp.Body)
-}
-
-// parseText reads the text exposition format into series -> value.
-func parseText(t *testing.T, r io.Reader) map[string]float64 {
-	t.Helper()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("bad sample %q", line)
-		}
-		out[line[:i]] = v
-	}
-	return out
-}
 
 // TestAdminServes: the admin listener serves the metrics by name and value
 // over real HTTP, and /healthz.
@@ -80,7 +44,7 @@ func TestAdminServes(t *testing.T) {
 	}
 	defer a.Close()
 	base := "http://" + a.Addr().String()
-	got := scrape(t, base+"/metrics")
+	got, _ := testkit.Scrape(t, base+"/metrics")
 	want := map[string]float64{
 		`imapwhy_logins_total{result="success"}`:                                              1,
 		`imapwhy_logins_total{result="failure"}`:                                              3,

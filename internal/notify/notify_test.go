@@ -93,22 +93,15 @@ func startReachRig(t *testing.T, yaml string, popts proxy.Options, ropts Options
 	}
 	popts.Logger, popts.TLS, popts.OnRefusal = log, tlsConf, reach.OnRefusal
 	s, err := proxy.New(cfg, popts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	r.srv, r.reach = testkit.Start(t, s, err), reach
 	if err := reach.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testkit.Timeout)
 		defer cancel()
-		s.Shutdown(ctx)
 		reach.Shutdown(ctx)
 	})
-	r.srv, r.reach = s, reach
 	return r
 }
 
@@ -377,7 +370,7 @@ func TestDesktopNotificationEndToEnd(t *testing.T) {
 	tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
 	link := linkRE.FindString(tc.Line())
 	var args string
-	waitFor(t, func() bool {
+	testkit.WaitFor(t, func() bool {
 		b, err := os.ReadFile(record)
 		args = string(b)
 		return err == nil
@@ -495,7 +488,7 @@ func TestNoticeMailboxImapclient(t *testing.T) {
 	if bytes.Contains(raw, []byte(gmailAccountPW)) {
 		t.Error("the notice quotes the password")
 	}
-	for name, err := range noticeWrites(c) {
+	for name, err := range testkit.TryWrites(c) {
 		var ierr *imap.Error
 		if !errors.As(err, &ierr) || ierr.Type != imap.StatusResponseTypeNo || ierr.Code != imap.ResponseCodeCannot {
 			t.Errorf("%s in the notice mailbox: %v, want NO [CANNOT]", name, err)
@@ -541,24 +534,6 @@ func TestNoticeMailboxImapclient(t *testing.T) {
 	if n := len(r.logs.Events("auth_success")); n != 1 {
 		t.Errorf("%d auth_success events, want 1 (the app password)", n)
 	}
-}
-
-// noticeWrites tries every command that could change a mailbox.
-func noticeWrites(c *imapclient.Client) map[string]error {
-	out := map[string]error{}
-	msg := "Subject: x\r\n\r\nx\r\n"
-	ap := c.Append("INBOX", int64(len(msg)), nil)
-	ap.Write([]byte(msg))
-	ap.Close()
-	_, out["APPEND"] = ap.Wait()
-	_, out["STORE"] = c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Collect()
-	_, out["COPY"] = c.Copy(imap.SeqSetNum(1), "INBOX").Wait()
-	_, out["MOVE"] = c.Move(imap.SeqSetNum(1), "Trash").Wait()
-	_, out["EXPUNGE"] = c.Expunge().Collect()
-	out["CREATE"] = c.Create("Sent", nil).Wait()
-	out["DELETE"] = c.Delete("INBOX").Wait()
-	out["RENAME"] = c.Rename("INBOX", "Old", nil).Wait()
-	return out
 }
 
 // TestNoticeMailboxCurl: curl reads the notice, cannot write to it, and a
@@ -654,17 +629,6 @@ func TestNoticeMailboxPipelined(t *testing.T) {
 // testLog collects the JSON log lines for assertions.
 type testLog struct{ testkit.Buffer }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestReload: a reload swaps the webhook and turns the desktop
 // notifications on; the incident pages keep running with their links, and
 // the keys only a restart applies are named in the log.
@@ -735,7 +699,7 @@ func TestReload(t *testing.T) {
 		t.Errorf("the old webhook still posts: %s", b)
 	default:
 	}
-	waitFor(t, func() bool {
+	testkit.WaitFor(t, func() bool {
 		b, err := os.ReadFile(record)
 		return err == nil && strings.HasSuffix(strings.TrimSpace(string(b)), after)
 	})

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // Client is a raw IMAP client for transcripts: it writes exact bytes and
@@ -102,4 +105,23 @@ func DialFrom(t testing.TB, from, addr string) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TryWrites tries, through c on a selected mailbox, every command that
+// could change a mailbox, and returns each one's error by command name.
+func TryWrites(c *imapclient.Client) map[string]error {
+	out := map[string]error{}
+	msg := "Subject: x\r\n\r\nx\r\n"
+	ap := c.Append("INBOX", int64(len(msg)), nil)
+	ap.Write([]byte(msg))
+	ap.Close()
+	_, out["APPEND"] = ap.Wait()
+	_, out["STORE"] = c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Collect()
+	_, out["COPY"] = c.Copy(imap.SeqSetNum(1), "INBOX").Wait()
+	_, out["MOVE"] = c.Move(imap.SeqSetNum(1), "Trash").Wait()
+	_, out["EXPUNGE"] = c.Expunge().Collect()
+	out["CREATE"] = c.Create("Sent", nil).Wait()
+	out["DELETE"] = c.Delete("INBOX").Wait()
+	out["RENAME"] = c.Rename("INBOX", "Old", nil).Wait()
+	return out
 }

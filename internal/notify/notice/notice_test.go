@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -244,7 +245,7 @@ func TestMailboxThroughImapclient(t *testing.T) {
 			t.Errorf("UID SEARCH %+v: %d results, want %d", tt.crit, got, tt.want)
 		}
 	}
-	for name, err := range writes(c) {
+	for name, err := range testkit.TryWrites(c) {
 		var ierr *imap.Error
 		if !asIMAPError(err, &ierr) || ierr.Type != imap.StatusResponseTypeNo || ierr.Code != imap.ResponseCodeCannot || !strings.Contains(ierr.Text, "read-only") {
 			t.Errorf("%s: %v, want NO [CANNOT] ... read-only ...", name, err)
@@ -277,24 +278,6 @@ func TestMailboxThroughImapclient(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after LOGOUT")
 	}
-}
-
-// writes tries every command that could change a mailbox.
-func writes(c *imapclient.Client) map[string]error {
-	out := map[string]error{}
-	msg := "Subject: x\r\n\r\nx\r\n"
-	ap := c.Append("INBOX", int64(len(msg)), nil)
-	ap.Write([]byte(msg))
-	ap.Close()
-	_, out["APPEND"] = ap.Wait()
-	_, out["STORE"] = c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Collect()
-	_, out["COPY"] = c.Copy(imap.SeqSetNum(1), "INBOX").Wait()
-	_, out["MOVE"] = c.Move(imap.SeqSetNum(1), "Trash").Wait()
-	_, out["EXPUNGE"] = c.Expunge().Collect()
-	out["CREATE"] = c.Create("Sent", nil).Wait()
-	out["DELETE"] = c.Delete("INBOX").Wait()
-	out["RENAME"] = c.Rename("INBOX", "Old", nil).Wait()
-	return out
 }
 
 func asIMAPError(err error, target **imap.Error) bool {
