@@ -43,12 +43,12 @@ func loginThrough(t *testing.T, p *rigProxy, from string, head []byte) (greeting
 	t.Helper()
 	tc := dialRig(t, p.addr, from)
 	if len(head) > 0 {
-		tc.send(string(head))
+		tc.Send(string(head))
 	}
-	greeting = tc.line()
-	tc.send("a1 LOGIN alice alicepass\r\n")
-	lines := tc.until("a1 ")
-	tc.send("a2 LOGOUT\r\n")
+	greeting = tc.Line()
+	tc.Send("a1 LOGIN alice alicepass\r\n")
+	lines := tc.Until("a1 ")
+	tc.Send("a2 LOGOUT\r\n")
 	return greeting, lines[len(lines)-1]
 }
 
@@ -74,7 +74,7 @@ func TestProxyHeaderTrusted(t *testing.T) {
 		if !strings.HasPrefix(g, "* OK") || !strings.HasPrefix(a, "a1 OK") {
 			t.Fatalf("v%d: greeting %q, answer %q", v, g, a)
 		}
-		waitFor(t, func() bool { return len(p.logs.Events("auth_success")) == int(v) })
+		testkit.WaitFor(t, func() bool { return len(p.logs.Events("auth_success")) == int(v) })
 		ev := p.logs.Events("auth_success")[v-1]
 		if ev["client"] != client || ev["via"] == nil || !strings.HasPrefix(ev["via"].(string), "127.0.0.1:") {
 			t.Errorf("v%d: auth_success client %v via %v, want %s via 127.0.0.1", v, ev["client"], ev["via"], client)
@@ -93,12 +93,12 @@ func TestProxyHeaderRequired(t *testing.T) {
 		"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x01x",
 	} {
 		tc := dialRig(t, p.addr, "127.0.0.1")
-		tc.send(head)
-		got, err := io.ReadAll(tc.br)
+		tc.Send(head)
+		got, err := io.ReadAll(tc.Reader)
 		if len(got) != 0 {
 			t.Errorf("%d: a trusted source without a valid header was answered %q (%v)", i, got, err)
 		}
-		waitFor(t, func() bool { return len(p.logs.Events("proxy_header_refused")) == i+1 })
+		testkit.WaitFor(t, func() bool { return len(p.logs.Events("proxy_header_refused")) == i+1 })
 	}
 	if strings.Contains(p.logs.String(), "alicepass") {
 		t.Error("the password reached the log")
@@ -111,18 +111,18 @@ func TestProxyHeaderUntrusted(t *testing.T) {
 	p := proxyRig(t, "127.0.0.2/32")
 	head := proxyHeaderBytes(t, 1, "192.0.2.9:4000", "198.51.100.1:993")
 	tc := dialRig(t, p.addr, "127.0.0.1")
-	if g := tc.line(); !strings.HasPrefix(g, "* OK") {
+	if g := tc.Line(); !strings.HasPrefix(g, "* OK") {
 		t.Fatalf("greeting %q", g)
 	}
-	tc.send(string(head))
-	if l := tc.line(); !strings.Contains(l, "BAD") {
+	tc.Send(string(head))
+	if l := tc.Line(); !strings.Contains(l, "BAD") {
 		t.Errorf("a spoofed header was answered %q, want BAD", l)
 	}
-	tc.send("a1 LOGIN alice alicepass\r\n")
-	if l := tc.until("a1 "); !strings.HasPrefix(l[len(l)-1], "a1 OK") {
+	tc.Send("a1 LOGIN alice alicepass\r\n")
+	if l := tc.Until("a1 "); !strings.HasPrefix(l[len(l)-1], "a1 OK") {
 		t.Fatalf("login: %q", l)
 	}
-	waitFor(t, func() bool { return len(p.logs.Events("auth_success")) == 1 })
+	testkit.WaitFor(t, func() bool { return len(p.logs.Events("auth_success")) == 1 })
 	ev := p.logs.Events("auth_success")[0]
 	if c, _ := ev["client"].(string); !strings.HasPrefix(c, "127.0.0.1:") || ev["via"] != nil {
 		t.Errorf("client %v via %v, want the TCP peer 127.0.0.1", ev["client"], ev["via"])

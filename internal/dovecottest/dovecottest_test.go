@@ -413,11 +413,11 @@ func TestHAProxy(t *testing.T) {
 	_, port, _ := net.SplitHostPort(srv.HAProxyIMAPS)
 	fmt.Fprintf(c, "PROXY TCP4 192.0.2.55 127.0.0.1 40000 %s\r\n", port)
 	tc := tls.Client(c, &tls.Config{RootCAs: srv.CAPool, ServerName: "127.0.0.1"})
-	r := &rawConn{t: t, c: tc, br: bufio.NewReader(tc)}
-	if g := r.line(); !strings.HasPrefix(g, "* OK") {
+	r := &testkit.Client{T: t, Conn: tc, Reader: bufio.NewReader(tc)}
+	if g := r.Line(); !strings.HasPrefix(g, "* OK") {
 		t.Fatalf("greeting %q", g)
 	}
-	if got := r.command("a1 LOGIN alice alicepass"); !strings.HasPrefix(got[len(got)-1], "a1 OK") {
+	if got := r.Command("a1 LOGIN alice alicepass"); !strings.HasPrefix(got[len(got)-1], "a1 OK") {
 		t.Fatalf("login: %q", got)
 	}
 	deadline := time.Now().Add(5 * time.Second)
