@@ -26,6 +26,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/certs"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/imitate"
+	"github.com/imapwhy/imapwhy/internal/notify"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -96,7 +97,7 @@ type demo struct {
 	stateDir   string // the proxy's certificates
 	tempDir    string // stateDir when the demo made it; removed by close
 	certs      *certs.Manager
-	proxy      *proxy.Server
+	proxy      *daemon        // the proxy and its refusal hook
 	addrs      []net.Addr     // proxy listeners, one per provider
 	roots      *x509.CertPool // trusts the proxy's local CA
 	logs       *demoLogGate
@@ -146,15 +147,16 @@ func (d *demo) start(ctx context.Context, where demoListen, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	p, err := proxy.New(d.proxyConfig(addrs), proxy.Options{Logger: log, TLS: d.certs.TLSConfig(), UpstreamRoots: ca.Pool()})
+	p, err := newDaemon(d.proxyConfig(addrs), proxy.Options{Logger: log, TLS: d.certs.TLSConfig(), UpstreamRoots: ca.Pool()},
+		notify.Options{Logger: log, TLS: d.certs.TLSConfig()})
 	if err != nil {
 		return err
 	}
-	if err := p.Start(); err != nil {
+	if err := p.start(); err != nil {
 		return err
 	}
 	d.proxy = p
-	d.addrs = p.Addrs()
+	d.addrs = p.proxy.Addrs()
 	return nil
 }
 
@@ -190,7 +192,7 @@ func (d *demo) proxyConfig(addrs []string) config.Config {
 func (d *demo) close() {
 	if d.proxy != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), demoDrainTimeout)
-		d.proxy.Shutdown(ctx)
+		d.proxy.shutdown(ctx)
 		cancel()
 	}
 	for _, srv := range d.imitations {

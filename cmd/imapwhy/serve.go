@@ -79,36 +79,27 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		defer admin.Close()
 		fmt.Fprintf(stdout, "imapwhy: metrics on http://%s/metrics\n", admin.Addr())
 	}
-	// The proxy tells people about refused logins through its hook: the
-	// incident pages, notifications and notice mailbox of package notify.
 	no := notify.Options{Logger: log, TLS: cm.TLSConfig()}
 	po := proxy.Options{Logger: log, TLS: cm.TLSConfig(), Shield: sh, Metrics: m}
 	if st != nil {
 		no.Shared = st.Incidents(cfg.Web.MaxIncidents)
 		po.SharedLimits = st.Limiter()
 	}
-	reach, err := notify.New(cfg, no)
+	d, err := newDaemon(cfg, po, no)
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 2
 	}
-	po.OnRefusal = reach.OnRefusal
-	srv, err := proxy.New(cfg, po)
-	if err != nil {
-		reach.Shutdown(context.Background())
-		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
-		return 2
-	}
-	running.Store(srv)
-	if err := start(srv, reach); err != nil {
+	running.Store(d.proxy)
+	if err := d.start(); err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 1
 	}
-	for i, a := range srv.Addrs() {
+	for i, a := range d.proxy.Addrs() {
 		l := cfg.Listeners[i]
 		fmt.Fprintf(stdout, "imapwhy: listening on %s (%s), upstream %s\n", a, l.TLS, l.Upstream.Address)
 	}
-	if a := reach.WebAddr(); a != nil {
+	if a := d.reach.WebAddr(); a != nil {
 		fmt.Fprintf(stdout, "imapwhy: incident and status pages on https://%s/\n", a)
 	}
 	if f := cm.CAFile(); f != "" {
@@ -122,15 +113,13 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	for {
 		select {
 		case <-hup:
-			reload(*path, srv, reach, cm, log)
+			reload(*path, d, cm, log)
 		case <-ctx.Done():
 			stop() // a second signal now kills the process
 			log.Info().Str("event", "shutdown").Dur("drain", cfg.Timeouts.Drain.D()).Msg("shutting down")
 			dctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Drain.D())
 			defer cancel()
-			err := srv.Shutdown(dctx)
-			reach.Shutdown(dctx) // the pages stayed up during the drain
-			if err != nil {
+			if err := d.shutdown(dctx); err != nil {
 				return 1
 			}
 			return 0
@@ -146,39 +135,24 @@ func loadConfig(path string) (config.Config, error) {
 	return config.Load(path)
 }
 
-// start starts the proxy, then the pages and the webhook; on error nothing
-// is left running.
-func start(srv *proxy.Server, reach *notify.Reach) error {
-	if err := srv.Start(); err != nil {
-		reach.Shutdown(context.Background())
-		return err
-	}
-	if err := reach.Start(); err != nil {
-		srv.Shutdown(context.Background())
-		reach.Shutdown(context.Background())
-		return err
-	}
-	return nil
-}
-
 // reload re-reads the certificates and the configuration on SIGHUP: the
 // proxy's settings, then the web and notify ones (notify.Reach.Reload logs
 // those that need a restart). A bad new configuration is reported and the
 // running one kept.
-func reload(path string, srv *proxy.Server, reach *notify.Reach, cm *certs.Manager, log zerolog.Logger) {
+func reload(path string, d *daemon, cm *certs.Manager, log zerolog.Logger) {
 	if err := cm.Reload(); err != nil {
 		log.Error().Err(err).Str("event", "reload_failed").Msg("certificates not reloaded")
 	}
 	cfg, err := loadConfig(path)
+	var notifyErr error
 	if err == nil {
-		err = srv.Reload(cfg)
+		err, notifyErr = d.reload(cfg)
 	}
 	if err != nil {
 		log.Error().Err(err).Str("event", "reload_failed").Msg("configuration not reloaded; the old one stays")
-		return
 	}
-	if err := reach.Reload(cfg); err != nil {
-		log.Error().Err(err).Str("event", "reload_failed").Msg("web and notify settings not reloaded; the old ones stay")
+	if notifyErr != nil {
+		log.Error().Err(notifyErr).Str("event", "reload_failed").Msg("web and notify settings not reloaded; the old ones stay")
 	}
 }
 
