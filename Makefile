@@ -20,7 +20,8 @@ test:
 
 fuzz: fuzz-preauth fuzz-transcript
 
-# The pre-auth parser and state machine (proxy/preauth*.go).
+# The pre-auth parser and state machine (proxy/preauth*.go, reading with
+# internal/imapwire's command reader).
 fuzz-preauth:
 	$(GO) test -run='^FuzzPreauth$$' -fuzz='^FuzzPreauth$$' -fuzztime=$(FUZZTIME) ./proxy/
 

@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 )
 
 // frontConfig is how one listener's connections are served before login.
@@ -343,7 +344,7 @@ func frontCode(code string) string {
 		return ""
 	}
 	for _, w := range strings.Split(code, " ") {
-		if !frontIsAtom(w) {
+		if !imapwire.IsAtom(w) {
 			return ""
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
@@ -86,7 +87,7 @@ func FuzzPreauth(f *testing.F) {
 				}
 				break
 			}
-			if !frontValidTag(req.Tag) || (req.Mechanism != "LOGIN" && req.Mechanism != "PLAIN") {
+			if !imapwire.IsTag(req.Tag) || (req.Mechanism != "LOGIN" && req.Mechanism != "PLAIN") {
 				t.Fatalf("bad login request: tag %q mechanism %q", req.Tag, req.Mechanism)
 			}
 			// Echo what the client chose into the reply, to exercise
@@ -128,7 +129,7 @@ func frontCheckOutput(t *testing.T, out string, maxLine int) {
 			t.Fatalf("response line of %d bytes", len(body))
 		}
 		tag, _, ok := strings.Cut(body, " ")
-		if !ok || (tag != "*" && tag != "+" && !frontValidTag(tag)) {
+		if !ok || (tag != "*" && tag != "+" && !imapwire.IsTag(tag)) {
 			t.Fatalf("response line without a tag: %q", line)
 		}
 	}

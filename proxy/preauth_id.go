@@ -5,6 +5,8 @@ package proxy
 import (
 	"slices"
 	"strings"
+
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 )
 
 // RFC 2971 §3.3: at most 30 field-value pairs, fields of at most 30 octets,
@@ -43,7 +45,7 @@ func (f *front) cmdID() (*loginRequest, error) {
 // of duplicate fields wins; NIL values are left out; all text is sanitised.
 func (f *front) argIDParams() (map[string]string, error) {
 	if !f.argByte('(') {
-		if strings.EqualFold(f.scan(frontAtomChar), "NIL") {
+		if strings.EqualFold(f.scan(imapwire.IsAtomChar), "NIL") {
 			return nil, nil
 		}
 		return nil, frontSyntax("Expected ( or NIL")

@@ -134,11 +134,3 @@ func (f *front) argNString() (string, bool, error) {
 	s, isNil, err := f.cur.r.NString(f.inviteLiteral)
 	return s, isNil, f.wireErr(err)
 }
-
-// frontAtomChar, frontValidTag and frontIsAtom are imapwire's character
-// classes.
-var (
-	frontAtomChar = imapwire.IsAtomChar
-	frontValidTag = imapwire.IsTag
-	frontIsAtom   = imapwire.IsAtom
-)

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 )
 
 // Refusal is a login the proxy refused after trying it: the upstream's
@@ -180,7 +181,7 @@ func (f *front) refuse(r reply) error {
 		f.writeLine("* BYE ", frontRespText(r.text, "Closing connection"))
 		return f.flush()
 	}
-	if !frontValidTag(r.tag) {
+	if !imapwire.IsTag(r.tag) {
 		return fmt.Errorf("refuse: invalid tag %q", r.tag)
 	}
 	text := frontRespText(r.text, "Login failed")
@@ -203,12 +204,12 @@ func (f *front) refuse(r reply) error {
 // loggedIn answers a successful login: "tag OK [CAPABILITY caps...] Logged in".
 // Capabilities that are not atoms are dropped.
 func (f *front) loggedIn(tag string, caps []string) error {
-	if !frontValidTag(tag) {
+	if !imapwire.IsTag(tag) {
 		return fmt.Errorf("logged in: invalid tag %q", tag)
 	}
 	valid := make([]string, 0, len(caps))
 	for _, c := range caps {
-		if frontIsAtom(c) {
+		if imapwire.IsAtom(c) {
 			valid = append(valid, c)
 		}
 	}

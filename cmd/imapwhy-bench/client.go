@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/imapwire"
 )
 
 // The benchmark's own IMAP client: it writes commands and reads responses
@@ -172,33 +175,17 @@ func (c *client) response() (string, error) {
 		if err != nil {
 			return first, err
 		}
-		n, ok := literalSize(line)
+		_, lit, ok := imapwire.SplitLiteral(bytes.TrimRight(line, "\r\n"))
 		if !ok {
 			return first, nil
 		}
-		if _, err := c.br.Discard(n); err != nil {
+		if lit.Size > math.MaxInt32 {
+			return first, fmt.Errorf("literal of %d bytes", lit.Size)
+		}
+		if _, err := c.br.Discard(int(lit.Size)); err != nil {
 			return first, err
 		}
 	}
-}
-
-// literalSize returns n when line ends with a literal announcement {n}
-// or {n+} (RFC 9051 section 4.3, RFC 7888).
-func literalSize(line []byte) (int, bool) {
-	line = bytes.TrimSuffix(line, []byte("\r\n"))
-	if !bytes.HasSuffix(line, []byte("}")) {
-		return 0, false
-	}
-	open := bytes.LastIndexByte(line, '{')
-	if open < 0 {
-		return 0, false
-	}
-	digits := bytes.TrimSuffix(line[open+1:len(line)-1], []byte("+"))
-	n, err := strconv.Atoi(string(digits))
-	if err != nil || n < 0 {
-		return 0, false
-	}
-	return n, true
 }
 
 // login dials addr and logs in as the benchmark user.
