@@ -179,3 +179,35 @@ func TestReloadKeepsDiscoveryCache(t *testing.T) {
 		t.Errorf("reloaded events %v", ev)
 	}
 }
+
+// TestReloadKeepsRateLimits: a reload does not give an address that spent
+// its logins a fresh allowance.
+func TestReloadKeepsRateLimits(t *testing.T) {
+	up := startMemUpstream(t, map[string]string{"alice": "alicepass"}).Addr
+	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+limits: {failure_delay_base: 1ms, failure_delay_max: 1ms, per_address_logins_per_minute: 2}
+listeners:
+  - {address: 127.0.0.1:0, tls: none, upstream: {address: %q, tls: none}}
+`, up)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &serverLog{}
+	s, err := New(cfg, Options{Logger: testLogger(logs)})
+	testkit.Start(t, s, err)
+	pass := testSecret("ratelimit")
+	for i := 1; i <= 2; i++ {
+		loginAnswer(t, s, "alice", pass)
+		if c := lastCause(t, logs, i); c != string(diagnose.CauseCredentialsRejected) {
+			t.Fatalf("login %d: cause %s", i, c)
+		}
+	}
+	cfg.Listeners[0].Address = s.Addrs()[0].String()
+	if err := s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	loginAnswer(t, s, "alice", pass)
+	if c := lastCause(t, logs, 3); c != string(diagnose.CauseClientRateLimited) {
+		t.Errorf("third login after a reload: cause %s, want %s", c, diagnose.CauseClientRateLimited)
+	}
+}
