@@ -491,4 +491,47 @@ func TestGateway(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("readyz fails while draining", func(t *testing.T) {
+		// The survivor, with a session open, gets SIGTERM: it stays up for
+		// the session (timeouts.drain) and tells the balancer not to send
+		// it more.
+		b := r.inst[1]
+		if code, body := r.get("http://" + b.admin + "/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz before SIGTERM: %d %q", code, body)
+		}
+		c, a := r.session("127.0.0.11", "alice", "alicepass")
+		if !strings.HasPrefix(a.tagged, "a1 OK") {
+			t.Fatalf("session: %q %v", a.lines, a.err)
+		}
+		defer c.Close()
+		b.proc.cmd.Process.Signal(syscall.SIGTERM)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body := r.get("http://" + b.admin + "/readyz")
+			if code == http.StatusServiceUnavailable && strings.Contains(body, "draining") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz while draining: %d %q", code, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// The drained session still works.
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "a2 NOOP\r\n")
+		br := bufio.NewReader(c)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("the session open at SIGTERM: %v", err)
+			}
+			if strings.HasPrefix(l, "a2 ") {
+				if !strings.HasPrefix(l, "a2 OK") {
+					t.Errorf("NOOP while draining: %q", l)
+				}
+				break
+			}
+		}
+	})
 }

@@ -38,8 +38,13 @@ import (
 	"github.com/imapwhy/imapwhy/internal/shield"
 )
 
-// recheckEvery is how often an instance that lost Redis pings it.
-const recheckEvery = time.Second
+// recheckEvery is how often an instance that lost Redis pings it;
+// watchEvery how often it pings a Redis it has, so that an idle instance
+// reports an outage too.
+const (
+	recheckEvery = time.Second
+	watchEvery   = 5 * time.Second
+)
 
 // Options are what the configuration does not hold.
 type Options struct {
@@ -141,7 +146,32 @@ func Open(c config.Redis, stateDir string, opts Options) (*Redis, error) {
 	} else {
 		r.log.Info().Str("event", "state_connected").Str("redis", c.Address).Msg("shared state in Redis")
 	}
+	r.wg.Add(1)
+	go r.watch(r.recheck * (watchEvery / recheckEvery))
 	return r, nil
+}
+
+// watch pings Redis while it is taken to be up.
+func (r *Redis) watch(every time.Duration) {
+	defer r.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stopping:
+			return
+		case <-t.C:
+		}
+		if !r.up() {
+			continue
+		}
+		ctx, cancel := r.ctx()
+		err := r.rdb.Ping(ctx).Err()
+		cancel()
+		if err != nil {
+			r.failed("ping", err)
+		}
+	}
 }
 
 // quiet drops go-redis's own log lines (plain text on stderr, one per

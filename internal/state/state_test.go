@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -21,24 +20,22 @@ import (
 	"github.com/imapwhy/imapwhy/internal/notify/incident"
 	"github.com/imapwhy/imapwhy/internal/redistest"
 	"github.com/imapwhy/imapwhy/internal/shield"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 var fastParams = shield.Params{Time: 1, Memory: 64, Threads: 1}
-
-// logBuf collects an instance's log.
-type logBuf struct{ bytes.Buffer }
 
 // instance is one imapwhy's shared state, as serve opens it.
 type instance struct {
 	r   *Redis
 	m   *metrics.Metrics
-	log *logBuf
+	log *testkit.Buffer
 }
 
 func openInstance(t *testing.T, addr, stateDir string) *instance {
 	t.Helper()
 	c := config.Redis{Address: addr, KeyPrefix: "test:", Timeout: config.Duration(200 * time.Millisecond)}
-	in := &instance{m: metrics.New(), log: &logBuf{}}
+	in := &instance{m: metrics.New(), log: &testkit.Buffer{}}
 	r, err := Open(c, stateDir, Options{Log: zerolog.New(in.log), Metrics: in.m, Recheck: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +232,27 @@ func TestRedisAway(t *testing.T) {
 	}
 	if hold, _ := sa.Begin("erin", "pw").Check(); !hold {
 		t.Error("after recovery, the other instance's refusals are not seen")
+	}
+}
+
+// TestIdleOutage: an instance that serves no login notices an outage too.
+func TestIdleOutage(t *testing.T) {
+	rs := redistest.Start(t)
+	a := openInstance(t, rs.Addr, t.TempDir())
+	rs.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.r.Degraded() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("an idle instance did not notice Redis going away")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rs.Start()
+	for a.r.Degraded() != "" {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatal("not recovered")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
