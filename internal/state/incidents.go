@@ -41,7 +41,7 @@ func (s *Incidents) idKey(id string) string {
 	return hex.EncodeToString(s.r.keyed("incident id", id)[:16])
 }
 
-func (s *Incidents) recentKey() string { return s.r.prefix + "i:recent" }
+func (s *Incidents) recentKey() string   { return s.r.prefix + "i:recent" }
 func (s *Incidents) key(k string) string { return s.r.prefix + "i:" + k }
 func (s *Incidents) hourKey(h int64) string {
 	return s.r.prefix + "i:hour:" + strconv.FormatInt(h, 10)

@@ -147,15 +147,18 @@ func Open(c config.Redis, stateDir string, opts Options) (*Redis, error) {
 		r.log.Info().Str("event", "state_connected").Str("redis", c.Address).Msg("shared state in Redis")
 	}
 	r.wg.Add(1)
-	go r.watch(r.recheck * (watchEvery / recheckEvery))
+	go r.monitor()
 	return r, nil
 }
 
-// watch pings Redis while it is taken to be up.
-func (r *Redis) watch(every time.Duration) {
+// monitor pings Redis: every recheck while it is away, until it answers
+// again; every watchEvery while it is up, so that an idle instance notices
+// an outage too.
+func (r *Redis) monitor() {
 	defer r.wg.Done()
-	t := time.NewTicker(every)
+	t := time.NewTicker(r.recheck)
 	defer t.Stop()
+	var since time.Duration
 	for {
 		select {
 		case <-r.stopping:
@@ -163,8 +166,13 @@ func (r *Redis) watch(every time.Duration) {
 		case <-t.C:
 		}
 		if !r.up() {
+			r.tryRecover()
 			continue
 		}
+		if since += r.recheck; since < r.recheck*(watchEvery/recheckEvery) {
+			continue
+		}
+		since = 0
 		ctx, cancel := r.ctx()
 		err := r.rdb.Ping(ctx).Err()
 		cancel()
@@ -228,7 +236,7 @@ func (r *Redis) up() bool { return !r.down.Load() }
 var errDown = errors.New("state: Redis unreachable, using this instance's memory")
 
 // failed notes a failed operation of kind: the first failure makes the
-// instance degraded and starts the pings that bring it back.
+// instance degraded until monitor finds Redis back.
 func (r *Redis) failed(kind string, err error) {
 	if errors.Is(err, redis.Nil) {
 		return
@@ -243,40 +251,24 @@ func (r *Redis) failed(kind string, err error) {
 	r.m.StateDegraded(true)
 	r.log.Warn().Str("event", "state_degraded").Str("kind", kind).Err(err).
 		Msg("shared state unreachable; this instance goes on with its own memory")
-	select {
-	case <-r.stopping:
-		return
-	default:
-	}
-	r.wg.Add(1)
-	go r.recover()
 }
 
-// recover pings Redis until it answers, then uses it again.
-func (r *Redis) recover() {
-	defer r.wg.Done()
-	t := time.NewTicker(r.recheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stopping:
-			return
-		case <-t.C:
-		}
-		err := r.checkSecret()
-		if err == nil {
-			r.mu.Lock()
-			r.reason = ""
-			r.mu.Unlock()
-			r.down.Store(false)
-			r.m.StateDegraded(false)
-			r.log.Info().Str("event", "state_recovered").Msg("shared state reachable again")
-			return
-		}
-		if errors.Is(err, errOtherSecret) {
-			r.log.Error().Str("event", "state_secret_mismatch").Err(err).Msg("shared state not used")
-		}
+// tryRecover pings Redis and, if it answers with the same secret, uses it
+// again.
+func (r *Redis) tryRecover() {
+	err := r.checkSecret()
+	if errors.Is(err, errOtherSecret) {
+		r.log.Error().Str("event", "state_secret_mismatch").Err(err).Msg("shared state not used")
 	}
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	r.reason = ""
+	r.mu.Unlock()
+	r.down.Store(false)
+	r.m.StateDegraded(false)
+	r.log.Info().Str("event", "state_recovered").Msg("shared state reachable again")
 }
 
 // Degraded is why the instance works without its shared state, "" when
