@@ -221,3 +221,20 @@ func TestAutoUpstreamSafety(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalModeRefusedBehindProxyProtocol: local mode trusts the viewer's
+// TCP address, which behind a load balancer is the balancer's; a listener
+// taking PROXY headers refuses local mode and makes auto a gateway.
+func TestLocalModeRefusedBehindProxyProtocol(t *testing.T) {
+	const l = "listeners:\n  - {address: '127.0.0.1:1993', upstream: {address: auto}, proxy_protocol: {trusted: [127.0.0.1]}}\n"
+	if _, err := Parse(strings.NewReader(l + "web: {mode: local}\n")); err == nil || !strings.Contains(err.Error(), "listeners[0] takes PROXY headers") {
+		t.Errorf("local mode with PROXY headers: %v", err)
+	}
+	c, err := Parse(strings.NewReader(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LocalMode() {
+		t.Error("auto resolves to local mode behind a load balancer")
+	}
+}

@@ -111,8 +111,8 @@ func (c *Config) applyReachDefaults() {
 }
 
 // LocalMode reports whether the web pages and notifications work in local
-// mode (web.mode, or for auto: no admin credentials and every listener on a
-// loopback or private address).
+// mode (web.mode, or for auto: no admin credentials, no listener that takes
+// PROXY headers, and every listener on a loopback or private address).
 func (c *Config) LocalMode() bool {
 	switch c.Web.Mode {
 	case WebModeLocal:
@@ -125,7 +125,7 @@ func (c *Config) LocalMode() bool {
 	}
 	for _, l := range c.Listeners {
 		host, _, err := net.SplitHostPort(l.Address)
-		if err != nil || !isHomeHost(host) {
+		if err != nil || !isHomeHost(host) || len(l.ProxyProtocol.Trusted) > 0 {
 			return false
 		}
 	}
@@ -178,6 +178,16 @@ func (c *Config) validateWeb() error {
 	}
 	if w.Address != "" && !c.LocalMode() && w.PublicURL == "" && c.TLS.ACME == nil {
 		return fmt.Errorf("web.public_url: needed in gateway mode without tls.acme (the https:// address mail app users can open)")
+	}
+	if w.Mode == WebModeLocal {
+		// Local mode shows each viewer the failures of the viewer's TCP
+		// source address; behind a load balancer every viewer has the
+		// balancer's.
+		for i, l := range c.Listeners {
+			if len(l.ProxyProtocol.Trusted) > 0 {
+				return fmt.Errorf("web.mode: local trusts the TCP source address, but listeners[%d] takes PROXY headers (a load balancer in front); use gateway", i)
+			}
+		}
 	}
 	if w.MaxIncidents < 1 {
 		return fmt.Errorf("web.max_incidents: %d; at least 1", w.MaxIncidents)
