@@ -305,6 +305,13 @@ func anyScope(have, want []string) bool {
 	})
 }
 
+// TakesOAuth reports whether the provider's mail server is known to take
+// OAuth tokens (XOAUTH2 or OAUTHBEARER).
+func TakesOAuth(providerID string) bool {
+	_, ok := oauthProviders[providerID]
+	return ok
+}
+
 // oauthHelp picks the provider's help page for an OAuth cause.
 func oauthHelp(providerID string, c Cause) string {
 	p, ok := oauthProviders[providerID]

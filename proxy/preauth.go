@@ -31,15 +31,16 @@ type frontConfig struct {
 	Secure    bool          // connection already private (implicit TLS, or loopback tls:none): LOGIN allowed
 	Limits    config.Limits // zero fields take config's defaults
 	Language  string        // "ja"|"en": default language of messages
+	OAuth     bool          // advertise AUTH=XOAUTH2 and AUTH=OAUTHBEARER once private
 }
 
 // loginRequest is a complete login received from the client. The password
 // must never be logged or stored: use it for the upstream login and forget it.
 type loginRequest struct {
 	Tag       string
-	Mechanism string // "LOGIN" or "PLAIN"
+	Mechanism string // "LOGIN", "PLAIN", "XOAUTH2" or "OAUTHBEARER"
 	Username  string
-	Password  string
+	Password  string // the password, or for XOAUTH2 and OAUTHBEARER the bearer token
 	Authzid   string // PLAIN authorization identity, "" normally
 }
 
@@ -246,14 +247,18 @@ func (f *front) cmdLogout() (*loginRequest, error) {
 // capabilities lists what the client may use now (RFC 9051 §7.2.2). Before
 // TLS on a plain listener the client learns that it must start TLS and that
 // LOGIN is disabled (RFC 9051 §6.2.3); AUTH=PLAIN only once the connection is
-// private.
+// private, and the OAuth mechanisms then too when the upstream takes them.
 func (f *front) capabilities() []string {
 	caps := []string{"IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "LANGUAGE"}
 	if f.cfg.TLSConfig != nil && !f.tlsActive {
 		caps = append(caps, "STARTTLS")
 	}
 	if f.secure() {
-		return append(caps, "AUTH=PLAIN")
+		caps = append(caps, "AUTH=PLAIN")
+		if f.cfg.OAuth {
+			caps = append(caps, "AUTH=XOAUTH2", "AUTH=OAUTHBEARER")
+		}
+		return caps
 	}
 	return append(caps, "LOGINDISABLED")
 }

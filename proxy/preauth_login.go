@@ -1,13 +1,15 @@
 package proxy
 
 // LOGIN (RFC 9051 §6.2.3) and AUTHENTICATE PLAIN (RFC 9051 §6.2.2, SASL-IR
-// RFC 4959, PLAIN RFC 4616) before login.
+// RFC 4959, PLAIN RFC 4616), XOAUTH2 and OAUTHBEARER (RFC 7628) before login.
 
 import (
 	"bytes"
 	"encoding/base64"
 	"errors"
 	"strings"
+
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 )
 
 // cmdLogin: LOGIN SP userid SP password, both astrings.
@@ -36,9 +38,9 @@ func (f *front) cmdLogin() (*loginRequest, error) {
 	return &loginRequest{Tag: f.cur.tag, Mechanism: "LOGIN", Username: user, Password: pass}, nil
 }
 
-// cmdAuthenticate: AUTHENTICATE SP auth-type [SP (base64 / "=")]. Only PLAIN
-// is offered; its credentials come in the initial response (SASL-IR) or in
-// one continuation line.
+// cmdAuthenticate: AUTHENTICATE SP auth-type [SP (base64 / "=")]. PLAIN,
+// XOAUTH2 and OAUTHBEARER are taken; the message comes in the initial
+// response (SASL-IR) or in one continuation line, bounded by MaxLine.
 func (f *front) cmdAuthenticate() (*loginRequest, error) {
 	if err := f.argSP(); err != nil {
 		return nil, err
@@ -58,7 +60,8 @@ func (f *front) cmdAuthenticate() (*loginRequest, error) {
 	if err := f.argEnd(); err != nil {
 		return nil, err
 	}
-	if !strings.EqualFold(mech, "PLAIN") {
+	oauthMech, isOAuth := oauthsasl.Is(mech)
+	if !strings.EqualFold(mech, "PLAIN") && !isOAuth {
 		// RFC 5530 CANNOT: this server will never do that mechanism.
 		f.tagged("NO", "CANNOT", "Unsupported authentication mechanism")
 		return nil, nil
@@ -80,7 +83,27 @@ func (f *front) cmdAuthenticate() (*loginRequest, error) {
 		}
 		ir = line
 	}
+	if isOAuth {
+		return f.oauthRequest(oauthMech, ir)
+	}
 	return f.plainRequest(ir)
+}
+
+// oauthRequest decodes a base64 XOAUTH2 or OAUTHBEARER message (RFC 7628)
+// into a login request: the user in the message and its bearer token.
+func (f *front) oauthRequest(mech, b64 string) (*loginRequest, error) {
+	msg, err := frontDecodeBase64(b64)
+	if err != nil {
+		return nil, frontSyntax("Invalid base64 data")
+	}
+	m, err := oauthsasl.Parse(mech, msg)
+	clear(msg)
+	if err != nil {
+		f.failures++
+		f.tagged("NO", "AUTHENTICATIONFAILED", "Malformed "+mech+" message")
+		return nil, nil
+	}
+	return &loginRequest{Tag: f.cur.tag, Mechanism: mech, Username: m.User, Password: m.Token}, nil
 }
 
 // readContinuation asks for the client's SASL response ("+ " with an empty

@@ -96,6 +96,14 @@ func (ss *session) beginLogin(req *loginRequest) *guard {
 func (g *guard) login(ctx context.Context, stopping bool) (*upstream.Session, diagnose.Diagnosis, *diagnose.Observation, error) {
 	req := g.req
 	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password)}
+	if req.isOAuth() {
+		// A token is no typed password: only the user name's facts count.
+		obs.Typed = diagnose.Facts(req.Username, "")
+		obs.Typed.PasswordEmpty = false
+		obs.OAuth = oauthFacts(req, g.start)
+		want := g.ss.st.cfg.Upstream.OAuth
+		obs.OAuth.WantAudiences, obs.OAuth.WantScopes = want.Audiences, want.Scopes
+	}
 	up, err := g.try(ctx, stopping, obs)
 	if err == nil {
 		return up, diagnose.Diagnosis{}, obs, nil
@@ -130,7 +138,13 @@ func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observatio
 	// user may be another form of the name than the client's (a provider's
 	// local part).
 	cred := upstream.Credentials{User: user, Password: req.Password, Authzid: req.Authzid}
+	if req.isOAuth() {
+		cred.Mechanism = req.Mechanism
+	}
 	up, err := upstream.Login(ctx, g.upstream(*uc), cred, g.ss.remoteAddr(), obs)
+	if uc == st.upstream {
+		st.noteCapabilities(obs.Capabilities)
+	}
 	g.ss.srv.opts.Metrics.UpstreamLogin(time.Since(start), err == nil)
 	return up, err
 }

@@ -16,13 +16,21 @@ const redactMinLen = 4
 // AUTHENTICATE PLAIN response), or name the password in an ALERT; the
 // proxy must not copy it into its log. The forms masked are those the
 // proxy sent: the password as typed and as a quoted string, and the whole
-// base64 PLAIN message.
+// base64 PLAIN message; for a token, also the base64 XOAUTH2 and
+// OAUTHBEARER messages.
 func redactPassword(text string, req *loginRequest) string {
 	if len(req.Password) < redactMinLen {
 		return text
 	}
 	plain := base64.StdEncoding.EncodeToString([]byte(req.Authzid + "\x00" + req.Username + "\x00" + req.Password))
 	quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(req.Password)
-	// The longest form first: the quoted one may contain the plain one.
-	return strings.NewReplacer(plain, "***", quoted, "***", req.Password, "***").Replace(text)
+	// The longest forms first: the quoted one may contain the plain one.
+	var pairs []string
+	if req.isOAuth() {
+		for _, f := range oauthForms(req) {
+			pairs = append(pairs, f, "***")
+		}
+	}
+	pairs = append(pairs, plain, "***", quoted, "***", req.Password, "***")
+	return strings.NewReplacer(pairs...).Replace(text)
 }

@@ -108,6 +108,7 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 	if g.held {
 		ev = ev.Bool("held", true).Int("repeated_failures", obs.History.RepeatedFailures)
 	}
+	ev = logOAuth(ev, obs.OAuth)
 	ev = logClientApp(ev, f)
 	ev.Bool("incident_page", ans.Link != "").Bool("notice", ans.Handoff != nil).
 		Str("error", loginErr.Error()).Msg("login failed")

@@ -122,6 +122,7 @@ type listenerSettings struct {
 	base     *tls.Config      // upstream TLS base config (roots, verification)
 	// proxyFrom are the sources that must send a PROXY header (proxyproto.go).
 	proxyFrom []netip.Prefix
+	oauth     oauthOffer // whether the fixed upstream takes XOAUTH2/OAUTHBEARER
 }
 
 // New checks the configuration against the options and prepares the server.
@@ -212,6 +213,7 @@ func (s *Server) settingsFor(cfg config.Config, i int, rt *router) (*listenerSet
 	if l.Upstream.Address != config.UpstreamAuto {
 		uc := upstream.NewConfig(l.Upstream, base, cfg.Timeouts, s.opts.Dial)
 		st.upstream = &uc
+		st.initOAuthOffer()
 	}
 	return st, nil
 }

@@ -161,7 +161,7 @@ func (ss *session) serve() {
 func (ss *session) newFront(log *zerolog.Logger) *front {
 	st := ss.st
 	conn := ss.raw
-	fc := frontConfig{Limits: st.limits, Language: st.cfg.Language}
+	fc := frontConfig{Limits: st.limits, Language: st.cfg.Language, OAuth: st.offersOAuth()}
 	switch st.cfg.TLS {
 	case config.TLSImplicit:
 		tc := tls.Server(ss.raw, ss.srv.opts.TLS)

@@ -82,6 +82,17 @@ type Upstream struct {
 	// ProxyProtocol "v2" sends a PROXY v2 header with the client's address
 	// first (Dovecot's haproxy = yes listeners); "" sends none.
 	ProxyProtocol string `yaml:"proxy_protocol"`
+	// OAuth is what the server wants of an OAuth token (XOAUTH2,
+	// OAUTHBEARER), for explaining refused token logins: the audience and
+	// the scope a token for it carries. Empty: what the provider is known
+	// to want (Gmail, Microsoft 365), or unknown.
+	OAuth OAuthWants `yaml:"oauth"`
+}
+
+// OAuthWants is what an upstream wants of an OAuth access token.
+type OAuthWants struct {
+	Audiences []string `yaml:"audiences"` // any one of these as the token's aud
+	Scopes    []string `yaml:"scopes"`    // any one of these among its scopes
 }
 
 // TLS is the proxy's own certificate. Nothing set: a local CA and leaf

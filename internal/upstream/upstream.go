@@ -31,6 +31,7 @@ import (
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/imapwire"
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 )
 
 const (
@@ -119,7 +120,9 @@ type Credentials struct {
 	Authzid  string // the SASL authorization identity, "" normally (needs AUTHENTICATE PLAIN)
 	// Mechanism is the kind of secret: "" for a password, which goes out
 	// with AUTHENTICATE PLAIN or LOGIN as the server allows (see
-	// ChooseMechanism). No other kind is supported yet.
+	// ChooseMechanism); "XOAUTH2" or "OAUTHBEARER" for an OAuth bearer
+	// token in Password, which goes out with that mechanism, or the other
+	// one when the server offers only that.
 	Mechanism string
 }
 
@@ -179,7 +182,12 @@ func checkCredentials(cfg Config, req Credentials) error {
 		return fmt.Errorf("unknown upstream TLS mode %q", cfg.TLS)
 	}
 	if req.Mechanism != "" {
-		return fmt.Errorf("mechanism %q: %w", req.Mechanism, ErrNoMechanism)
+		if _, ok := oauthsasl.Is(req.Mechanism); !ok {
+			return fmt.Errorf("mechanism %q: %w", req.Mechanism, ErrNoMechanism)
+		}
+		if !oauthsasl.ValidToken(req.Password) {
+			return fmt.Errorf("the bearer token %w", ErrUnsafeCredentials)
+		}
 	}
 	fields := []struct{ name, value string }{
 		{"user name", req.User},
@@ -669,6 +677,8 @@ func (s *Client) credentialsCommand(req Credentials) (imapwire.Command, error) {
 		return e.CancelWith("*").Finish()
 	case "LOGIN":
 		return s.command("LOGIN").String(req.User).String(req.Password).Finish()
+	case oauthsasl.XOAUTH2, oauthsasl.OAUTHBEARER:
+		return s.oauthCommand(req), nil
 	}
 	return imapwire.Command{}, ErrNoMechanism
 }
@@ -690,6 +700,19 @@ func ChooseMechanism(caps []string, cred Credentials) string {
 			}
 		}
 		return false
+	}
+	if mech, ok := oauthsasl.Is(cred.Mechanism); ok {
+		other := oauthsasl.OAUTHBEARER
+		if mech == oauthsasl.OAUTHBEARER {
+			other = oauthsasl.XOAUTH2
+		}
+		switch {
+		case has("AUTH=" + mech):
+			return mech
+		case has("AUTH=" + other):
+			return other
+		}
+		return ""
 	}
 	switch {
 	case cred.Mechanism != "":
