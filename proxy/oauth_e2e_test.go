@@ -42,13 +42,7 @@ type oauthRig struct {
 func startOAuthRig(t *testing.T) *oauthRig {
 	t.Helper()
 	op := oauthtest.Start(t, oauthtest.Options{})
-	dc := dovecottest.Start(t, dovecottest.Options{OAuth2: &dovecottest.OAuth2{
-		IntrospectionURL: op.IntrospectionURL,
-		ClientID:         oauthtest.ResourceID,
-		ClientSecret:     oauthtest.ResourceSecret,
-		CAPEM:            op.CAPEM,
-		Scope:            oauthtest.MailScope,
-	}})
+	dc := dovecottest.Start(t, dovecottest.Options{OAuth2: op.Dovecot()})
 	cert, caPEM := newProxyCert(t)
 	r := &oauthRig{op: op, dc: dc, e: &e2e{
 		dc: dc, addrs: map[route]string{}, pool: x509.NewCertPool(),

@@ -15,8 +15,8 @@
 // A mail server checks tokens by introspection as the client ResourceID
 // with ResourceSecret: the provider answers active only while the token has
 // not expired and when ResourceID is one of its audiences; the answer
-// carries scope and username. dovecottest's Options.OAuth2 sets Dovecot's
-// oauth2 passdb up that way (see Dovecot).
+// carries scope and username. Server.Dovecot is the dovecottest
+// Options.OAuth2 that sets Dovecot's oauth2 passdb up that way.
 package oauthtest
 
 import (
@@ -39,6 +39,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/oauth2"
 	"golang.org/x/text/language"
+
+	"github.com/imapwhy/imapwhy/internal/dovecottest"
 )
 
 // The default users, clients and scopes.
@@ -323,4 +325,16 @@ func do(c *http.Client, req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
 	}
 	return resp, nil
+}
+
+// Dovecot is the dovecottest setting for a Dovecot that checks this
+// provider's tokens: introspection as ResourceID, MailScope required.
+func (s *Server) Dovecot() *dovecottest.OAuth2 {
+	return &dovecottest.OAuth2{
+		IntrospectionURL: s.IntrospectionURL,
+		ClientID:         ResourceID,
+		ClientSecret:     ResourceSecret,
+		CAPEM:            s.CAPEM,
+		Scope:            MailScope,
+	}
 }

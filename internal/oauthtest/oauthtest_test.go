@@ -89,13 +89,7 @@ func TestTokenClaims(t *testing.T) {
 // startDovecot starts the provider and a Dovecot that checks its tokens.
 func startDovecot(t *testing.T) (*oauthtest.Server, *dovecottest.Server) {
 	p := oauthtest.Start(t, oauthtest.Options{})
-	d := dovecottest.Start(t, dovecottest.Options{OAuth2: &dovecottest.OAuth2{
-		IntrospectionURL: p.IntrospectionURL,
-		ClientID:         oauthtest.ResourceID,
-		ClientSecret:     oauthtest.ResourceSecret,
-		CAPEM:            p.CAPEM,
-		Scope:            oauthtest.MailScope,
-	}})
+	d := dovecottest.Start(t, dovecottest.Options{OAuth2: p.Dovecot()})
 	return p, d
 }
 
