@@ -83,6 +83,26 @@ type Options struct {
 	// instance behind a load balancer counts against them (state.Redis's
 	// Limiter). nil: this process's memory.
 	SharedLimits shield.SharedLimiter
+	// OnLogin, if set, is told of each login that worked, once the client
+	// has its OK (the set-up page's live view). It runs in the session's
+	// goroutine: it must be safe for concurrent use and return at once.
+	OnLogin func(Login)
+	// OnUntrusted, if set, is told when a client ends the TLS handshake
+	// with an alert saying it does not trust the proxy's certificate (the
+	// device has not installed the local CA yet). Same rules as OnLogin.
+	OnUntrusted func(client netip.Addr, alert string)
+	// ClientAllowed, if set, is asked about each new connection's address;
+	// a connection it refuses is closed before a word is said
+	// (config.Config.ClientAllowed: local mode takes loopback and private
+	// addresses only).
+	ClientAllowed func(netip.Addr) bool
+}
+
+// Login is a login that worked, for Options.OnLogin.
+type Login struct {
+	User   string
+	Client netip.Addr
+	Time   time.Time
 }
 
 // Server is the proxy. Create it with New, then Start it; Shutdown stops it.
@@ -362,6 +382,12 @@ func (s *Server) acceptLoop(l *listener) {
 			continue
 		}
 		backoff = 0
+		if allow := s.opts.ClientAllowed; allow != nil && !allow(clientAddr(c)) {
+			s.log.Info().Str("event", "client_refused").Str("client", clientAddr(c).String()).
+				Str("listener", l.ln.Addr().String()).Msg("connection from an address not allowed (allow_clients; local mode: home network only)")
+			c.Close()
+			continue
+		}
 		sess := &session{
 			srv:  s,
 			id:   fmt.Sprintf("%s-%d", s.idBase, s.nextID.Add(1)),

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/certs"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/upstream"
 )
@@ -135,6 +136,9 @@ func (ss *session) serve() {
 				// The pre-auth deadline ends with a readable BYE.
 				ss.sayBye(f, "No login in time; closing the connection")
 			}
+			// TLS 1.3: a client's alert about our certificate may come
+			// after the server's side of the handshake, on the first read.
+			ss.untrusted(err, &log)
 			log.Debug().Str("event", "preauth_end").Err(err).Msg("connection ended before login")
 			return
 		}
@@ -166,7 +170,9 @@ func (ss *session) newFront(log *zerolog.Logger) *front {
 	case config.TLSImplicit:
 		tc := tls.Server(ss.raw, ss.srv.opts.TLS)
 		if err := tc.Handshake(); err != nil {
-			log.Debug().Str("event", "tls_handshake_failed").Err(err).Msg("client TLS handshake failed")
+			if !ss.untrusted(err, log) {
+				log.Debug().Str("event", "tls_handshake_failed").Err(err).Msg("client TLS handshake failed")
+			}
 			return nil
 		}
 		conn, fc.Secure = tc, true
@@ -220,6 +226,9 @@ func (ss *session) attempt(g *guard) (*upstream.Session, diagnose.Diagnosis, *di
 func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, succeeded func(), log *zerolog.Logger) {
 	err := f.loggedIn(req.Tag, clientCaps(up.Caps))
 	succeeded()
+	if hook := ss.srv.opts.OnLogin; hook != nil && err == nil {
+		hook(Login{User: req.Username, Client: ss.addr, Time: time.Now()})
+	}
 	// The session may last for days: keep no reference to the password.
 	req.Password = ""
 	if err != nil {
@@ -260,4 +269,20 @@ func clientCaps(caps []string) []string {
 		out = append(out, c)
 	}
 	return out
+}
+
+// untrusted reports whether err is the client's TLS alert that it does not
+// trust our certificate; if so it logs that (at info: the person has a
+// device to set up) and tells Options.OnUntrusted.
+func (ss *session) untrusted(err error, log *zerolog.Logger) bool {
+	alert, ok := certs.RefusedByClient(err)
+	if !ok {
+		return false
+	}
+	log.Info().Str("event", "tls_untrusted").Str("client", ss.addr.String()).Str("alert", alert).
+		Msgf("the device at %s does not trust imapwhy's certificate yet: open /setup on it", ss.addr)
+	if hook := ss.srv.opts.OnUntrusted; hook != nil {
+		hook(ss.addr, alert)
+	}
+	return true
 }

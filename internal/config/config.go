@@ -44,6 +44,11 @@ type Config struct {
 	// State is where instances behind a load balancer share what they
 	// remember (gateway.go); memory of each process by default.
 	State State `yaml:"state"`
+	// AllowClients are the client addresses (CIDR prefixes) the listeners
+	// and pages accept; others are closed at once. Default: in local mode
+	// loopback, private (RFC 1918, RFC 4193) and link-local addresses, in
+	// gateway mode every address.
+	AllowClients []string `yaml:"allow_clients"`
 }
 
 // Log selects the log format and level.
@@ -406,6 +411,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateRouting(); err != nil {
+		return err
+	}
+	if _, err := c.ClientPrefixes(); err != nil {
 		return err
 	}
 	if err := c.validateReach(); err != nil {

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -56,6 +57,13 @@ type Options struct {
 	// Shared, if set, keeps the incident pages where every instance behind
 	// a load balancer opens them (state.Redis's Incidents).
 	Shared incident.Shared
+	// Pages, if set, are served next to the incident and status pages
+	// under the patterns Paths (the set-up page).
+	Pages http.Handler
+	Paths []string
+	// ClientAllowed, if set, is asked about each request's address; others
+	// get 403 (config.Config.ClientAllowed).
+	ClientAllowed func(netip.Addr) bool
 }
 
 // Reach holds the incident store, the web server, the notifiers and the
@@ -152,7 +160,7 @@ func adminHash(a config.WebAdmin) ([]byte, error) {
 // error nothing is left running but the desktop notifier (Shutdown ends it).
 func (r *Reach) Start() error {
 	if r.store != nil {
-		srv, err := incident.Listen(r.fixed.Address, incident.NewHandler(r.store, *r.handler), r.opts.TLS, r.log)
+		srv, err := incident.Listen(r.fixed.Address, r.webHandler(), r.opts.TLS, r.log)
 		if err != nil {
 			return fmt.Errorf("web.address: %w", err)
 		}
@@ -174,6 +182,48 @@ func (r *Reach) Start() error {
 	r.mu.Unlock()
 	r.started.Store(true)
 	return nil
+}
+
+// webHandler is the incident and status pages, with Options.Pages next to
+// them, behind Options.ClientAllowed.
+func (r *Reach) webHandler() http.Handler {
+	var h http.Handler = incident.NewHandler(r.store, *r.handler)
+	if r.opts.Pages != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		for _, p := range r.opts.Paths {
+			mux.Handle(p, r.opts.Pages)
+		}
+		h = mux
+	}
+	allow := r.opts.ClientAllowed
+	if allow == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ap, err := netip.ParseAddrPort(req.RemoteAddr)
+		if err != nil || !allow(ap.Addr().Unmap()) {
+			http.Error(w, "imapwhy serves its home network only", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, req)
+	})
+}
+
+// OnUntrusted is the proxy's hook for a device that refused imapwhy's
+// certificate: the status page says so until the device logs in.
+func (r *Reach) OnUntrusted(client netip.Addr, _ string) {
+	if r.store != nil {
+		r.store.MarkUntrusted(client)
+	}
+}
+
+// OnLogin is the proxy's hook for a login that worked: the device trusts
+// imapwhy now.
+func (r *Reach) OnLogin(l proxy.Login) {
+	if r.store != nil {
+		r.store.Trusted(l.Client)
+	}
 }
 
 // newWebhook starts the sender notify.webhook asks for, nil if none.

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"embed"
+	"fmt"
 	"encoding/base64"
 	"html/template"
 	"net/http"
@@ -206,6 +207,7 @@ type statusData struct {
 	pageData
 	Local      bool
 	Kept       string
+	Untrusted  []string // one line per device that refused the certificate
 	Incidents  []statusRow
 	Chart      chart
 	ByUser     []countRow
@@ -236,6 +238,11 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		pageData: newPage(lang, t.StatusTitle),
 		Local:    h.opts.Local,
 		Kept:     shortDuration(h.st.TTL()),
+	}
+	for _, u := range h.st.UntrustedDevices() {
+		// Every viewer sees these: the person setting a phone up looks
+		// from the PC, and the line holds no user name.
+		d.Untrusted = append(d.Untrusted, fmt.Sprintf(t.Untrusted, u.Client))
 	}
 	for i, in := range all {
 		if i == statusListMax {

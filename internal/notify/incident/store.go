@@ -97,6 +97,8 @@ type Store struct {
 	queue []*Incident // oldest first, from head on
 	head  int
 	hours [chartHours]hourCount
+
+	untrusted untrustedSet // devices that refused the certificate (untrusted.go)
 }
 
 type hourCount struct {

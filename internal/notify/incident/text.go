@@ -19,6 +19,8 @@ type uiText struct {
 	StatusLocal    string
 	StatusGateway  string
 	StatusEmpty    string
+	Untrusted      string // %s: the device's address
+	OpenSetup      string
 	ColTime        string
 	ColUser        string
 	ColCause       string
@@ -60,6 +62,8 @@ var uiTexts = map[string]*uiText{
 		StatusLocal:    "Failures of mail apps on this device (the address you are viewing from), newest first.",
 		StatusGateway:  "Every failure seen by this gateway, newest first.",
 		StatusEmpty:    "No failed sign-ins recently.",
+		Untrusted:      "The device at %s does not trust imapwhy yet: open /setup on it.",
+		OpenSetup:      "Set-up page",
 		ColTime:        "Time",
 		ColUser:        "User",
 		ColCause:       "Cause",
@@ -99,6 +103,8 @@ var uiTexts = map[string]*uiText{
 		StatusLocal:    "この端末（閲覧しているアドレス）のメールアプリのログイン失敗です。新しい順に表示します。",
 		StatusGateway:  "このゲートウェイで起きたすべてのログイン失敗です。新しい順に表示します。",
 		StatusEmpty:    "最近のログイン失敗はありません。",
+		Untrusted:      "%s の端末はまだ imapwhy を信頼していません。その端末で /setup を開いてください。",
+		OpenSetup:      "設定ページ",
 		ColTime:        "時刻",
 		ColUser:        "ユーザー",
 		ColCause:       "原因",
