@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,5 +53,121 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	}
 	if !strings.Contains(string(out), want) {
 		t.Errorf("imapwhy version = %q, want it to contain %q", out, want)
+	}
+}
+
+// TestHelpEveryCommand: `imapwhy CMD --help` and `imapwhy help CMD` print
+// the command's own usage and exit 0.
+func TestHelpEveryCommand(t *testing.T) {
+	for cmd := range commands {
+		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
+			var out, errOut bytes.Buffer
+			code := run(args, strings.NewReader(""), &out, &errOut)
+			if code != 0 {
+				t.Errorf("imapwhy %s: exit %d, want 0\n%s%s", strings.Join(args, " "), code, &out, &errOut)
+			}
+			if text := out.String() + errOut.String(); !strings.Contains(text, "imapwhy "+cmd) {
+				t.Errorf("imapwhy %s: the usage does not name %q:\n%s", strings.Join(args, " "), "imapwhy "+cmd, text)
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"help", "nosuch"}, strings.NewReader(""), &out, &errOut); code != 2 {
+		t.Errorf("imapwhy help nosuch: exit %d, want 2", code)
+	}
+}
+
+// TestAutostartFiles: the files that start imapwhy at login parse as their
+// system reads them, and run a command line serve accepts.
+func TestAutostartFiles(t *testing.T) {
+	dir := filepath.Join("..", "..", "configs", "autostart")
+	checkArgs := func(where string, args []string) {
+		t.Helper()
+		if len(args) < 1 || args[0] != "serve" {
+			t.Errorf("%s: runs %q, want imapwhy serve", where, args)
+			return
+		}
+		// Flags are parsed in order: --help at the end exits 0 only when
+		// every flag before it is one serve knows.
+		var out, errOut bytes.Buffer
+		if code := run(append(args[:len(args):len(args)], "--help"), strings.NewReader(""), &out, &errOut); code != 0 {
+			t.Errorf("%s: imapwhy %s is not a valid command line (exit %d):\n%s", where, strings.Join(args, " "), code, &errOut)
+		}
+	}
+
+	// systemd: sections and keys, ExecStart the binary then serve.
+	unit, err := os.ReadFile(filepath.Join(dir, "imapwhy.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]map[string]string{}
+	var cur map[string]string
+	for i, line := range strings.Split(string(unit), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			cur = map[string]string{}
+			sections[line[1:len(line)-1]] = cur
+		case cur != nil && strings.Contains(line, "="):
+			k, v, _ := strings.Cut(line, "=")
+			cur[k] = v
+		default:
+			t.Errorf("imapwhy.service:%d: not a section, key=value or comment: %q", i+1, line)
+		}
+	}
+	if sections["Install"]["WantedBy"] != "default.target" {
+		t.Errorf("imapwhy.service: [Install] WantedBy = %q, want default.target (a user unit started at login)", sections["Install"]["WantedBy"])
+	}
+	start := strings.Fields(sections["Service"]["ExecStart"])
+	if len(start) < 2 || filepath.Base(start[0]) != "imapwhy" {
+		t.Fatalf("imapwhy.service: ExecStart = %q", start)
+	}
+	checkArgs("imapwhy.service", start[1:])
+
+	// launchd: parsed by Python's plistlib, as plutil would.
+	py := `import json, plistlib, sys
+print(json.dumps(plistlib.load(open(sys.argv[1], "rb"))))`
+	out, err := exec.Command("python3", "-c", py, filepath.Join(dir, "io.github.imapwhy.plist")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("plistlib: %v\n%s", err, out)
+	}
+	var plist struct {
+		Label            string
+		ProgramArguments []string
+		RunAtLoad        bool
+	}
+	if err := json.Unmarshal(out, &plist); err != nil {
+		t.Fatal(err)
+	}
+	if plist.Label == "" || !plist.RunAtLoad || len(plist.ProgramArguments) < 2 || filepath.Base(plist.ProgramArguments[0]) != "imapwhy" {
+		t.Errorf("launchd plist: %+v", plist)
+	} else {
+		checkArgs("io.github.imapwhy.plist", plist.ProgramArguments[1:])
+	}
+
+	// Task Scheduler: the task XML schema's logon trigger and action.
+	raw, err := os.ReadFile(filepath.Join(dir, "imapwhy-task.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var task struct {
+		XMLName  xml.Name `xml:"http://schemas.microsoft.com/windows/2004/02/mit/task Task"`
+		Triggers struct {
+			Logon *struct{ Enabled bool } `xml:"LogonTrigger"`
+		}
+		Actions struct {
+			Exec struct{ Command, Arguments string }
+		}
+	}
+	if err := xml.Unmarshal(raw, &task); err != nil {
+		t.Fatalf("imapwhy-task.xml: %v", err)
+	}
+	if task.Triggers.Logon == nil || !task.Triggers.Logon.Enabled || !strings.HasSuffix(task.Actions.Exec.Command, `\imapwhy.exe`) {
+		t.Errorf("imapwhy-task.xml: %+v", task)
+	}
+	checkArgs("imapwhy-task.xml", strings.Fields(task.Actions.Exec.Arguments))
+	if md, err := os.ReadFile(filepath.Join(dir, "windows.md")); err != nil || !bytes.Contains(md, []byte("schtasks /Create /TN imapwhy /XML imapwhy-task.xml")) {
+		t.Errorf("windows.md: the instructions do not create the task from the file (%v)", err)
 	}
 }

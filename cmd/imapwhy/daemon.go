@@ -5,6 +5,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/notify"
+	"github.com/imapwhy/imapwhy/internal/setup"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -14,22 +15,32 @@ import (
 type daemon struct {
 	proxy *proxy.Server
 	reach *notify.Reach
+	setup *setupPages // nil: no set-up page (demo)
 }
 
 // newDaemon prepares both parts; po.OnRefusal is set here. Nothing is
 // bound until start.
-func newDaemon(cfg config.Config, po proxy.Options, ro notify.Options) (*daemon, error) {
+func newDaemon(cfg config.Config, po proxy.Options, ro notify.Options, su *setupPages) (*daemon, error) {
+	allow := cfg.ClientAllowed()
+	ro.ClientAllowed, po.ClientAllowed = allow, allow
+	if su != nil && su.handler != nil {
+		ro.Pages, ro.Paths = su.handler, setup.Paths
+	}
 	reach, err := notify.New(cfg, ro)
 	if err != nil {
 		return nil, err
 	}
-	po.OnRefusal = reach.OnRefusal
+	po.OnRefusal, po.OnLogin, po.OnUntrusted = reach.OnRefusal, reach.OnLogin, reach.OnUntrusted
+	if su != nil {
+		// The set-up page's live view hears of every outcome too.
+		po.OnRefusal, po.OnLogin, po.OnUntrusted = su.onRefusal(po.OnRefusal), su.onLogin(po.OnLogin), su.onUntrusted(po.OnUntrusted)
+	}
 	srv, err := proxy.New(cfg, po)
 	if err != nil {
 		reach.Shutdown(context.Background())
 		return nil, err
 	}
-	return &daemon{proxy: srv, reach: reach}, nil
+	return &daemon{proxy: srv, reach: reach, setup: su}, nil
 }
 
 // start starts the proxy, then the pages and the webhook; on error nothing
@@ -61,6 +72,9 @@ func (d *daemon) reload(cfg config.Config) (proxyErr, notifyErr error) {
 // stay up during the drain) and flushes the notifications.
 func (d *daemon) shutdown(ctx context.Context) error {
 	err := d.proxy.Shutdown(ctx)
+	if d.setup != nil {
+		d.setup.events.Close() // the live views end: their streams never go idle
+	}
 	d.reach.Shutdown(ctx)
 	return err
 }

@@ -43,13 +43,22 @@ const (
 // mail app shows) and "now" (what imapwhy says instead). Then, unless
 // --once, it keeps serving until SIGINT or SIGTERM.
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := flag.NewFlagSet("imapwhy demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: imapwhy demo [--lang ja|en] [--listen ADDR] [--once] [--state-dir DIR]\n\n"+
+			"Runs imitations of mail providers on this PC with imapwhy in front, and shows what\n"+
+			"a mail app says for each failure and what imapwhy says instead. Offline.\n\nOptions:\n")
+		fs.PrintDefaults()
+	}
 	lang := fs.String("lang", demoDefaultLanguage(), "language of imapwhy's messages: ja or en")
 	listen := fs.String("listen", demoDefaultBase, "address of the first listener; the next providers get the next ports (port 0: any free ports)")
 	once := fs.Bool("once", false, "print the scenarios and exit")
 	stateDir := fs.String("state-dir", "", "keep the demo's certificates here, to trust its CA once (default: a temporary directory, removed on exit)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -148,7 +157,7 @@ func (d *demo) start(ctx context.Context, where demoListen, stderr io.Writer) er
 		return err
 	}
 	p, err := newDaemon(d.proxyConfig(addrs), proxy.Options{Logger: log, TLS: d.certs.TLSConfig(), UpstreamRoots: ca.Pool()},
-		notify.Options{Logger: log, TLS: d.certs.TLSConfig()})
+		notify.Options{Logger: log, TLS: d.certs.TLSConfig()}, nil)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,13 @@ type serveProcess struct {
 
 func startServe(t *testing.T, bin, configFile string) *serveProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", configFile)
+	return startProcess(t, exec.Command(bin, "serve", "--config", configFile))
+}
+
+// startProcess starts cmd (imapwhy serve with its arguments) and reads its
+// standard output line by line; it is killed at the end of the test.
+func startProcess(t *testing.T, cmd *exec.Cmd) *serveProcess {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +89,24 @@ func (p *serveProcess) expect(re string) []string {
 		}
 	}
 }
+
+// next returns the next stdout line, within 20 s.
+func (p *serveProcess) next() string {
+	p.t.Helper()
+	select {
+	case l, ok := <-p.lines:
+		if !ok {
+			p.t.Fatalf("serve ended; stderr:\n%s", p.stderr)
+		}
+		return l
+	case <-time.After(20 * time.Second):
+		p.t.Fatal("serve printed nothing more within 20s")
+	}
+	return ""
+}
+
+// regexpURL finds the plain set-up link serve --lan prints under its QR code.
+var regexpURL = regexp.MustCompile(`^imapwhy: or open (http://\S+)$`)
 
 // loginNo logs in with a wrong password through an implicit-TLS listener
 // whose certificate must verify against ca, and returns the tagged NO line.
@@ -132,7 +156,7 @@ listeners:
 			t.Fatal(err)
 		}
 	}
-	writeConfig("en", "")
+	writeConfig("en", "web: {address: \"\"}\n") // the pages off: a second run binds 8443 otherwise
 	p := startServe(t, bin, cfgFile)
 	metricsURL := p.expect(`metrics on (http://\S+/metrics)`)[1]
 	addr := p.expect(`listening on (\S+) \(implicit\)`)[1]

@@ -195,6 +195,7 @@ func (e *Events) serveStream(w http.ResponseWriter, r *http.Request, client neti
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("X-Accel-Buffering", "no")
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(2 * heartbeat))
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 3000\n\n")
 	backlog, _ := e.since(client, user, after)
@@ -208,7 +209,11 @@ func (e *Events) serveStream(w http.ResponseWriter, r *http.Request, client neti
 	defer life.Stop()
 	beat := time.NewTicker(heartbeat)
 	defer beat.Stop()
+	rc := http.NewResponseController(w)
 	for {
+		// The web server's write timeout is meant for pages, not for a
+		// stream: each write gets its own.
+		rc.SetWriteDeadline(time.Now().Add(2 * heartbeat))
 		select {
 		case ev, ok := <-s.ch:
 			if !ok {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -62,9 +63,24 @@ type Options struct {
 // Handler serves the set-up pages. Mount it for "/setup", "/setup/",
 // "/mail/config-v1.1.xml" and "/.well-known/autoconfig/"; Paths lists them.
 type Handler struct {
-	opts Options
-	mux  *http.ServeMux
+	opts    Options
+	mux     *http.ServeMux
+	webPort atomic.Int32 // SetWebPort; Options.WebPort until set
+	ls      atomic.Pointer[[]Listener]
 }
+
+// SetListeners replaces Options.Listeners once the listeners are bound
+// (a configured port 0 becomes the port the system chose).
+func (h *Handler) SetListeners(ls []Listener) {
+	if len(ls) > 0 {
+		h.ls.Store(&ls)
+	}
+}
+
+func (h *Handler) listeners() []Listener { return *h.ls.Load() }
+
+// SetWebPort sets the status page's port once the web server is bound.
+func (h *Handler) SetWebPort(port int) { h.webPort.Store(int32(port)) }
 
 // Paths are the patterns a Handler answers, for an http.ServeMux.
 var Paths = []string{"/setup", "/setup/", "/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml"}
@@ -75,6 +91,8 @@ func New(o Options) (*Handler, error) {
 		return nil, errors.New("setup: no IMAP listener to set devices up for")
 	}
 	h := &Handler{opts: o, mux: http.NewServeMux()}
+	h.webPort.Store(int32(o.WebPort))
+	h.ls.Store(&o.Listeners)
 	h.mux.HandleFunc("GET /setup", h.page)
 	h.mux.HandleFunc("GET /setup/{$}", h.page)
 	h.mux.HandleFunc("GET /setup/profile.mobileconfig", h.profile)
@@ -148,20 +166,22 @@ func (h *Handler) statusURL(r *http.Request) string {
 	if h.opts.StatusURL != "" {
 		return h.opts.StatusURL
 	}
-	if h.opts.WebPort == 0 {
+	port := int(h.webPort.Load())
+	if port == 0 {
 		return ""
 	}
-	return "https://" + net.JoinHostPort(h.imapHost(r), strconv.Itoa(h.opts.WebPort)) + "/"
+	return "https://" + net.JoinHostPort(h.imapHost(r), strconv.Itoa(port)) + "/"
 }
 
 // mailListener is the listener profiles use: implicit TLS if there is one.
 func (h *Handler) mailListener() Listener {
-	for _, l := range h.opts.Listeners {
+	ls := h.listeners()
+	for _, l := range ls {
 		if l.TLS == "implicit" {
 			return l
 		}
 	}
-	return h.opts.Listeners[0]
+	return ls[0]
 }
 
 func (h *Handler) account(r *http.Request, email string) account {
@@ -250,7 +270,7 @@ func (h *Handler) autoconfig(w http.ResponseWriter, r *http.Request) {
 		smtp = smtpFor(email)
 	}
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")
-	w.Write(autoconfigFile(domain, email, h.imapHost(r), h.opts.Listeners, smtp))
+	w.Write(autoconfigFile(domain, email, h.imapHost(r), h.listeners(), smtp))
 }
 
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
