@@ -254,7 +254,7 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	ss.srv.opts.Metrics.SessionEnded(toUp, toClient)
 	log.Info().Str("event", "session_end").Str("user", req.Username).Str("upstream", upAddr).
 		Int64("bytes_in", toUp).Int64("bytes_out", toClient).
-		Dur("duration", time.Since(start)).Msg("session ended")
+		Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session ended")
 }
 
 // clientCaps is the upstream's post-login capability list without what

@@ -447,7 +447,7 @@ func serveNotice(srv *notice.Server, n notice.Notice) func(context.Context, net.
 		if err != nil {
 			ev = log.Debug().Err(err)
 		}
-		ev.Str("event", "notice_end").Str("user", n.User).Dur("duration", time.Since(start)).Msg("notice mailbox session ended")
+		ev.Str("event", "notice_end").Str("user", n.User).Int64("duration_ms", time.Since(start).Milliseconds()).Msg("notice mailbox session ended")
 		return nil
 	}
 }

@@ -304,9 +304,9 @@ var (
 	pageCSS = incident.StyleSheet() + setupCSS
 	// contentSecurityPolicy lets through exactly the page's own style
 	// sheet and script, the event stream, downloads and the form.
-	contentSecurityPolicy = "default-src 'none'; style-src " + hashSource(pageCSS) + "; script-src " + hashSource(liveJS) +
+	contentSecurityPolicy = "default-src 'none'; style-src " + hashSource(pageCSS) + "; script-src " + hashSource(incident.TimeScript()) + " " + hashSource(liveJS) +
 		"; connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-	pageTemplate = template.Must(template.New("setup").Parse(pageHTML))
+	pageTemplate = template.Must(template.New("setup").Funcs(template.FuncMap{"links": incident.Linkify}).Parse(pageHTML))
 )
 
 func hashSource(s string) string {
@@ -318,7 +318,7 @@ func hashSource(s string) string {
 type pageData struct {
 	T                          *uiText
 	CSS                        template.CSS
-	JS                         template.JS
+	JS, TimeJS                 template.JS
 	Base                       string
 	Email                      string
 	BadEmail                   bool
@@ -342,7 +342,7 @@ type liveRow struct {
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	lang := incident.ViewerLanguage(r)
 	t := textFor(lang)
-	d := pageData{T: t, CSS: template.CSS(pageCSS), JS: template.JS(liveJS), Base: baseOf(r.Context()), Device: device(r.UserAgent())}
+	d := pageData{T: t, CSS: template.CSS(pageCSS), JS: template.JS(liveJS), TimeJS: template.JS(incident.TimeScript()), Base: baseOf(r.Context()), Device: device(r.UserAgent())}
 	if q := r.URL.Query().Get("email"); q != "" {
 		email, err := parseEmail(q)
 		d.Email, d.BadEmail = q, err != nil

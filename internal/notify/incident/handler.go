@@ -5,8 +5,8 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"embed"
-	"fmt"
 	"encoding/base64"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/netip"
@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-//go:embed web/*.html web/style.css
+//go:embed web/*.html web/style.css web/time.js
 var webFiles embed.FS
 
 // css is the one style sheet, inlined into every page so that a page
@@ -25,14 +25,23 @@ var webFiles embed.FS
 // Content-Security-Policy.
 var (
 	css     = mustRead("web/style.css")
-	cssHash = func() string {
-		sum := sha256.Sum256([]byte(css))
-		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
-	}()
+	cssHash = hashSource(css)
 )
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{"counts": newCountTable}).
+var pages = template.Must(template.New("").Funcs(template.FuncMap{"counts": newCountTable, "links": Linkify}).
 	ParseFS(webFiles, "web/*.html"))
+
+// timeJS shows the times of a page in the viewer's time zone; timeHash
+// lets exactly it through the Content-Security-Policy.
+var (
+	timeJS   = mustRead("web/time.js")
+	timeHash = hashSource(timeJS)
+)
+
+func hashSource(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
 
 func mustRead(name string) string {
 	b, err := webFiles.ReadFile(name)
@@ -42,9 +51,10 @@ func mustRead(name string) string {
 	return string(b)
 }
 
-// contentSecurityPolicy allows nothing but the inline style sheet: no
-// scripts, images, frames or forms, and no external anything.
-var contentSecurityPolicy = "default-src 'none'; style-src " + cssHash +
+// contentSecurityPolicy allows nothing but the inline style sheet and the
+// time-zone script: no other scripts, no images, frames or forms, and no
+// external anything.
+var contentSecurityPolicy = "default-src 'none'; style-src " + cssHash + "; script-src " + timeHash +
 	"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // HandlerOptions configures the web pages.
@@ -107,21 +117,23 @@ type pageData struct {
 	T     *uiText
 	Title string
 	CSS   template.CSS
+	JS    template.JS
 }
 
 func newPage(lang, title string) pageData {
 	t := textFor(lang)
-	return pageData{T: t, Title: title, CSS: template.CSS(css)}
+	return pageData{T: t, Title: title, CSS: template.CSS(css), JS: template.JS(timeJS)}
 }
 
 // whyData is the incident page: the incident's message and general steps,
 // nothing else about it (no user name, no address).
 type whyData struct {
 	pageData
-	In      Incident
-	Steps   []string
-	HelpURL string
-	Expires string
+	In         Incident
+	Steps      []string
+	HelpURL    string
+	Expires    string
+	ExpiresUTC string
 }
 
 func (h *handler) why(w http.ResponseWriter, r *http.Request) {
@@ -132,11 +144,12 @@ func (h *handler) why(w http.ResponseWriter, r *http.Request) {
 	}
 	t := textFor(in.Lang)
 	d := whyData{
-		pageData: newPage(in.Lang, t.WhyTitle),
-		In:       in,
-		Steps:    Steps(in.Cause, in.Lang),
-		HelpURL:  safeHelpURL(in.HelpURL),
-		Expires:  in.Time.Add(h.st.TTL()).In(h.opts.Location).Format("15:04 MST"),
+		pageData:   newPage(in.Lang, t.WhyTitle),
+		In:         in,
+		Steps:      Steps(in.Cause, in.Lang),
+		HelpURL:    safeHelpURL(in.HelpURL),
+		Expires:    in.Time.Add(h.st.TTL()).In(h.opts.Location).Format("15:04 MST"),
+		ExpiresUTC: in.Time.Add(h.st.TTL()).UTC().Format(time.RFC3339),
 	}
 	h.render(w, http.StatusOK, "why.html", d)
 }
@@ -216,8 +229,8 @@ type statusData struct {
 }
 
 type statusRow struct {
-	When, User, Message, Cause, Link string
-	Notice                           bool
+	When, WhenUTC, User, Message, Cause, Link string
+	Notice                                    bool
 }
 
 // statusListMax bounds the rows of the status page's list.
@@ -234,6 +247,12 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	all := h.st.Recent(keep, 0)
+	if r.URL.Query().Get("lang") == "" && len(all) > 0 && all[0].Lang != "" {
+		// The page speaks the language the mail app was answered in (the
+		// listener's), like the messages it lists.
+		lang = Language(all[0].Lang)
+		t = textFor(lang)
+	}
 	d := statusData{
 		pageData: newPage(lang, t.StatusTitle),
 		Local:    h.opts.Local,
@@ -250,6 +269,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Incidents = append(d.Incidents, statusRow{
 			When:    in.Time.In(h.opts.Location).Format("01-02 15:04:05"),
+			WhenUTC: in.Time.UTC().Format(time.RFC3339),
 			User:    in.User,
 			Message: in.Message,
 			Cause:   string(in.Cause),

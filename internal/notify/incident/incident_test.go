@@ -146,7 +146,15 @@ func TestIncidentPage(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	for _, never := range []string{"secret-user", "127.0.0.1", "<script", "http://"} {
+	// The one script is the time-zone one the policy lets through.
+	if strings.Count(body, "<script") != 1 || !strings.Contains(body, "<script>"+timeJS+"</script>") ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src "+timeHash+";") {
+		t.Error("a script other than the time-zone one, or not under the policy")
+	}
+	if !strings.Contains(body, `<time data-form="time" datetime="`) {
+		t.Error("the expiry time is not marked for the viewer's time zone")
+	}
+	for _, never := range []string{"secret-user", "127.0.0.1", "http://"} {
 		if strings.Contains(body, never) {
 			t.Errorf("page shows %q", never)
 		}

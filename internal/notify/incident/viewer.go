@@ -1,6 +1,11 @@
 package incident
 
-import "net/http"
+import (
+	"html/template"
+	"net/http"
+	"regexp"
+	"strings"
+)
 
 // ViewerLanguage is the language the pages answer a request in: ?lang=,
 // else the first language of Accept-Language the pages speak, else
@@ -29,4 +34,26 @@ func PageHeaders(w http.ResponseWriter, r *http.Request, csp string) bool {
 		return false
 	}
 	return true
+}
+
+// TimeScript is the script that shows a page's <time datetime> elements
+// in the viewer's time zone, for other pages served next to these.
+func TimeScript() string { return timeJS }
+
+// urlInText finds the web addresses in a message or step; a sentence's
+// last full stop or bracket is not part of them.
+var urlInText = regexp.MustCompile(`https?://[^\s<>"'）」、。]+[^\s<>"'）」、。.,;:!?)\]]`)
+
+// Linkify is text, escaped, with its http(s) addresses made links.
+func Linkify(text string) template.HTML {
+	var b strings.Builder
+	last := 0
+	for _, m := range urlInText.FindAllStringIndex(text, -1) {
+		b.WriteString(template.HTMLEscapeString(text[last:m[0]]))
+		u := template.HTMLEscapeString(text[m[0]:m[1]])
+		b.WriteString(`<a href="` + u + `" rel="noreferrer noopener">` + u + `</a>`)
+		last = m[1]
+	}
+	b.WriteString(template.HTMLEscapeString(text[last:]))
+	return template.HTML(b.String())
 }

@@ -204,7 +204,7 @@ func (s *Sender) post(e Event) error {
 			return fmt.Errorf("webhook: try %d of %d: %w", try, s.o.MaxTries, err)
 		}
 		d := min(max(wait, retryAfter), MaxBackoff)
-		s.o.Log.Debug().Err(err).Str("event", "webhook_retry").Int("try", try).Dur("wait", d).Msg("webhook POST will be retried")
+		s.o.Log.Debug().Err(err).Str("event", "webhook_retry").Int("try", try).Int64("wait_ms", d.Milliseconds()).Msg("webhook POST will be retried")
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:

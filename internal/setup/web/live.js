@@ -1,12 +1,6 @@
 (function () {
   "use strict";
-  function localTimes(root) {
-    root.querySelectorAll("time[datetime]").forEach(function (el) {
-      var d = new Date(el.getAttribute("datetime"));
-      if (!isNaN(d)) el.textContent = d.toLocaleString();
-    });
-  }
-  localTimes(document);
+  var localTimes = window.imapwhyLocalTimes || function () {};
   var live = document.getElementById("live");
   if (!live || !window.EventSource) return;
   var list = live.querySelector("ol.events");
