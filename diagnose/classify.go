@@ -153,14 +153,19 @@ func (ev *evidence) looseText(v verdict) verdict {
 	return v
 }
 
-// held: the proxy did not forward this attempt (the same wrong password
-// again). The cause diagnosed when it was last forwarded may also fit.
+// held: the proxy did not forward this attempt (this same password was
+// refused before). The answer is the diagnosis the server's last refusal
+// of it got (Gmail wanting an app password stays that, although the
+// password may be right); Diagnosis.Held makes the message add that
+// imapwhy did not send it again. Only when that refusal said nothing more
+// than "wrong" is the answer that the same wrong password keeps coming.
 func (ev *evidence) held() verdict {
-	v := verdict{cause: CauseCredentialsRepeatedFailure, confidence: High}
-	if c := Cause(ev.o.History.HeldCause); c.Valid() && c != v.cause && c != CauseCredentialsRejected {
-		v.alternative = c
+	c := Cause(ev.o.History.HeldCause)
+	if !c.Valid() || c == CauseCredentialsRepeatedFailure || c == CauseCredentialsRejected {
+		return verdict{cause: CauseCredentialsRepeatedFailure, confidence: High}
 	}
-	return v
+	// Not seen this time, only remembered: at most Medium.
+	return verdict{cause: c, confidence: Medium}
 }
 
 // connection: the server was not reached, or not as IMAP.

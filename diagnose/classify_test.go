@@ -131,8 +131,10 @@ var classifyCases = []classifyCase{
 		want: CauseCredentialsCapsLock, conf: High},
 	{name: "trimmed password worked", obs: withHistory(refused(dovecotGreeting, no("AUTHENTICATIONFAILED", "Authentication failed."), Facts("bob@example.com", "secret ")), History{Known: true, TrimmedWorked: true}),
 		want: CausePasswordSurroundingSpace, conf: High},
-	{name: "held back", obs: withHistory(Observation{Phase: PhaseProxy, Typed: plainUser}, History{Known: true, Held: true, RepeatedFailures: 4, HeldCause: string(CauseProviderAppPasswordRequired)}),
-		want: CauseCredentialsRepeatedFailure, conf: High, alt: CauseProviderAppPasswordRequired, altSet: true},
+	{name: "held back: the diagnosis of the last refusal stands", obs: withHistory(Observation{Phase: PhaseProxy, Host: "imap.gmail.com", Typed: Facts("bob@gmail.com", "x")}, History{Known: true, Held: true, RepeatedFailures: 4, HeldCause: string(CauseProviderAppPasswordRequired)}),
+		want: CauseProviderAppPasswordRequired, conf: Medium, alt: "", altSet: true, provider: "gmail"},
+	{name: "held back after plain refusals", obs: withHistory(Observation{Phase: PhaseProxy, Typed: plainUser}, History{Known: true, Held: true, RepeatedFailures: 4, HeldCause: string(CauseCredentialsRejected)}),
+		want: CauseCredentialsRepeatedFailure, conf: High},
 	{name: "history never overrides a code", obs: withHistory(refused("", no("UNAVAILABLE", "Backend down"), plainUser), History{Known: true, SamePasswordWorked: true}),
 		want: CauseServerTemporaryFailure},
 

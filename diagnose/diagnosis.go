@@ -23,4 +23,7 @@ type Diagnosis struct {
 	HelpURL      string // the provider's own help page for the fix, "" if none
 	Alternative  Cause  // a second cause that also fits, "" if none
 	Detail       string // for logs and --json only (never contains the password); may quote the upstream's text
+	// Held: the proxy did not send this password upstream again (the
+	// shield); Cause is what the server's last refusal of it meant.
+	Held bool
 }

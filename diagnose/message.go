@@ -49,6 +49,11 @@ func Message(d Diagnosis, lang string) string {
 	}
 	templates := c.templates(d)
 	alt := c.alternative(d)
+	if d.Held && d.Cause != CauseCredentialsRepeatedFailure {
+		// The password was not sent again: that comes before any second
+		// cause.
+		alt = c.held
+	}
 	for _, withAlt := range []bool{true, false} {
 		if withAlt && alt == "" {
 			continue
@@ -168,6 +173,7 @@ type messageCatalog struct {
 	joiner       string                // between the message and the alternative's sentence
 	causes       map[string][]template // "cause" or "cause/provider-id"
 	alternatives map[string]string // "cause" or "cause/provider-id"
+	held         string            // added when the proxy held the password back
 }
 
 // template is one wording of a message.
@@ -219,6 +225,7 @@ func (c *messageCatalog) templates(d Diagnosis) []template {
 type messageFile struct {
 	Causes       map[string][]string `yaml:"causes"`
 	Alternatives map[string]string   `yaml:"alternatives"`
+	Held         string              `yaml:"held"`
 }
 
 func mustLoadMessages() map[string]*messageCatalog {
@@ -273,6 +280,10 @@ func loadMessages(lang string, data []byte) (*messageCatalog, error) {
 		}
 		c.alternatives[key] = text
 	}
+	if err := checkText(lang, f.Held); err != nil || strings.Contains(f.Held, "{") {
+		return nil, fmt.Errorf("held: %v", errors.Join(err, errors.New("no placeholders")))
+	}
+	c.held = f.Held
 	for _, cause := range Causes() {
 		if len(c.causes[string(cause)]) == 0 {
 			return nil, fmt.Errorf("causes: no message for %s", cause)

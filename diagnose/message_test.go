@@ -272,3 +272,42 @@ func TestMessageUnsure(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageHeld: when the shield held a password back, the answer is the
+// diagnosis of the server's last refusal of it (Gmail wants an app
+// password), plus that imapwhy did not send it again; never "the same
+// wrong password" for a password that may be right.
+func TestMessageHeld(t *testing.T) {
+	o := Observation{Phase: PhaseProxy, Host: "imap.gmail.com", Typed: Facts("bob@gmail.com", "my google password"),
+		History: History{Known: true, Held: true, RepeatedFailures: 3, HeldCause: string(CauseProviderAppPasswordRequired)}}
+	d := Classify(o)
+	if d.Cause != CauseProviderAppPasswordRequired || !d.Held {
+		t.Fatalf("%+v", d)
+	}
+	for lang, want := range map[string][]string{
+		"en": {"app password", "did not send it again"},
+		"ja": {"アプリパスワード", "再送信していません"},
+	} {
+		msg := Message(d, lang)
+		for _, w := range want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: %q missing: %s", lang, w, msg)
+			}
+		}
+		if strings.Contains(msg, "wrong password") || strings.Contains(msg, "間違った") {
+			t.Errorf("%s: calls the password wrong: %s", lang, msg)
+		}
+	}
+	// Every cause that can be held says so, whatever the provider.
+	for _, lang := range Languages() {
+		for _, cause := range Causes() {
+			for _, p := range []Diagnosis{{}, {Provider: "gmail", ProviderName: "Gmail", HelpURL: "https://myaccount.google.com/apppasswords"}, {ProviderName: strings.Repeat("N", maxProviderName), HelpURL: "https://" + strings.Repeat("u", maxHelpURL-8)}} {
+				d := p
+				d.Cause, d.Held, d.Confidence = cause, true, Medium
+				if msg := Message(d, lang); cause != CauseCredentialsRepeatedFailure && !strings.Contains(msg, messageCatalogs[lang].held) {
+					t.Errorf("%s %s: the held sentence does not fit: %s", lang, cause, msg)
+				}
+			}
+		}
+	}
+}

@@ -15,6 +15,7 @@ func (ev *evidence) diagnosis(v verdict) Diagnosis {
 		Temporary:   v.cause.Temporary(),
 		Alternative: v.alternative,
 		Detail:      ev.detail(),
+		Held:        ev.o.History.Held && !ev.o.History.Stranger,
 	}
 	if d.Alternative == d.Cause {
 		d.Alternative = ""

@@ -120,7 +120,11 @@ shield: {store: file}
 	// then it is held.
 	wantCause(t, oldPW, diagnose.CauseCredentialsPasswordChanged)
 	wantCause(t, oldPW, diagnose.CauseCredentialsPasswordChanged)
-	wantCause(t, oldPW, diagnose.CauseCredentialsRepeatedFailure)
+	// Held: still the diagnosis of Dovecot's refusal of this password,
+	// and the client is told it was not sent again.
+	if got, ev := login(t, oldPW); ev["cause"] != string(diagnose.CauseCredentialsPasswordChanged) || !strings.Contains(got, "did not send it again") {
+		t.Errorf("held: answer %q, logged %v", got, ev)
+	}
 	if got, _ := login(t, newPW); !strings.HasPrefix(got, "a OK") {
 		t.Fatalf("the new password after the old was held: %q", got)
 	}
