@@ -78,6 +78,10 @@ listeners:
 			defer c.Close()
 			rc := newRawConn(t, c)
 			rc.Greeting()
+			if tc.listener == 1 {
+				// The Japanese listener: Japanese only once asked for.
+				rc.Command("l LANGUAGE JA")
+			}
 			lines := rc.Command("a LOGIN " + quote(tc.user) + " " + quote(tc.pass))
 			no := lines[len(lines)-1]
 			if !strings.HasPrefix(no, "a NO [") || !strings.Contains(no, tc.text) {

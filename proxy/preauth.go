@@ -74,13 +74,15 @@ type front struct {
 	lim config.Limits // cfg.Limits with defaults filled in
 
 	tlsActive bool              // STARTTLS completed
-	lang      string            // "en" or "ja"
+	lang      string            // "en" or "ja": the listener's, or the one the client chose
+	langAsked bool              // the client chose lang with LANGUAGE: it reads UTF-8 text in it
 	id        map[string]string // the client's ID fields, nil if none
 
 	greeted  bool
-	commands int // command lines read
-	bads     int // BAD replies sent
-	failures int // failed or refused logins
+	commands int         // command lines read
+	bads     int         // BAD replies sent
+	failures int         // failed or refused logins
+	alerted  alertMemory // diagnoses already shown in an ALERT (reply.go)
 
 	cur  frontCmd // the command being parsed
 	line []byte   // reused buffer for command segments
@@ -272,8 +274,21 @@ func (f *front) conn() net.Conn { return f.c }
 // reader holds the bytes the client pipelined after its login.
 func (f *front) reader() *bufio.Reader { return f.br }
 
-// language is the language negotiated with LANGUAGE, or the listener's.
-func (f *front) language() string { return f.lang }
+// language is the language of texts on the wire: the one negotiated with
+// LANGUAGE, else English.
+func (f *front) language() string {
+	if f.langAsked {
+		return f.lang
+	}
+	// Response text is 7-bit until the client has agreed to UTF-8 (RFC
+	// 3501; RFC 5255 LANGUAGE): a client that did not ask reads Japanese
+	// as garbage, so it gets English, which is ASCII.
+	return "en"
+}
+
+// pageLanguage is the language of what the client is pointed to (incident
+// pages, the notice mailbox): the listener's, or the one the client chose.
+func (f *front) pageLanguage() string { return f.lang }
 
 // clientApp names the client's software from its ID fields ("name
 // version", each bounded to frontMaxIDLogged runes), "" without ID.

@@ -123,7 +123,7 @@ func (f *front) cmdLanguage() (*loginRequest, error) {
 	}
 	for _, r := range ranges {
 		if lang, ok := frontMatchLanguage(r, f.cfg.Language); ok {
-			f.lang = lang
+			f.lang, f.langAsked = lang, true
 			f.writeLine("* LANGUAGE (", strings.ToUpper(lang), ")")
 			f.tagged("OK", "", f.text(frontMsgLanguageSet))
 			return nil, nil

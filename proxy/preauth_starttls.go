@@ -48,7 +48,7 @@ func (f *front) cmdStartTLS() (*loginRequest, error) {
 	// What the client said before TLS may have been altered by an active
 	// attacker; RFC 5255 §3.1 has the client re-issue LANGUAGE afterwards,
 	// so the negotiated language and the ID are forgotten.
-	f.lang = f.cfg.Language
+	f.lang, f.langAsked = f.cfg.Language, false
 	f.id = nil
 	return nil, nil
 }

@@ -164,8 +164,15 @@ func TestPreauthTranscripts(t *testing.T) {
 			{send: "a6 LOGIN alice secret\r\n", want: append(frontPrivacyLines("a6", "en"), "* BYE "+frontTexts["en"][frontMsgTooManyLogins]),
 				end: errFrontLimit, eof: true},
 		}},
-		{"PRIVACYREQUIRED in Japanese", frontConfig{Language: "ja"}, []frontStep{
+		// A Japanese listener answers in Japanese only a client that asked
+		// with LANGUAGE: response text is 7-bit until then.
+		{"PRIVACYREQUIRED on a Japanese listener", frontConfig{Language: "ja"}, []frontStep{
 			{want: []string{"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID LANGUAGE LOGINDISABLED] imapwhy ready."}},
+			{send: "a1 LOGIN {5+}\r\nalice {6+}\r\nsecret\r\n", want: frontPrivacyLines("a1", "en")},
+		}},
+		{"PRIVACYREQUIRED in Japanese after LANGUAGE", frontConfig{Language: "ja"}, []frontStep{
+			{want: []string{"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID LANGUAGE LOGINDISABLED] imapwhy ready."}},
+			{send: "a0 LANGUAGE DEFAULT\r\n", want: []string{"* LANGUAGE (JA)", "a0 OK " + frontTexts["ja"][frontMsgLanguageSet]}},
 			{send: "a1 LOGIN {5+}\r\nalice {6+}\r\nsecret\r\n", want: frontPrivacyLines("a1", "ja")},
 		}},
 		{"ID", secure, []frontStep{
@@ -210,11 +217,11 @@ func TestPreauthTranscripts(t *testing.T) {
 			{send: "a1 LANGUAGE en\r\n", want: []string{"* LANGUAGE (EN)", "a1 OK Language changed to English"}},
 			{send: "a2 ID (\"name\" \"injected\")\r\n", want: []string{`* ID ("name" "imapwhy")`, "a2 OK ID completed"}},
 			{send: "a3 STARTTLS\r\n", want: []string{"a3 OK Begin TLS negotiation now."}, tls: true},
-			{send: "a4 LANGUAGE\r\n", want: []string{"* LANGUAGE (EN JA)", "a4 OK 対応している言語の一覧です"}},
+			{send: "a4 LANGUAGE\r\n", want: []string{"* LANGUAGE (EN JA)", "a4 OK Supported languages listed"}},
 			{send: "a5 LOGIN alice secret\r\n", login: &loginRequest{Tag: "a5", Mechanism: "LOGIN", Username: "alice", Password: "secret"},
 				reply: func(f *front, req *loginRequest) error {
-					if id, lang := f.id, f.language(); id != nil || lang != "ja" {
-						return fmt.Errorf("after STARTTLS: id = %q, language() = %q; want nil, ja", id, lang)
+					if id, lang, page := f.id, f.language(), f.pageLanguage(); id != nil || lang != "en" || page != "ja" {
+						return fmt.Errorf("after STARTTLS: id = %q, language() = %q, pageLanguage() = %q; want nil, en, ja", id, lang, page)
 					}
 					return frontReplyFail(f, req)
 				},

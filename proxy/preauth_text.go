@@ -90,4 +90,4 @@ var frontTexts = map[string][frontMsgCount]string{
 }
 
 // text returns one of our texts in the current language.
-func (f *front) text(m frontMsg) string { return frontTexts[f.lang][m] }
+func (f *front) text(m frontMsg) string { return frontTexts[f.language()][m] }

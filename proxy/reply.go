@@ -8,6 +8,9 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/netip"
@@ -74,7 +77,7 @@ type Handoff struct {
 // reports whether the connection was handed off and the session is over.
 func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) bool {
 	req := g.req
-	lang := f.language()
+	lang := f.pageLanguage()
 	r := Refusal{
 		Diagnosis: d, Message: diagnose.Message(d, lang), User: req.Username,
 		Client: ss.addr, Local: ss.localAddr(), Lang: lang,
@@ -114,8 +117,17 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 		Str("error", loginErr.Error()).Msg("login failed")
 
 	rep := reply{tag: req.Tag, code: d.Code, text: r.Message, link: ans.Link}
+	// Clients retry on the same connection (LOGIN after AUTHENTICATE
+	// PLAIN, neomutt's three tries): the same diagnosis for the same
+	// password gets the ALERT once; later refusals carry the NO only.
+	rep.noAlert = f.alerted.seen(string(d.Cause)+"\x00"+r.Message, req.Password) && ans.Handoff == nil
 	if ans.Text != "" {
 		rep.text = ans.Text
+	}
+	if wire := f.language(); wire != lang && !isASCII(rep.text) {
+		// The client did not ask for UTF-8: the ASCII message, with the
+		// link to the page in the listener's language.
+		rep.text = diagnose.Message(d, wire)
 	}
 	if ans.Handoff != nil {
 		rep.loggedIn = append([]string{}, ans.Handoff.Capabilities...)
@@ -130,6 +142,16 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 		log.Debug().Err(err).Msg("handed-off session ended with an error")
 	}
 	f.conn().Close()
+	return true
+}
+
+// isASCII reports whether s is 7-bit.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
 	return true
 }
 
@@ -171,6 +193,36 @@ type reply struct {
 	text      string
 	link      string   // ends the ALERT; the NO too when it fits
 	loggedIn  []string // non-nil: answer the login with OK and these capabilities
+	noAlert   bool     // this connection was shown this ALERT already: the NO only
+}
+
+// alertMemory remembers, for one connection, which diagnosis was shown
+// in an ALERT for which password: a keyed hash of both under a key of
+// its own (random, per connection), never the password.
+type alertMemory struct {
+	key   []byte
+	shown map[[sha256.Size]byte]bool
+}
+
+// seen records diagnosis and password, and reports whether they were
+// recorded before.
+func (m *alertMemory) seen(diagnosis, password string) bool {
+	if m.key == nil {
+		m.key = make([]byte, 32)
+		rand.Read(m.key)
+		m.shown = map[[sha256.Size]byte]bool{}
+	}
+	mac := hmac.New(sha256.New, m.key)
+	mac.Write([]byte(diagnosis))
+	mac.Write([]byte{0})
+	mac.Write([]byte(password))
+	var k [sha256.Size]byte
+	copy(k[:], mac.Sum(nil))
+	if m.shown[k] {
+		return true
+	}
+	m.shown[k] = true
+	return false
 }
 
 // refuse writes r and flushes: the one place that answers a refusal, from
@@ -193,7 +245,9 @@ func (f *front) refuse(r reply) error {
 			no = alert
 		}
 	}
-	f.writeLine("* OK [ALERT] ", alert)
+	if !r.noAlert || r.loggedIn != nil {
+		f.writeLine("* OK [ALERT] ", alert)
+	}
 	if r.loggedIn != nil {
 		return f.loggedIn(r.tag, r.loggedIn)
 	}

@@ -65,10 +65,12 @@ func TestOnRefusal(t *testing.T) {
 		r.Local.String() != s.Addrs()[0].String() || time.Since(r.Time) > time.Minute {
 		t.Errorf("refusal %+v", r)
 	}
-	if want := "* OK [ALERT] " + r.Message + " https://example.test/why/1"; alert != want {
+	// The client did not ask for UTF-8 (LANGUAGE): the ASCII message, with
+	// the link to the page in the listener's language.
+	if want := "* OK [ALERT] " + diagnose.Message(r.Diagnosis, "en") + " https://example.test/why/1"; alert != want {
 		t.Errorf("ALERT %q, want %q", alert, want)
 	}
-	if want := "a NO [AUTHENTICATIONFAILED] " + r.Message + " https://example.test/why/1"; no != want {
+	if want := "a NO [AUTHENTICATIONFAILED] " + diagnose.Message(r.Diagnosis, "en") + " https://example.test/why/1"; no != want {
 		t.Errorf("NO %q, want %q", no, want)
 	}
 	tc.Send("b LOGIN alice " + pass + "\r\n")

@@ -294,6 +294,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		conn.SetDeadline(time.Now().Add(rigPreAuth))
 		tc := &testkit.Client{T: t, Conn: conn, Reader: rigReader(conn)}
 		tc.Line()
+		// Japanese text only to a client that agreed to it.
+		tc.Send("l LANGUAGE DEFAULT\r\n")
+		tc.Until("l ")
 		tc.Send("a LOGIN alice wrong-password\r\n")
 		no := tc.Until("a ")
 		if ja := strings.ContainsFunc(no[len(no)-1], func(r rune) bool { return r > 0x3000 }); ja != (next.Listeners[0].Language == "ja") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -236,7 +237,15 @@ func (d *demo) login(i int, s imitate.Scenario) demoOutcome {
 		return demoOutcome{err: err}
 	}
 	conn.SetDeadline(time.Now().Add(demoLoginTimeout))
-	c := imapclient.New(conn, nil)
+	var nc net.Conn = conn
+	if d.lang != "en" {
+		// imapwhy writes Japanese only to a client that asked for it.
+		if nc, err = askLanguage(conn, d.lang); err != nil {
+			conn.Close()
+			return demoOutcome{err: err}
+		}
+	}
+	c := imapclient.New(nc, nil)
 	defer c.Close()
 	if s.Command() == "PLAIN" {
 		err = c.Authenticate(sasl.NewPlainClient("", s.User, s.Password))
@@ -262,6 +271,37 @@ func (d *demo) login(i int, s imitate.Scenario) demoOutcome {
 	c.Logout().Wait()
 	return o
 }
+
+// askLanguage sends LANGUAGE (RFC 5255) before the client library takes
+// the connection over: it returns a connection that replays the greeting.
+func askLanguage(conn net.Conn, lang string) (net.Conn, error) {
+	br := bufio.NewReader(conn)
+	greeting, err := br.ReadString('\n')
+	if err != nil {
+		return nil, fmt.Errorf("reading the greeting: %w", err)
+	}
+	if _, err := fmt.Fprintf(conn, "l0 LANGUAGE %s\r\n", strings.ToUpper(lang)); err != nil {
+		return nil, err
+	}
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("LANGUAGE: %w", err)
+		}
+		if strings.HasPrefix(l, "l0 ") {
+			break
+		}
+	}
+	return &replayConn{Conn: conn, r: io.MultiReader(strings.NewReader(greeting), br)}, nil
+}
+
+// replayConn reads from r, then writes and closes the connection as is.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // demoLabels are the words of the printout.
 type demoLabels struct {

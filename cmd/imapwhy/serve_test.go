@@ -120,6 +120,10 @@ func loginNo(t *testing.T, addr string, ca *x509.CertPool) string {
 	c.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(c)
 	br.ReadString('\n')
+	// The listener's language; Japanese text only once asked for.
+	fmt.Fprintf(c, "l LANGUAGE DEFAULT\r\n")
+	for l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "l ") && l != ""; l, _ = br.ReadString('\n') {
+	}
 	fmt.Fprintf(c, "a1 LOGIN alice@example.com secret\r\n")
 	for {
 		l, err := br.ReadString('\n')

@@ -174,8 +174,13 @@ func TestIncidentLinkEndToEnd(t *testing.T) {
 		t.Fatal("no web server")
 	}
 	type seen struct{ alert, no, link string }
-	login := func(i int) seen {
+	login := func(i int, lang string) seen {
 		tc := r.dial(t, i)
+		if lang != "" {
+			// Japanese on the wire only for a client that asked for it.
+			tc.Send("l LANGUAGE " + lang + "\r\n")
+			tc.Until("l ")
+		}
 		tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
 		alert, no := tc.Line(), tc.Line()
 		a, ok1 := strings.CutPrefix(alert, "* OK [ALERT] ")
@@ -196,14 +201,21 @@ func TestIncidentLinkEndToEnd(t *testing.T) {
 		return seen{a, n, link}
 	}
 
-	en := login(0)
+	en := login(0, "")
 	// English credentials.rejected is too long for the link in the NO:
 	// the NO keeps the whole message, the ALERT adds the link.
 	msg := strings.TrimSuffix(en.alert, " "+en.link)
 	if en.no != msg && en.no != en.alert {
 		t.Errorf("NO %q is neither the message nor the ALERT", en.no)
 	}
-	ja := login(1)
+	ja := login(1, "JA")
+	// A client that did not ask gets the ASCII message, with the link to
+	// the page in the listener's language.
+	if plain := login(1, ""); strings.ContainsFunc(plain.alert, func(r rune) bool { return r > 0x7f }) {
+		t.Errorf("a client that did not ask for UTF-8 got %q", plain.alert)
+	} else if _, body := fetch(t, r.https(t, ""), plain.link); !strings.Contains(body, `lang="ja"`) {
+		t.Errorf("its link %s is not the Japanese page", plain.link)
+	}
 	if ja.no != ja.alert {
 		t.Errorf("Japanese: NO %q differs from ALERT %q although the link fits", ja.no, ja.alert)
 	}
@@ -234,7 +246,7 @@ func TestIncidentLinkEndToEnd(t *testing.T) {
 	t.Logf("screenshot of the Japanese page: %s", screenshot(t, ja.link, "incident-ja.png"))
 
 	ev := r.logs.Events("auth_failure")
-	if len(ev) != 2 || ev[0]["incident_page"] != true || ev[0]["notice"] != false {
+	if len(ev) != 3 || ev[0]["incident_page"] != true || ev[0]["notice"] != false {
 		t.Errorf("auth_failure events %v", ev)
 	}
 	if strings.Contains(r.logs.String(), wrongPassword) || strings.Contains(r.logs.String(), "/why/") {
