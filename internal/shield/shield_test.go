@@ -41,6 +41,7 @@ func newTestShield(t testing.TB, clock *testkit.Clock) *Shield {
 // upstream stands in for the IMAP server: it accepts one password per user
 // and counts the logins that reach it.
 type upstream struct {
+	held      int // attempts the shield held back
 	passwords map[string]string
 	logins    int
 }
@@ -50,6 +51,7 @@ type upstream struct {
 func (u *upstream) login(s *Shield, user, password string) diagnose.Cause {
 	a := s.Begin(user, password)
 	if hold, hist := a.Check(); hold {
+		u.held++
 		return diagnose.Classify(diagnose.Observation{Phase: diagnose.PhaseProxy, History: hist}).Cause
 	}
 	u.logins++
@@ -80,7 +82,8 @@ func refusedObservation(user, password string) diagnose.Observation {
 
 // TestStaleDeviceHeldBack: a phone retries a stale password every 30 s for
 // an hour. Only the first ForwardedTries reach the server; the others are
-// answered with credentials.repeated_failure. A different password still
+// answered from history, with the diagnosis the server's last refusal got
+// (the password was changed). A different password still
 // goes through, and once the window has passed without a forwarded try the
 // password may be tried again.
 func TestStaleDeviceHeldBack(t *testing.T) {
@@ -93,17 +96,19 @@ func TestStaleDeviceHeldBack(t *testing.T) {
 	}
 	up.passwords[user], up.logins = "new-Passw0rd", 0
 
-	attempts, held := 0, 0
+	attempts := 0
 	for elapsed := time.Duration(0); elapsed < time.Hour; elapsed += 30 * time.Second {
 		attempts++
-		switch up.login(s, user, stale) {
+		switch c := up.login(s, user, stale); c {
 		case "":
 			t.Fatal("the stale password logged in")
-		case diagnose.CauseCredentialsRepeatedFailure:
-			held++
+		case diagnose.CauseCredentialsPasswordChanged:
+		default:
+			t.Errorf("attempt %d: %s, want %s", attempts, c, diagnose.CauseCredentialsPasswordChanged)
 		}
 		clock.Advance(30 * time.Second)
 	}
+	held := up.held
 	reached := up.logins
 	t.Logf("shield: %d of %d attempts reached the upstream", reached, attempts)
 	fmt.Printf("shield: %d of %d attempts reached the upstream\n", reached, attempts)
@@ -124,17 +129,17 @@ func TestStaleDeviceHeldBack(t *testing.T) {
 	}
 	// An hour after its last forwarded try, the stale password is tried again.
 	clock.Advance(time.Hour)
-	before = up.logins
-	if c := up.login(s, user, stale); c == diagnose.CauseCredentialsRepeatedFailure {
-		t.Errorf("still held after the window: %s", c)
+	before, heldBefore := up.logins, up.held
+	if up.login(s, user, stale); up.held != heldBefore {
+		t.Error("still held after the window")
 	}
 	if up.logins != before+1 {
 		t.Error("not forwarded after the window")
 	}
 }
 
-// TestHeldDiagnosis: the held answer names the cause diagnosed when the
-// password last reached the server.
+// TestHeldDiagnosis: the held answer is the cause diagnosed when the
+// password last reached the server, marked held.
 func TestHeldDiagnosis(t *testing.T) {
 	clock := newFakeClock()
 	s := newTestShield(t, clock)
@@ -151,7 +156,7 @@ func TestHeldDiagnosis(t *testing.T) {
 		t.Fatalf("Check: %v %+v", hold, hist)
 	}
 	d := diagnose.Classify(diagnose.Observation{Phase: diagnose.PhaseProxy, History: hist})
-	if d.Cause != diagnose.CauseCredentialsRepeatedFailure || d.Alternative != diagnose.CausePasswordSurroundingSpace {
+	if d.Cause != diagnose.CausePasswordSurroundingSpace || !d.Held {
 		t.Errorf("diagnosis %+v", d)
 	}
 	// User names are compared without case.
