@@ -267,3 +267,34 @@ func TestCommandReaderSkip(t *testing.T) {
 		t.Errorf("skipping a literal over the bound: %v", err)
 	}
 }
+
+// FuzzReadResponse: whatever a server sends, ReadResponse stays within its
+// bounds and never panics; what it returns was read off the input.
+func FuzzReadResponse(f *testing.F) {
+	for _, seed := range []string{
+		"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n",
+		"* ID (\"name\" {7}\r\nDovecot)\r\na1 OK done\r\n",
+		"a1 NO [AUTHENTICATIONFAILED] no {5}\r\n",
+		"+ \r\n",
+		"* 1 FETCH (BODY[] {99999999999999999999}\r\n",
+		"* X ~{3}\r\nabc\r\n",
+	} {
+		f.Add(seed)
+	}
+	lim := ResponseLimits{MaxLine: 64, MaxResponse: 256}
+	f.Fuzz(func(t *testing.T, input string) {
+		br := bufio.NewReaderSize(strings.NewReader(input), 16)
+		for range 100 {
+			r, err := ReadResponse(br, lim)
+			if err != nil {
+				return
+			}
+			if len(r.Line) > lim.MaxLine || !strings.Contains(input, r.Line) {
+				t.Fatalf("line %q: over the bound or not from the input", r.Line)
+			}
+			if r.IsStatus() != IsStatusName(r.Name) || (r.Kind == Continuation && r.IsStatus()) {
+				t.Fatalf("%+v: status and keyword disagree", r)
+			}
+		}
+	})
+}

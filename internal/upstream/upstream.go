@@ -9,7 +9,9 @@
 // splice after login.
 //
 // The proxy logs in with Login; `imapwhy check` runs the same steps one by
-// one (Dial, Greeting, StartTLS, ...) to report each of them.
+// one on a Client (Attach, Handshake, ReadGreeting, LoadCapabilities,
+// StartTLS, Capability) to report each of them, and picks its mechanism
+// with ChooseMechanism.
 package upstream
 
 import (
@@ -262,13 +264,6 @@ func (s *Client) TLSState() (tls.ConnectionState, bool) {
 	return tls.ConnectionState{}, false
 }
 
-// Close closes the connection.
-func (s *Client) Close() error {
-	if s.raw == nil {
-		return nil
-	}
-	return s.raw.Close()
-}
 
 // run connects and logs in. Once connected, cancelling ctx closes the
 // connection, which ends any read or write in progress.
