@@ -13,12 +13,12 @@ GO ?= go
 FUZZTIME ?= 60s
 export GOFLAGS ?= -mod=mod
 
-.PHONY: test fuzz fuzz-preauth fuzz-transcript load
+.PHONY: test fuzz fuzz-preauth fuzz-transcript fuzz-wire load
 
 test:
 	scripts/test
 
-fuzz: fuzz-preauth fuzz-transcript
+fuzz: fuzz-preauth fuzz-transcript fuzz-wire
 
 # The pre-auth parser and state machine (proxy/preauth*.go, reading with
 # internal/imapwire's command reader).
@@ -28,6 +28,10 @@ fuzz-preauth:
 # The transcript parser of `imapwhy explain` (diagnose/transcript.go).
 fuzz-transcript:
 	$(GO) test -run='^FuzzParseTranscript$$' -fuzz='^FuzzParseTranscript$$' -fuzztime=$(FUZZTIME) ./diagnose/
+
+# Reading server responses (internal/imapwire), as the upstream client does.
+fuzz-wire:
+	$(GO) test -run='^FuzzReadResponse$$' -fuzz='^FuzzReadResponse$$' -fuzztime=$(FUZZTIME) ./internal/imapwire/
 
 load:
 	IMAPWHY_LOAD=long $(GO) test -count=1 -v -timeout 30m -run '^TestLoadThroughProxy$$' ./internal/loadtest/
