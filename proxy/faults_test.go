@@ -107,13 +107,10 @@ var upstreamFaults = []struct {
 		c.Send(`* ID ("name" {2000000000}`)
 		faultFlood(c, "xxxxxxxxxxxxxxxx")
 	}), diagnose.CauseUpstreamNotIMAP},
-	{"POP3", func(c *testkit.Conn) { c.Send("+OK POP3 server ready"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
-	{"SMTP", func(c *testkit.Conn) { c.Send("220 mail.example.test ESMTP"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
-	{"HTTP", func(c *testkit.Conn) {
-		c.Send("HTTP/1.1 400 Bad Request", "Content-Length: 0", "")
-		c.WaitClose()
-	}, diagnose.CauseUpstreamNotIMAP},
-	{"SSH", func(c *testkit.Conn) { c.Send("SSH-2.0-OpenSSH_9.2p1 Debian-2"); c.WaitClose() }, diagnose.CauseUpstreamNotIMAP},
+	{"POP3", testkit.Says("+OK POP3 server ready"), diagnose.CauseUpstreamNotIMAP},
+	{"SMTP", testkit.Says("220 mail.example.test ESMTP"), diagnose.CauseUpstreamNotIMAP},
+	{"HTTP", testkit.Says("HTTP/1.1 400 Bad Request", "Content-Length: 0", ""), diagnose.CauseUpstreamNotIMAP},
+	{"SSH", testkit.Says("SSH-2.0-OpenSSH_9.2p1 Debian-2"), diagnose.CauseUpstreamNotIMAP},
 }
 
 // TestUpstreamFaults: the client's LOGIN is answered with an ALERT and a NO

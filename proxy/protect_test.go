@@ -356,12 +356,7 @@ func TestFailureDelay(t *testing.T) {
 	tc := dialTestClient(t, r2.srv.Addrs()[0])
 	tc.Send("a LOGIN alice wrong-2\r\n")
 	testkit.WaitFor(t, func() bool { return r2.up.Logins.Load() == 1 }) // refused upstream; now waiting
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		done <- r2.srv.Shutdown(ctx)
-	}()
+	done := testkit.ShutdownAsync(r2.srv.Shutdown, 5*time.Second)
 	lines := tc.Until("* BYE ")
 	if !containsLine(lines, "a NO [AUTHENTICATIONFAILED] ") {
 		t.Errorf("no NO before the BYE: %q", lines)

@@ -357,12 +357,7 @@ func TestShutdownDrainsFetch(t *testing.T) {
 	}()
 	<-started
 
-	shutdown := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		shutdown <- p.srv.Shutdown(ctx)
-	}()
+	shutdown := testkit.ShutdownAsync(p.srv.Shutdown, 20*time.Second)
 	if l := waiting.Line(); !strings.HasPrefix(l, "* BYE ") {
 		t.Errorf("a client that had not logged in got %q at shutdown, want BYE", l)
 	}

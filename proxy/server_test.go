@@ -125,12 +125,7 @@ func TestShutdownSaysBye(t *testing.T) {
 	tc := dialTestClient(t, s.Addrs()[0])
 	tc.Send("a NOOP\r\n")
 	tc.Until("a OK")
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		done <- s.Shutdown(ctx)
-	}()
+	done := testkit.ShutdownAsync(s.Shutdown, 5*time.Second)
 	if l := tc.Line(); !strings.HasPrefix(l, "* BYE ") {
 		t.Errorf("got %q, want BYE", l)
 	}
@@ -149,12 +144,7 @@ func TestShutdownDrains(t *testing.T) {
 	tc := dialTestClient(t, s.Addrs()[0])
 	tc.Send("a LOGIN alice alicepass\r\n")
 	tc.Until("a OK")
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		done <- s.Shutdown(ctx)
-	}()
+	done := testkit.ShutdownAsync(s.Shutdown, 10*time.Second)
 	// The session goes on while the server drains.
 	tc.Send("b SELECT INBOX\r\n")
 	if l := tc.Until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
@@ -168,13 +158,8 @@ func TestShutdownDrains(t *testing.T) {
 	tc.Send("c LOGOUT\r\n")
 	tc.Until("c OK")
 	tc.Conn.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown did not return after the last session ended")
+	if err := testkit.Receive(t, done, 5*time.Second, "Shutdown to return after the last session ended"); err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }
 

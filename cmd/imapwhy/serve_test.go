@@ -212,13 +212,8 @@ listeners:
 		}
 		done <- p.cmd.Wait()
 	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not exit within 20s of SIGTERM")
+	if err := testkit.Receive(t, done, 20*time.Second, "serve to exit after SIGTERM"); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
 	}
 	logs := p.stderr.String()
 	for _, want := range []string{`"event":"auth_failure"`, `"cause":"upstream.refused"`, `"event":"reloaded"`,

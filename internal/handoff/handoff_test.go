@@ -138,7 +138,7 @@ func TestConnReadsPendingFirst(t *testing.T) {
 			if want := tt.pending + tt.later; string(got) != want {
 				t.Errorf("read %q, want %q", got, want)
 			}
-			if err := receive(t, sent, "the client's Write"); err != nil {
+			if err := testkit.Receive(t, sent, wait, "the client's Write"); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -205,7 +205,7 @@ func TestListener(t *testing.T) {
 	if err := ln.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if err := receive(t, accepted, "a waiting Accept after Close"); !errors.Is(err, net.ErrClosed) {
+	if err := testkit.Receive(t, accepted, wait, "a waiting Accept after Close"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("waiting Accept after Close: %v, want net.ErrClosed", err)
 	}
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
@@ -240,12 +240,12 @@ func TestServeThenClose(t *testing.T) {
 			}
 			started := make(chan (<-chan error), 1)
 			go func() { started <- handoff.Serve(srv, ln) }()
-			served := receive(t, started, "handoff.Serve")
+			served := testkit.Receive(t, started, wait, "handoff.Serve")
 			srv.Close()
 			if tt.closeBefore {
 				ln.Close() // imapserver never had it
 			}
-			if err := receive(t, served, "imapserver.Serve after Close"); (err != nil) != tt.wantErr {
+			if err := testkit.Receive(t, served, wait, "imapserver.Serve after Close"); (err != nil) != tt.wantErr {
 				t.Errorf("imapserver.Serve: %v, want error: %v", err, tt.wantErr)
 			}
 			if _, open := <-served; open {
@@ -340,21 +340,8 @@ func TestThroughImapserver(t *testing.T) {
 			if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "* PREAUTH") }) {
 				t.Errorf("imapserver's greeting reached the client: %q", lines)
 			}
-			receive(t, closed, "the close of the handed-off connection")
+			testkit.Receive(t, closed, wait, "the close of the handed-off connection")
 		})
-	}
-}
-
-// receive returns what ch delivers, failing the test if that takes longer
-// than wait; what names the awaited event.
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(wait):
-		t.Fatalf("waited %v for %s", wait, what)
-		panic("unreachable")
 	}
 }
 

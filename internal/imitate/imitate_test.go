@@ -504,24 +504,20 @@ func TestAuthenticateContinuation(t *testing.T) {
 // connection with a BYE.
 func TestPreLoginBounds(t *testing.T) {
 	srv, cfg := startServer(t, provider(t, "dovecot"))
-	t.Run("long line", func(t *testing.T) {
-		r := dialRaw(t, srv, cfg)
-		r.Line()
-		r.Send("a1 LOGIN " + strings.Repeat("x", 9000) + " y\r\n")
-		if got := r.Line(); !strings.HasPrefix(got, "* BYE") {
-			t.Errorf("got %q, want BYE", got)
-		}
-		r.expectEOF()
-	})
-	t.Run("big literal", func(t *testing.T) {
-		r := dialRaw(t, srv, cfg)
-		r.Line()
-		r.Send("a1 LOGIN {100000+}\r\n")
-		if got := r.Line(); !strings.HasPrefix(got, "* BYE") {
-			t.Errorf("got %q, want BYE", got)
-		}
-		r.expectEOF()
-	})
+	for _, tt := range []struct{ name, send string }{
+		{"long line", "a1 LOGIN " + strings.Repeat("x", 9000) + " y\r\n"},
+		{"big literal", "a1 LOGIN {100000+}\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := dialRaw(t, srv, cfg)
+			r.Line()
+			r.Send(tt.send)
+			if got := r.Line(); !strings.HasPrefix(got, "* BYE") {
+				t.Errorf("got %q, want BYE", got)
+			}
+			r.expectEOF()
+		})
+	}
 	t.Run("bad commands", func(t *testing.T) {
 		r := dialRaw(t, srv, cfg)
 		r.Line()

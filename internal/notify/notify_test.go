@@ -349,11 +349,7 @@ func TestWebhookEndToEnd(t *testing.T) {
 	tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
 	link := linkRE.FindString(tc.Line())
 	var body []byte
-	select {
-	case body = <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no webhook POST")
-	}
+	body = testkit.Receive(t, got, 10*time.Second, "the webhook POST")
 	var ev map[string]any
 	if err := json.Unmarshal(body, &ev); err != nil {
 		t.Fatal(err)
@@ -673,17 +669,11 @@ func TestReload(t *testing.T) {
 	}
 	waitPost := func(got chan []byte) map[string]any {
 		t.Helper()
-		select {
-		case b := <-got:
-			var ev map[string]any
-			if err := json.Unmarshal(b, &ev); err != nil {
-				t.Fatal(err)
-			}
-			return ev
-		case <-time.After(10 * time.Second):
-			t.Fatal("no webhook POST")
-			return nil
+		var ev map[string]any
+		if err := json.Unmarshal(testkit.Receive(t, got, 10*time.Second, "the webhook POST"), &ev); err != nil {
+			t.Fatal(err)
 		}
+		return ev
 	}
 	before := fail()
 	if ev := waitPost(gotA); ev["link"] != before {

@@ -255,3 +255,12 @@ func MemServer(t testing.TB, mode string, insecure bool, pki *PKI) string {
 func Plain(user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
 }
+
+// Says is a play that sends lines (a greeting, say) and then waits for the
+// client to hang up.
+func Says(lines ...string) func(c *Conn) {
+	return func(c *Conn) {
+		c.Send(lines...)
+		c.WaitClose()
+	}
+}

@@ -59,3 +59,16 @@ func Scrape(t testing.TB, url string) (map[string]float64, string) {
 	}
 	return ParseMetrics(t, string(body)), string(body)
 }
+
+// Receive returns what ch delivers, failing the test if that takes longer
+// than d; what names the awaited event.
+func Receive[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("waited %v for %s", d, what)
+		panic("unreachable")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Service is a server a test starts and shuts down: the proxy, its web
@@ -42,4 +43,16 @@ func ShowOnFailure(t testing.TB, name string, what fmt.Stringer) {
 			t.Logf("%s:\n%s", name, what)
 		}
 	})
+}
+
+// ShutdownAsync starts shutdown in its own goroutine with a context bounded
+// by d, while the test watches the clients; the channel gets its result.
+func ShutdownAsync(shutdown func(context.Context) error, d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		done <- shutdown(ctx)
+	}()
+	return done
 }

@@ -140,30 +140,34 @@ func upstreamSelectInbox(t *testing.T, up *Session) {
 // TestUpstreamMemServerRefusals: real imapserver refusals before login.
 func TestUpstreamMemServerRefusals(t *testing.T) {
 	pki := testkit.NewPKI(t)
-	t.Run("logindisabled", func(t *testing.T) {
-		addr := testkit.MemServer(t, "none", false, pki)
-		_, obs, err := upstreamLogin(t, t.Context(), Config{Address: addr, TLS: "none"}, Credentials{User: "alice", Password: "alicepass"}, nil)
-		if !errors.Is(err, ErrNoMechanism) {
-			t.Fatalf("err = %v", err)
-		}
-		upstreamWantObs(t, obs, diagnose.Observation{
+	tests := []struct {
+		name     string
+		insecure bool   // plaintext logins allowed
+		tls      string // the client's
+		wantErr  error
+		want     diagnose.Observation
+	}{
+		{"logindisabled", false, "none", ErrNoMechanism, diagnose.Observation{
 			Phase:        diagnose.PhaseLogin,
 			Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- LOGINDISABLED] IMAP server ready",
 			Capabilities: upstreamFields("IMAP4rev1 SASL-IR LITERAL- LOGINDISABLED"),
-		})
-	})
-	t.Run("starttls unavailable", func(t *testing.T) {
-		addr := testkit.MemServer(t, "none", true, pki)
-		_, obs, err := upstreamLogin(t, t.Context(), Config{Address: addr, TLS: "starttls"}, Credentials{User: "alice", Password: "alicepass"}, nil)
-		if !errors.Is(err, ErrNoStartTLS) {
-			t.Fatalf("err = %v", err)
-		}
-		upstreamWantObs(t, obs, diagnose.Observation{
+		}},
+		{"starttls unavailable", true, "starttls", ErrNoStartTLS, diagnose.Observation{
 			Phase:        diagnose.PhaseStartTLS,
 			Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN] IMAP server ready",
 			Capabilities: upstreamFields("IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN"),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := testkit.MemServer(t, "none", tt.insecure, pki)
+			_, obs, err := upstreamLogin(t, t.Context(), Config{Address: addr, TLS: tt.tls}, Credentials{User: "alice", Password: "alicepass"}, nil)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v", err)
+			}
+			upstreamWantObs(t, obs, tt.want)
 		})
-	})
+	}
 }
 
 // upstreamScript is one scripted-server case: the server's side of the
@@ -301,10 +305,7 @@ func upstreamScripts() []upstreamScript {
 		{
 			name: "over-long greeting",
 			req:  alice,
-			play: func(c *testkit.Conn) {
-				c.Send("* OK " + strings.Repeat("x", responseLimits.MaxLine))
-				c.WaitClose()
-			},
+			play: testkit.Says("* OK " + strings.Repeat("x", responseLimits.MaxLine)),
 			want: diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetProtocol},
 		},
 		{
@@ -788,10 +789,7 @@ func TestUpstreamRefusesUnsafeCredentials(t *testing.T) {
 // TestUpstreamConnectionFacts: typed connection failures become NetError facts.
 func TestUpstreamConnectionFacts(t *testing.T) {
 	pki := testkit.NewPKI(t)
-	imapGreeting := func(c *testkit.Conn) {
-		c.Send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready")
-		c.WaitClose()
-	}
+	imapGreeting := testkit.Says("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready")
 	tests := []struct {
 		name  string
 		setup func(t *testing.T) Config
@@ -846,20 +844,14 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 		{
 			name: "tls to pop3",
 			setup: func(t *testing.T) Config {
-				return Config{Address: testkit.Serve(t, nil, func(c *testkit.Conn) {
-					c.Send("+OK Dovecot ready.")
-					c.WaitClose()
-				}), TLS: "implicit"}
+				return Config{Address: testkit.Serve(t, nil, testkit.Says("+OK Dovecot ready.")), TLS: "implicit"}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain, NotIMAP: "pop3"},
 		},
 		{
 			name: "tls to smtp",
 			setup: func(t *testing.T) Config {
-				return Config{Address: testkit.Serve(t, nil, func(c *testkit.Conn) {
-					c.Send("220 mx.example.com ESMTP")
-					c.WaitClose()
-				}), TLS: "implicit"}
+				return Config{Address: testkit.Serve(t, nil, testkit.Says("220 mx.example.com ESMTP")), TLS: "implicit"}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseTLS, NetError: diagnose.NetTLSToPlain, NotIMAP: "smtp"},
 		},
@@ -879,10 +871,7 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			name: "plaintext to a tls port",
 			setup: func(t *testing.T) Config {
 				good := pki.Good
-				addr := testkit.Serve(t, &good, func(c *testkit.Conn) {
-					c.Send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
-					c.WaitClose()
-				})
+				addr := testkit.Serve(t, &good, testkit.Says("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready"))
 				return Config{Address: addr, TLS: "starttls", LoginTimeout: 5 * time.Second}
 			},
 			want: diagnose.Observation{Phase: diagnose.PhaseGreeting, NetError: diagnose.NetPlainToTLS},

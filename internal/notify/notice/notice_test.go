@@ -270,13 +270,8 @@ func TestMailboxThroughImapclient(t *testing.T) {
 	if err := c.Logout().Wait(); err != nil {
 		t.Errorf("LOGOUT: %v", err)
 	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return after LOGOUT")
+	if err := testkit.Receive(t, served, 10*time.Second, "Serve's return after LOGOUT"); err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }
 
@@ -294,30 +289,17 @@ func TestMaxSessionAndClose(t *testing.T) {
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the session outlived MaxSession")
+	if err := testkit.Receive(t, served, 10*time.Second, "the session's end at MaxSession"); err != nil {
+		t.Errorf("Serve: %v", err)
 	}
-	select {
-	case <-c.Closed():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the client was not disconnected")
-	}
+	testkit.Receive(t, c.Closed(), 10*time.Second, "the client's disconnection")
 
 	c2, served2 := serveOne(t, srv, sampleNotice("en"))
 	if err := c2.Noop().Wait(); err != nil {
 		t.Fatal(err)
 	}
 	srv.Close()
-	select {
-	case <-served2:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not end the session")
-	}
+	testkit.Receive(t, served2, 10*time.Second, "Close to end the session")
 	if err := srv.Serve(nopConn{}, nil, sampleNotice("en")); err != ErrClosed {
 		t.Errorf("Serve after Close: %v", err)
 	}
