@@ -64,7 +64,7 @@ func (ss *session) acceptProxyHeader() bool {
 	if err != nil {
 		ss.srv.log.Warn().Str("event", "proxy_header_refused").Str("conn", ss.id).
 			Str("peer", peer.String()).Err(err).Msg("a trusted source sent no valid PROXY header; connection closed")
-		ss.srv.opts.Metrics.ConnectionRefused()
+		ss.srv.opts.Metrics.ProxyHeaderRefused()
 		return false
 	}
 	if h.Command.IsLocal() {
@@ -75,6 +75,7 @@ func (ss *session) acceptProxyHeader() bool {
 	if !ok {
 		ss.srv.log.Warn().Str("event", "proxy_header_refused").Str("conn", ss.id).
 			Str("peer", peer.String()).Msg("the PROXY header carries no TCP addresses; connection closed")
+		ss.srv.opts.Metrics.ProxyHeaderRefused()
 		return false
 	}
 	ss.remote, ss.local = src, dst

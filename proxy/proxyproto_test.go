@@ -6,18 +6,20 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/pires/go-proxyproto"
 
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // proxyRig is a proxy whose one plaintext listener trusts PROXY headers
 // from trusted, in front of an in-memory upstream (alice / alicepass).
-func proxyRig(t *testing.T, trusted string) *rigProxy {
+func proxyRig(t *testing.T, trusted string) (*rigProxy, *metrics.Metrics) {
 	t.Helper()
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: "alicepass"})
 	yaml := fmt.Sprintf(`
@@ -34,7 +36,21 @@ listeners:
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", yaml, err)
 	}
-	return startRig(t, cfg, Options{})
+	m := metrics.New()
+	return startRig(t, cfg, Options{Metrics: m}), m
+}
+
+// metricValue is the value of an unlabelled metric as /metrics shows it.
+func metricValue(t *testing.T, m *metrics.Metrics, name string) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, l := range strings.Split(rec.Body.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // loginThrough sends head, then logs in as alice and returns the greeting
@@ -66,7 +82,7 @@ func proxyHeaderBytes(t *testing.T, version byte, src, dst string) []byte {
 // TestProxyHeaderTrusted: a trusted source's v1 and v2 headers name the
 // client, in the log and for the limits.
 func TestProxyHeaderTrusted(t *testing.T) {
-	p := proxyRig(t, "127.0.0.1/32")
+	p, _ := proxyRig(t, "127.0.0.1/32")
 	for _, v := range []byte{1, 2} {
 		client := fmt.Sprintf("192.0.2.%d:4%d000", v, v)
 		head := proxyHeaderBytes(t, v, client, "198.51.100.1:993")
@@ -85,7 +101,7 @@ func TestProxyHeaderTrusted(t *testing.T) {
 // TestProxyHeaderRequired: a trusted source without a header, or with a
 // broken one, is refused with a log line and never greeted.
 func TestProxyHeaderRequired(t *testing.T) {
-	p := proxyRig(t, "127.0.0.0/8")
+	p, m := proxyRig(t, "127.0.0.0/8")
 	for i, head := range []string{
 		"a1 LOGIN alice alicepass\r\n",
 		"PROXY TCP4 192.0.2.1 nonsense\r\n",
@@ -100,6 +116,9 @@ func TestProxyHeaderRequired(t *testing.T) {
 		}
 		testkit.WaitFor(t, func() bool { return len(p.logs.Events("proxy_header_refused")) == i+1 })
 	}
+	if got := metricValue(t, m, "imapwhy_proxy_header_refused_total"); got != "4" {
+		t.Errorf("imapwhy_proxy_header_refused_total %s, want 4", got)
+	}
 	if strings.Contains(p.logs.String(), "alicepass") {
 		t.Error("the password reached the log")
 	}
@@ -108,7 +127,7 @@ func TestProxyHeaderRequired(t *testing.T) {
 // TestProxyHeaderUntrusted: a header from a source not trusted is not
 // believed: the connection is the TCP peer's and the header a bad command.
 func TestProxyHeaderUntrusted(t *testing.T) {
-	p := proxyRig(t, "127.0.0.2/32")
+	p, _ := proxyRig(t, "127.0.0.2/32")
 	head := proxyHeaderBytes(t, 1, "192.0.2.9:4000", "198.51.100.1:993")
 	tc := dialRig(t, p.addr, "127.0.0.1")
 	if g := tc.Line(); !strings.HasPrefix(g, "* OK") {

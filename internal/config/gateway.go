@@ -136,6 +136,14 @@ func (c *Config) applyStateDefaults() {
 	}
 }
 
+// warnings are the settings that state.redis makes meaningless.
+func (s *State) warnings(sh Shield) []string {
+	if s.Redis.On() && sh.Store == StoreFile {
+		return []string{"shield.store: file is not used: with state.redis the history is kept in Redis"}
+	}
+	return nil
+}
+
 func (s *State) validate() error {
 	r := s.Redis
 	if !r.On() {

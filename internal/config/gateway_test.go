@@ -33,6 +33,13 @@ state:
 	if !r.On() || r.KeyPrefix != "imapwhy:" || r.Timeout.D() != 250*time.Millisecond || r.DB != 2 {
 		t.Errorf("redis defaults: %+v", r)
 	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("warnings: %q", w)
+	}
+	c.Shield.Store = StoreFile
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "shield.store") {
+		t.Errorf("shield.store file with Redis: warnings %q", w)
+	}
 	if Default().State.Redis.On() {
 		t.Error("Redis is on by default")
 	}

@@ -87,5 +87,5 @@ func (c *Config) Warnings() []string {
 			}
 		}
 	}
-	return w
+	return append(w, c.State.warnings(c.Shield)...)
 }

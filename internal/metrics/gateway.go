@@ -11,6 +11,7 @@ import (
 type gateway struct {
 	degraded    prometheus.Gauge
 	stateErrors *prometheus.CounterVec
+	badHeaders  prometheus.Counter
 }
 
 func newGateway(reg *prometheus.Registry) *gateway {
@@ -23,8 +24,12 @@ func newGateway(reg *prometheus.Registry) *gateway {
 			Namespace: namespace, Name: "state_errors_total",
 			Help: "Shared state (Redis) operations that failed or timed out, by kind (history, limit, incident, ping).",
 		}, []string{"kind"}),
+		badHeaders: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "proxy_header_refused_total",
+			Help: "Connections from a trusted load balancer closed for a missing or malformed PROXY header.",
+		}),
 	}
-	reg.MustRegister(g.degraded, g.stateErrors)
+	reg.MustRegister(g.degraded, g.stateErrors, g.badHeaders)
 	return g
 }
 
@@ -46,6 +51,15 @@ func (m *Metrics) StateError(kind string) {
 		return
 	}
 	m.gw.stateErrors.WithLabelValues(kind).Inc()
+}
+
+// ProxyHeaderRefused counts a trusted source's connection closed for its
+// PROXY header.
+func (m *Metrics) ProxyHeaderRefused() {
+	if m == nil {
+		return
+	}
+	m.gw.badHeaders.Inc()
 }
 
 // WatchCertificate exports when the served certificate expires, as read
