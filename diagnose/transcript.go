@@ -133,16 +133,15 @@ func (p *transcriptParser) serverLine(line string) {
 
 // untagged handles a "* ..." line.
 func (p *transcriptParser) untagged(line string, first bool) {
-	rest := strings.TrimSpace(strings.TrimPrefix(line, "*"))
-	word, args := cutWord(rest)
-	status := strings.ToUpper(word)
-	if !imapwire.IsStatusName(status) {
+	wr := imapwire.ParseResponse(line)
+	status := wr.Name
+	if !wr.IsStatus() {
 		if status == "CAPABILITY" && p.loginOK < 0 {
-			p.setCapabilities(args)
+			p.setCapabilities(wr.Text)
 		}
 		return
 	}
-	r := parseStatus(status, args)
+	r := fromStatus(wr.Status)
 	if first && !p.clientSeen && status != "BAD" {
 		// OK and PREAUTH greet; BYE (and NO, from servers that bend
 		// RFC 3501) refuse the connection before any login.
