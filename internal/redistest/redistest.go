@@ -131,6 +131,25 @@ func (s *Server) ping() error {
 	return nil
 }
 
+// Pause stops the server's process (SIGSTOP) without closing anything:
+// connections open and commands go unanswered, as with an overloaded or
+// partitioned Redis. Resume continues it.
+func (s *Server) Pause() { s.signal(sigStop) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(sigCont) }
+
+func (s *Server) signal(sig os.Signal) {
+	if sig == nil {
+		s.t.Fatal("redistest: Pause and Resume need Unix signals")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.cmd.Process.Signal(sig)
+	}
+}
+
 // Stop stops the server (SIGKILL: at once, as a crash would) and waits
 // for it to exit. It may be called more than once.
 func (s *Server) Stop() {

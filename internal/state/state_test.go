@@ -235,6 +235,40 @@ func TestRedisAway(t *testing.T) {
 	}
 }
 
+// TestRedisSlow: a Redis that accepts but does not answer costs a login
+// at most the timeout, once; then the instance works from memory until
+// Redis answers again.
+func TestRedisSlow(t *testing.T) {
+	rs := redistest.Start(t)
+	a := openInstance(t, rs.Addr, t.TempDir())
+	sa := a.shield(2)
+	sa.Begin("frank", "pw").Failed(diagnose.CauseCredentialsRejected)
+	rs.Pause()
+	defer rs.Resume()
+	for i := range 5 {
+		start := time.Now()
+		at := sa.Begin("frank", "pw")
+		at.Check()
+		at.Failed(diagnose.CauseCredentialsRejected)
+		// 200ms is the configured timeout (openInstance); the first
+		// login meets it at most twice (read, write), later ones never.
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("login %d took %s with Redis not answering", i, d)
+		}
+	}
+	if a.r.Degraded() == "" {
+		t.Fatal("not degraded with Redis not answering")
+	}
+	rs.Resume()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.r.Degraded() != "" {
+		if time.Now().After(deadline) {
+			t.Fatal("not recovered after Redis answered again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestIdleOutage: an instance that serves no login notices an outage too.
 func TestIdleOutage(t *testing.T) {
 	rs := redistest.Start(t)
