@@ -34,7 +34,10 @@
 // be grouped by spaces), iCloud xxxx-xxxx-xxxx-xxxx.
 //
 //	provider      user                     password            tagged reply (after the tag)
-//	gmail         apppw@gmail.com          not an app pw       NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)
+//	gmail         oauth@gmail.com          any token (OAuth)   OK oauth@gmail.com authenticated (Success)
+//	              expired@gmail.com        any token (OAuth)   + eyJzdGF0dXMiOiI0MDEi... (GmailOAuthChallenge), then after the client's answer:
+//	                                                           NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)
+//	              apppw@gmail.com          not an app pw       NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)
 //	              apppw@gmail.com          app pw              OK apppw@gmail.com authenticated (Success)
 //	              wrong@gmail.com          any                 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)
 //	              weblogin@gmail.com       any                 * NO [WEBALERT https://accounts.google.com/signin/continue?...] Web login required.
@@ -42,9 +45,15 @@
 //	              imapoff@gmail.com        any                 NO [ALERT] Your account is not enabled for IMAP use. ... (Failure)
 //	              staff@workspace.example  any                 NO [ALERT] IMAP access is disabled for your domain. ... (Failure)
 //	              (others)                 app pw / other      OK <user> authenticated (Success) / Invalid credentials as above
-//	microsoft365  user@outlook.com         any                 NO LOGIN failed.  (AUTHENTICATE PLAIN: NO AUTHENTICATE failed.)
+//	              (others, OAuth)          any token           the challenge and NO of expired@gmail.com
+//	microsoft365  oauth@contoso.example    any token (OAuth)   OK AUTHENTICATE completed.
+//	              shared@contoso.example   any token (OAuth)   OK AUTHENTICATE completed., then every command: BAD User is authenticated but not connected.
+//	                                                           (and * BYE Connection closed. 14 after the second)
+//	              graph@contoso.example    any token (OAuth)   NO AUTHENTICATE failed.
+//	              (others, OAuth)          any token           NO AUTHENTICATE failed.
+//	              user@outlook.com         any                 NO LOGIN failed.  (AUTHENTICATE PLAIN: NO AUTHENTICATE failed.)
 //	              blocked@outlook.com      any                 NO LOGIN failed. BasicAuthBlocked  (PLAIN: NO AUTHENTICATE failed. BasicAuthBlocked)
-//	              (others)                 any                 as user@outlook.com: no password is ever accepted
+//	              (others)                 any password        as user@outlook.com: no password is ever accepted
 //	icloud        taro@icloud.com          not an app pw       NO [AUTHENTICATIONFAILED] Authentication failed
 //	              taro@icloud.com          app pw              OK LOGIN completed  (assumed)
 //	              (others)                 app pw / other      the same

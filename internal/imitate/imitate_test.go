@@ -73,9 +73,17 @@ const dovecotLoggedIn = "OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- UNSELECT ENAB
 // corpusLogin is what each scenario's login must bring, as on the wire
 // ("T" stands for the tag), copied from the corpus records named.
 var corpusLogin = map[string][]string{
-	"gmail/app-password-required": {"T NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)"}, // #1
-	"gmail/app-password":          {"T OK apppw@gmail.com authenticated (Success)"},                                                                     // fingerprint table
-	"gmail/invalid-credentials":   {"T NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)"},                                                        // #2
+	"gmail/oauth": {"T OK oauth@gmail.com authenticated (Success)"}, // fingerprint table
+	"gmail/oauth-token-refused": { // Google's XOAUTH2 page, #7
+		"+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdvb2dsZS5jb20vIn0K",
+		"T NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)",
+	},
+	"microsoft365/oauth":               {"T OK AUTHENTICATE completed."},                                                                                     // #15
+	"microsoft365/oauth-not-connected": {"T OK AUTHENTICATE completed."},                                                                                     // #15
+	"microsoft365/oauth-failed":        {"T NO AUTHENTICATE failed."},                                                                                        // #14
+	"gmail/app-password-required":      {"T NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)"}, // #1
+	"gmail/app-password":               {"T OK apppw@gmail.com authenticated (Success)"},                                                                     // fingerprint table
+	"gmail/invalid-credentials":        {"T NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)"},                                                        // #2
 	"gmail/web-login-required": { // #3
 		"* NO [WEBALERT https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbtt...] Web login required.",
 		"T NO [ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)",
@@ -163,6 +171,10 @@ func (r *rawConn) login(user, password, mech string) {
 	if mech == "PLAIN" {
 		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
 		r.Send("T AUTHENTICATE PLAIN " + ir + "\r\n")
+		return
+	}
+	if mech == "XOAUTH2" {
+		r.Send("T AUTHENTICATE XOAUTH2 " + xoauth2Message(user, password) + "\r\n")
 		return
 	}
 	if isPlainASCII(password) {
@@ -264,8 +276,12 @@ func TestScenarioLines(t *testing.T) {
 				r.Line() // greeting
 				r.login(s.User, s.Password, s.Command())
 				for _, w := range want {
-					if got := r.Line(); got != w {
+					got := r.Line()
+					if got != w {
 						t.Errorf("\n got %q\nwant %q", got, w)
+					}
+					if strings.HasPrefix(got, "+ ") {
+						r.Send("\r\n") // the answer to an OAuth error challenge
 					}
 				}
 			})
@@ -380,8 +396,11 @@ func dialClient(t *testing.T, srv *imitate.Server, cfg *tls.Config) *imapclient.
 }
 
 func clientLogin(c *imapclient.Client, user, password, mech string) error {
-	if mech == "PLAIN" {
+	switch mech {
+	case "PLAIN":
 		return c.Authenticate(sasl.NewPlainClient("", user, password))
+	case "XOAUTH2":
+		return c.Authenticate(xoauth2{user, password})
 	}
 	return c.Login(user, password).Wait()
 }
@@ -494,7 +513,7 @@ func TestAuthenticateContinuation(t *testing.T) {
 	if got := r.Line(); got != want {
 		t.Errorf("\n got %q\nwant %q", got, want)
 	}
-	r.Send("a3 AUTHENTICATE XOAUTH2 dGVzdA==\r\n")
+	r.Send("a3 AUTHENTICATE CRAM-MD5\r\n")
 	if got := r.Line(); !strings.HasPrefix(got, "a3 NO") {
 		t.Errorf("unsupported mechanism: got %q", got)
 	}

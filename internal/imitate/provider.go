@@ -52,9 +52,19 @@ type Scenario struct {
 	Password string       // a password that reaches it (demo, tests)
 	Rule     PasswordRule // which passwords reach it for User
 	// Mechanism restricts the scenario to one login command: "LOGIN",
-	// "PLAIN" (AUTHENTICATE PLAIN) or "" for both. The demo and the tests
-	// use LOGIN for "".
+	// "PLAIN" (AUTHENTICATE PLAIN), "OAUTH" (AUTHENTICATE XOAUTH2 or
+	// OAUTHBEARER, with a bearer token for the password) or "" for LOGIN
+	// and PLAIN. The demo and the tests use LOGIN for "".
 	Mechanism string
+	// Challenge, for an OAuth scenario, is the base64 error challenge sent
+	// as "+ <Challenge>" before the tagged reply; the reply comes after the
+	// client's answer to it (Gmail's documented exchange). "": none.
+	Challenge string
+	// NotConnected: the login succeeds, but every command after it is
+	// answered "BAD User is authenticated but not connected." and the
+	// second one is followed by BYE (Microsoft 365, a token whose user may
+	// not open the mailbox).
+	NotConnected bool
 	// Untagged are the lines sent before the tagged reply, without CRLF.
 	Untagged []string
 	// Reply is the tagged reply to LOGIN, after the tag ("NO [ALERT] ...").
@@ -94,14 +104,20 @@ func (r PasswordRule) String() string {
 // OK reports whether the scenario ends in a successful login.
 func (s Scenario) OK() bool { return strings.HasPrefix(s.Reply, "OK") }
 
-// Command returns the login command the scenario is shown with: "LOGIN" or
-// "PLAIN" (AUTHENTICATE PLAIN).
+// Command returns the login command the scenario is shown with: "LOGIN",
+// "PLAIN" (AUTHENTICATE PLAIN) or "XOAUTH2" for an OAuth scenario.
 func (s Scenario) Command() string {
-	if s.Mechanism == "PLAIN" {
+	switch s.Mechanism {
+	case "PLAIN":
 		return "PLAIN"
+	case mechOAuth:
+		return "XOAUTH2"
 	}
 	return "LOGIN"
 }
+
+// mechOAuth is Scenario.Mechanism for both OAuth mechanisms.
+const mechOAuth = "OAUTH"
 
 // ReplyFor returns the tagged reply, after the tag, to login command mech
 // ("LOGIN" or "PLAIN").
@@ -113,10 +129,14 @@ func (s Scenario) ReplyFor(mech string) string {
 }
 
 // Transcript returns the lines the server sends in answer to the
-// scenario's login (with Command), without CRLF: the untagged lines, then
-// the tagged reply under tag.
+// scenario's login (with Command), without CRLF: the error challenge if
+// any, the untagged lines, then the tagged reply under tag.
 func (s Scenario) Transcript(tag string) []string {
-	lines := append([]string(nil), s.Untagged...)
+	var lines []string
+	if s.Challenge != "" {
+		lines = append(lines, "+ "+s.Challenge)
+	}
+	lines = append(lines, s.Untagged...)
 	return append(lines, tag+" "+s.ReplyFor(s.Command()))
 }
 
@@ -145,7 +165,7 @@ var defaultTexts = sessionTexts{
 var fallback = Scenario{Name: "authentication-failed", Reply: "NO [AUTHENTICATIONFAILED] Authentication failed"}
 
 // decide returns the scenario that a login with user and password via
-// mech ("LOGIN" or "PLAIN") reaches.
+// mech ("LOGIN", "PLAIN" or "OAUTH") reaches.
 func (p *Provider) decide(user, password, mech string) *Scenario {
 	for i := range p.Scenarios {
 		s := &p.Scenarios[i]
@@ -162,7 +182,14 @@ func (p *Provider) decide(user, password, mech string) *Scenario {
 	return &fallback
 }
 
-func fits(want, mech string) bool { return want == "" || want == mech }
+// fits reports whether a scenario for want decides a login via mech: ""
+// fits LOGIN and PLAIN, OAUTH fits XOAUTH2 and OAUTHBEARER.
+func fits(want, mech string) bool {
+	if mech == mechOAuth {
+		return want == mechOAuth
+	}
+	return want == "" || want == mech
+}
 
 // accepts applies s.Rule to password.
 func (p *Provider) accepts(s *Scenario, password string) bool {

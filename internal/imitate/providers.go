@@ -26,6 +26,13 @@ const (
 	dovecotCaps    = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN AUTH=LOGIN"
 	dovecotOK      = "OK [CAPABILITY " + PostLoginCapabilities + "] Logged in"
 	dovecotFailed  = "NO [AUTHENTICATIONFAILED] Authentication failed."
+
+	// GmailOAuthChallenge is Gmail's error challenge to a refused XOAUTH2 or
+	// OAUTHBEARER login, as Google documents it: the base64 of
+	// {"status":"401","schemes":"bearer mac","scope":"https://mail.google.com/"}
+	// and a newline.
+	GmailOAuthChallenge = "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdvb2dsZS5jb20vIn0K"
+	gmailOAuthSource    = "https://developers.google.com/gmail/imap/xoauth2-protocol (documented challenge); corpus #7 (observed)"
 )
 
 // sixteenLetters is the form of Google's and Yahoo's app passwords: 16
@@ -49,6 +56,25 @@ func gmail() Provider {
 		AppPassword:  sixteenLetters,
 		Source:       "corpus #7 and the fingerprint table (observed)",
 		Scenarios: []Scenario{{
+			Name:        "oauth",
+			User:        "oauth@gmail.com",
+			Password:    "ya29.imitation-token",
+			Rule:        AnyPassword,
+			Mechanism:   mechOAuth,
+			Reply:       "OK oauth@gmail.com authenticated (Success)",
+			Description: "an app signed in with Google (XOAUTH2 or OAUTHBEARER): logged in",
+			Source:      "fingerprint table (observed form)",
+		}, {
+			Name:        "oauth-token-refused",
+			User:        "expired@gmail.com",
+			Password:    "ya29.expired-token",
+			Rule:        AnyPassword,
+			Mechanism:   mechOAuth,
+			Challenge:   GmailOAuthChallenge,
+			Reply:       "NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)",
+			Description: "the token expired, was revoked, or lacks https://mail.google.com/: the error challenge, then NO",
+			Source:      gmailOAuthSource,
+		}, {
 			Name:        "app-password-required",
 			User:        "apppw@gmail.com",
 			Password:    "my-google-password",
@@ -101,6 +127,8 @@ func gmail() Provider {
 			Source:      "corpus #5 (secondhand)",
 		}},
 		Otherwise: []Scenario{
+			{Name: "oauth-token-refused", Rule: AnyPassword, Mechanism: mechOAuth, Challenge: GmailOAuthChallenge,
+				Reply: "NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)"},
 			{Name: "app-password", Rule: AppPasswordForm, Reply: "OK {user} authenticated (Success)"},
 			{Name: "invalid-credentials", Rule: AnyPassword, Reply: "NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)"},
 		},
@@ -125,6 +153,34 @@ func microsoft365() Provider {
 		CapabilityOK: "OK CAPABILITY completed.", // assumed
 		Source:       "corpus #10 (observed; the banner decodes to LO4P123CA0233.GBRP123.PROD.OUTLOOK.COM)",
 		Scenarios: []Scenario{{
+			Name:        "oauth",
+			User:        "oauth@contoso.example",
+			Password:    "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imitation.token",
+			Rule:        AnyPassword,
+			Mechanism:   mechOAuth,
+			Reply:       "OK AUTHENTICATE completed.",
+			Description: "an app with a token for IMAP (IMAP.AccessAsUser.All): logged in",
+			Source:      "corpus #15 (observed)",
+		}, {
+			Name:         "oauth-not-connected",
+			User:         "shared@contoso.example",
+			Password:     "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imitation.token",
+			Rule:         AnyPassword,
+			Mechanism:    mechOAuth,
+			Reply:        "OK AUTHENTICATE completed.",
+			NotConnected: true,
+			Description:  "the token is accepted, but its user may not open the mailbox (or IMAP is off for it): every command then gets BAD User is authenticated but not connected.",
+			Source:       "corpus #15 (observed)",
+		}, {
+			Name:        "oauth-failed",
+			User:        "graph@contoso.example",
+			Password:    "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imitation.token",
+			Rule:        AnyPassword,
+			Mechanism:   mechOAuth,
+			Reply:       "NO AUTHENTICATE failed.",
+			Description: "a token Exchange does not take (expired, for Microsoft Graph, without IMAP.AccessAsUser.All, another user's): no reason given",
+			Source:      "corpus #14 (observed)",
+		}, {
 			Name:        "basic-auth-off-plain",
 			User:        "user@outlook.com",
 			Password:    "my-microsoft-password",
@@ -153,6 +209,7 @@ func microsoft365() Provider {
 			Source:      "corpus #11 (secondhand)",
 		}},
 		Otherwise: []Scenario{
+			{Name: "oauth-failed", Rule: AnyPassword, Mechanism: mechOAuth, Reply: "NO AUTHENTICATE failed."},
 			{Name: "login-failed", Rule: AnyPassword, Reply: "NO LOGIN failed.", AuthReply: "NO AUTHENTICATE failed."},
 		},
 		texts: sessionTexts{

@@ -246,6 +246,11 @@ func (s *Server) serveConn(c net.Conn) {
 		c.Close()
 		return
 	}
+	if ss.notConnected {
+		ss.serveNotConnected()
+		c.Close()
+		return
+	}
 	s.handOff(c, ss.buffered(), user)
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 )
 
 // Bounds of the pre-login dialog.
@@ -41,6 +43,8 @@ type loginSession struct {
 	cr     commandReader
 	client string // the client's IP address, for the greeting
 	bad    int
+	// notConnected: the login succeeded into a Scenario.NotConnected.
+	notConnected bool
 }
 
 func newLoginSession(s *Server, c net.Conn) *loginSession {
@@ -124,23 +128,39 @@ func (ls *loginSession) login(tag, user, password, mech string) (string, error) 
 	sc := ls.p.decide(user, password, mech)
 	lines := append([]string(nil), sc.Untagged...)
 	reply := strings.ReplaceAll(sc.ReplyFor(mech), "{user}", sanitize(user))
+	if sc.Challenge != "" {
+		// The error challenge; the client's answer (an empty line,
+		// or a lone ^A) is read and not judged.
+		if err := ls.send("+ " + sc.Challenge); err != nil {
+			return "", err
+		}
+		if _, err := readLine(ls.br); err != nil {
+			return "", err
+		}
+	}
 	if err := ls.send(append(lines, tag+" "+reply)...); err != nil {
 		return "", err
 	}
 	if !sc.OK() {
 		return "", nil
 	}
+	ls.notConnected = sc.NotConnected
 	return user, nil
 }
 
-// authenticate runs AUTHENTICATE PLAIN (RFC 4616), with the initial
+// authenticate runs AUTHENTICATE PLAIN (RFC 4616), and XOAUTH2 and
+// OAUTHBEARER (RFC 7628) where the provider offers them, with the initial
 // response on the command line (SASL-IR, RFC 4959) or after an empty
 // continuation request.
 func (ls *loginSession) authenticate(cmd *command) (string, error) {
 	if len(cmd.args) < 1 || len(cmd.args) > 2 {
 		return "", ls.badReply(cmd.tag, "AUTHENTICATE needs a mechanism.")
 	}
-	if !strings.EqualFold(cmd.args[0], "PLAIN") {
+	oauthMech, isOAuth := oauthsasl.Is(cmd.args[0])
+	if isOAuth && !slices.Contains(ls.p.Capabilities, "AUTH="+oauthMech) {
+		isOAuth = false
+	}
+	if !strings.EqualFold(cmd.args[0], "PLAIN") && !isOAuth {
 		return "", ls.send(cmd.tag + " NO Unsupported authentication mechanism.")
 	}
 	var resp string
@@ -165,6 +185,13 @@ func (ls *loginSession) authenticate(cmd *command) (string, error) {
 	raw, err := base64.StdEncoding.DecodeString(resp)
 	if err != nil {
 		return "", ls.badReply(cmd.tag, "Invalid base64 data in AUTHENTICATE response.")
+	}
+	if isOAuth {
+		m, err := oauthsasl.Parse(oauthMech, raw)
+		if err != nil {
+			return "", ls.send(cmd.tag + " NO Invalid SASL argument.") // Gmail's, corpus #8
+		}
+		return ls.login(cmd.tag, m.User, m.Token, mechOAuth)
 	}
 	parts := bytes.Split(raw, []byte{0})
 	if len(parts) != 3 {
