@@ -224,16 +224,20 @@ func (ev *evidence) oauth() (verdict, bool) {
 		a = &OAuth{Mechanism: ev.o.Mechanism}
 	}
 	r := ev.reply
-	if r == nil || r.Status == "OK" || ev.o.Phase == PhaseAfterLogin {
-		return verdict{}, false
-	}
-	if r.Code != "" && r.Code != codeAuthenticationFailed && r.Code != codeAuthorizationFailed && r.Code != "ALERT" {
+	if r == nil || r.Status == "OK" {
 		return verdict{}, false
 	}
 	for _, t := range ev.texts {
 		if strings.Contains(strings.ToLower(t), oauthNotConnected) {
+			// After the token was accepted: the mailbox.
 			return verdict{cause: CauseOAuthMailboxNotEnabled, confidence: High}, true
 		}
+	}
+	if ev.o.Phase == PhaseAfterLogin {
+		return verdict{}, false
+	}
+	if r.Code != "" && r.Code != codeAuthenticationFailed && r.Code != codeAuthorizationFailed && r.Code != "ALERT" {
+		return verdict{}, false
 	}
 	want := ev.oauthWants()
 	tok := a.Token

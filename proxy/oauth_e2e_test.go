@@ -25,6 +25,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 	"github.com/imapwhy/imapwhy/internal/oauthtest"
 	"github.com/imapwhy/imapwhy/proxy"
 )
@@ -144,15 +145,6 @@ func (r *oauthRig) checkNoTokenFragment(t *testing.T) {
 	t.Logf("searched %d token fragments in %d bytes of log and replies: none found", len(r.tokenFragments()), len(seen))
 }
 
-// xoauth2Client is XOAUTH2 for imapclient: go-sasl has only OAUTHBEARER.
-// It answers an error challenge with the empty response Google documents.
-type xoauth2Client struct{ user, token string }
-
-func (x xoauth2Client) Start() (string, []byte, error) {
-	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
-}
-func (x xoauth2Client) Next([]byte) ([]byte, error) { return []byte{}, nil }
-
 func TestOAuthEndToEnd(t *testing.T) {
 	r := startOAuthRig(t)
 	alice := oauthtest.TokenRequest{User: oauthtest.Alice, Password: oauthtest.AlicePassword}
@@ -210,7 +202,7 @@ func TestOAuthEndToEnd(t *testing.T) {
 	t.Run("imapclient XOAUTH2 after STARTTLS", func(t *testing.T) {
 		tok := r.token(t, alice)
 		c := r.e.client(t, routes[2], nil)
-		if err := c.Authenticate(xoauth2Client{oauthtest.Alice, tok}); err != nil {
+		if err := c.Authenticate(oauthsasl.Client{User: oauthtest.Alice, Token: tok}); err != nil {
 			t.Fatalf("authenticate: %v", err)
 		}
 		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
@@ -263,7 +255,7 @@ func TestOAuthEndToEnd(t *testing.T) {
 				c := r.e.client(t, rt, nil)
 				var err error
 				if rt == routes[0] {
-					err = c.Authenticate(xoauth2Client{oauthtest.Alice, tok})
+					err = c.Authenticate(oauthsasl.Client{User: oauthtest.Alice, Token: tok})
 				} else {
 					err = c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: oauthtest.Alice, Token: tok}))
 				}

@@ -28,6 +28,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/imitate"
 	"github.com/imapwhy/imapwhy/internal/notify"
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -247,9 +248,12 @@ func (d *demo) login(i int, s imitate.Scenario) demoOutcome {
 	}
 	c := imapclient.New(nc, nil)
 	defer c.Close()
-	if s.Command() == "PLAIN" {
+	switch s.Command() {
+	case "PLAIN":
 		err = c.Authenticate(sasl.NewPlainClient("", s.User, s.Password))
-	} else {
+	case "XOAUTH2":
+		err = c.Authenticate(oauthsasl.Client{User: s.User, Token: s.Password})
+	default:
 		err = c.Login(s.User, s.Password).Wait()
 	}
 	var ie *imap.Error
@@ -365,12 +369,20 @@ func (d *demo) printScenarios(w io.Writer) {
 }
 
 func (d *demo) printScenario(w io.Writer, l demoLabels, i int, s imitate.Scenario) {
-	how := "LOGIN"
-	if s.Command() == "PLAIN" {
-		how = "AUTHENTICATE PLAIN"
-	}
 	fmt.Fprintf(w, "\n-- %s: %s\n", s.Name, s.Description)
-	fmt.Fprintf(w, "   %s %s / %q\n", how, s.User, s.Password)
+	switch s.Command() {
+	case "PLAIN":
+		fmt.Fprintf(w, "   AUTHENTICATE PLAIN %s / %q\n", s.User, s.Password)
+	case "XOAUTH2":
+		// An imitation's token: only its start, it runs to hundreds of bytes.
+		tok := s.Password
+		if len(tok) > 16 {
+			tok = tok[:16] + "..."
+		}
+		fmt.Fprintf(w, "   AUTHENTICATE XOAUTH2 %s / token %s\n", s.User, tok)
+	default:
+		fmt.Fprintf(w, "   LOGIN %s / %q\n", s.User, s.Password)
+	}
 	for j, line := range s.Transcript("a1") {
 		label := l.before
 		if j > 0 {
@@ -407,10 +419,25 @@ func (d *demo) printHowTo(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s  imaps://%s\n      %s %s\n", p.Name, demoDialAddr(d.addrs[i]), l.users, strings.Join(users, ", "))
 	}
-	if len(d.providers) > 0 && len(d.providers[0].Scenarios) > 0 {
-		s := d.providers[0].Scenarios[0]
-		fmt.Fprintf(w, "  %s\n    curl -v --cacert %s --user %s imaps://%s/INBOX\n",
-			l.example, demoShellQuote(ca), demoShellQuote(s.User+":"+s.Password), demoDialAddr(d.addrs[0]))
+	if len(d.providers) > 0 {
+		var byPassword, byToken *imitate.Scenario
+		for j := range d.providers[0].Scenarios {
+			s := &d.providers[0].Scenarios[j]
+			switch {
+			case s.Command() != "XOAUTH2" && byPassword == nil:
+				byPassword = s
+			case s.Command() == "XOAUTH2" && s.OK() && byToken == nil:
+				byToken = s
+			}
+		}
+		if byPassword != nil {
+			fmt.Fprintf(w, "  %s\n    curl -v --cacert %s --user %s imaps://%s/INBOX\n",
+				l.example, demoShellQuote(ca), demoShellQuote(byPassword.User+":"+byPassword.Password), demoDialAddr(d.addrs[0]))
+		}
+		if byToken != nil {
+			fmt.Fprintf(w, "    curl -v --cacert %s --user %s --oauth2-bearer %s imaps://%s/INBOX\n",
+				demoShellQuote(ca), demoShellQuote(byToken.User+":"), demoShellQuote(byToken.Password), demoDialAddr(d.addrs[0]))
+		}
 	}
 	fmt.Fprintf(w, "  %s\n  %s\n", l.mailApp, l.stop)
 }

@@ -71,6 +71,19 @@ func TestDemoOnceEnglish(t *testing.T) {
 	if now := nowLine(t, ok); !strings.Contains(now, "Welcome to the imitation") {
 		t.Errorf("the successful login did not read INBOX through the proxy: %s", now)
 	}
+	// OAuth: Gmail's challenge is shown and explained, Exchange's bare
+	// refusal is read from the token, and its after-login BAD is the
+	// mailbox.
+	gchal := demoBlock(t, out, "oauth-token-refused")
+	if !strings.Contains(gchal, "+ eyJzdGF0dXMiOiI0MDEi") || !strings.Contains(nowLine(t, gchal), "refused the sign-in token") {
+		t.Errorf("the Gmail OAuth block:\n%s", gchal)
+	}
+	if now := nowLine(t, demoBlock(t, out, "oauth-failed")); !strings.Contains(now, "issued for another service") {
+		t.Errorf("the Microsoft Graph token: %s", now)
+	}
+	if now := nowLine(t, demoBlock(t, out, "oauth-not-connected")); !strings.Contains(now, "AUTHORIZATIONFAILED") || !strings.Contains(now, "mailbox cannot be opened") {
+		t.Errorf("the mailbox without IMAP: %s", now)
+	}
 	if strings.Contains(out, "could not be tried") {
 		t.Errorf("some logins could not be tried:\n%s", out)
 	}

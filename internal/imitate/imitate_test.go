@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/internal/imitate"
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
@@ -400,7 +401,7 @@ func clientLogin(c *imapclient.Client, user, password, mech string) error {
 	case "PLAIN":
 		return c.Authenticate(sasl.NewPlainClient("", user, password))
 	case "XOAUTH2":
-		return c.Authenticate(xoauth2{user, password})
+		return c.Authenticate(oauthsasl.Client{User: user, Token: password})
 	}
 	return c.Login(user, password).Wait()
 }

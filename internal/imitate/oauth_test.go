@@ -7,15 +7,6 @@ import (
 	"github.com/imapwhy/imapwhy/internal/imitate"
 )
 
-// xoauth2 is XOAUTH2 for imapclient; it answers an error challenge with
-// the empty response Google documents.
-type xoauth2 struct{ user, token string }
-
-func (x xoauth2) Start() (string, []byte, error) {
-	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
-}
-func (x xoauth2) Next([]byte) ([]byte, error) { return []byte{}, nil }
-
 func xoauth2Message(user, token string) string {
 	return base64.StdEncoding.EncodeToString([]byte("user=" + user + "\x01auth=Bearer " + token + "\x01\x01"))
 }

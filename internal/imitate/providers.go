@@ -1,6 +1,7 @@
 package imitate
 
 import (
+	"encoding/base64"
 	"regexp"
 	"strings"
 )
@@ -34,6 +35,16 @@ const (
 	GmailOAuthChallenge = "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIG1hYyIsInNjb3BlIjoiaHR0cHM6Ly9tYWlsLmdvb2dsZS5jb20vIn0K"
 	gmailOAuthSource    = "https://developers.google.com/gmail/imap/xoauth2-protocol (documented challenge); corpus #7 (observed)"
 )
+
+// microsoftToken is a JWT shaped like an Entra ID access token with these
+// claims, a tenant and an expiry in 2100, and no real signature: the
+// imitation takes any token, and imapwhy reads the claims only to explain.
+func microsoftToken(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"typ":"JWT","alg":"RS256","kid":"imitation"}`)) + "." +
+		enc([]byte(`{`+claims+`,"tid":"00000000-0000-0000-0000-00000000c0de","exp":4102444800}`)) + "." +
+		enc([]byte("imitation, not signed"))
+}
 
 // sixteenLetters is the form of Google's and Yahoo's app passwords: 16
 // letters, shown in groups of four (the spaces are optional).
@@ -155,7 +166,7 @@ func microsoft365() Provider {
 		Scenarios: []Scenario{{
 			Name:        "oauth",
 			User:        "oauth@contoso.example",
-			Password:    "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imitation.token",
+			Password:    microsoftToken(`"aud":"https://outlook.office.com","scp":"IMAP.AccessAsUser.All","upn":"oauth@contoso.example"`),
 			Rule:        AnyPassword,
 			Mechanism:   mechOAuth,
 			Reply:       "OK AUTHENTICATE completed.",
@@ -164,7 +175,7 @@ func microsoft365() Provider {
 		}, {
 			Name:         "oauth-not-connected",
 			User:         "shared@contoso.example",
-			Password:     "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imitation.token",
+			Password:     microsoftToken(`"aud":"https://outlook.office.com","roles":["IMAP.AccessAsApp"]`),
 			Rule:         AnyPassword,
 			Mechanism:    mechOAuth,
 			Reply:        "OK AUTHENTICATE completed.",
@@ -174,7 +185,7 @@ func microsoft365() Provider {
 		}, {
 			Name:        "oauth-failed",
 			User:        "graph@contoso.example",
-			Password:    "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.imitation.token",
+			Password:    microsoftToken(`"aud":"https://graph.microsoft.com","scp":"Mail.Read User.Read","upn":"graph@contoso.example"`),
 			Rule:        AnyPassword,
 			Mechanism:   mechOAuth,
 			Reply:       "NO AUTHENTICATE failed.",

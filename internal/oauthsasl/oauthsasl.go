@@ -205,3 +205,29 @@ func unescapeSASLName(s string) (string, error) {
 func escapeSASLName(s string) string {
 	return strings.NewReplacer("=", "=3D", ",", "=2C").Replace(s)
 }
+
+// Client is a SASL client (go-sasl's sasl.Client, as imapclient takes it)
+// for XOAUTH2 or OAUTHBEARER (XOAUTH2 when Mechanism is empty). It sends
+// the message, and answers a server's error challenge as each mechanism
+// wants: XOAUTH2 with an empty response (as Google documents), OAUTHBEARER
+// with a lone ^A (RFC 7628 section 3.2.3); the server then sends its NO.
+type Client struct {
+	Mechanism, User, Token string
+}
+
+// Start returns the mechanism and the message, for SASL-IR.
+func (c Client) Start() (string, []byte, error) {
+	mech := c.Mechanism
+	if mech == "" {
+		mech = XOAUTH2
+	}
+	return mech, Encode(Message{Mechanism: mech, User: c.User, Token: c.Token}), nil
+}
+
+// Next answers an error challenge.
+func (c Client) Next([]byte) ([]byte, error) {
+	if c.Mechanism == OAUTHBEARER {
+		return []byte{1}, nil
+	}
+	return []byte{}, nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 	"github.com/imapwhy/imapwhy/internal/oauthtest"
 )
 
@@ -93,15 +94,6 @@ func startDovecot(t *testing.T) (*oauthtest.Server, *dovecottest.Server) {
 	return p, d
 }
 
-// xoauth2 is a sasl.Client for Google's XOAUTH2, which answers the error
-// challenge with an empty response as Google documents.
-type xoauth2 struct{ user, token string }
-
-func (x xoauth2) Start() (string, []byte, error) {
-	return "XOAUTH2", []byte("user=" + x.user + "\x01auth=Bearer " + x.token + "\x01\x01"), nil
-}
-func (x xoauth2) Next([]byte) ([]byte, error) { return []byte{}, nil }
-
 func TestDovecotAcceptsToken(t *testing.T) {
 	p, d := startDovecot(t)
 	tok := p.Token(t, oauthtest.TokenRequest{User: oauthtest.Alice, Password: oauthtest.AlicePassword})
@@ -111,8 +103,8 @@ func TestDovecotAcceptsToken(t *testing.T) {
 		sasl sasl.Client
 	}{
 		{"OAUTHBEARER", sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: oauthtest.Alice, Token: tok})},
-		{"XOAUTH2", xoauth2{oauthtest.Alice, tok}},
-		{"opaque", xoauth2{oauthtest.Bob, opaque}},
+		{"XOAUTH2", oauthsasl.Client{User: oauthtest.Alice, Token: tok}},
+		{"opaque", oauthsasl.Client{User: oauthtest.Bob, Token: opaque}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := imapclient.DialTLS(d.IMAPS, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: d.CAPool}})

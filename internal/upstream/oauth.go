@@ -51,3 +51,30 @@ func (s *Client) oauthCommand(req Credentials) imapwire.Command {
 	}
 	return cmd
 }
+
+// checkMailbox asks, after an OAuth login to a server that offers
+// NAMESPACE, whether the mailbox can be opened: Exchange Online accepts a
+// token whose user may not open the mailbox (or whose mailbox has IMAP
+// off) and refuses every command after it with "BAD User is authenticated
+// but not connected.". The client's app would see only that; asked here,
+// the refusal is the login's and gets its diagnosis. NAMESPACE changes
+// nothing on the server, and its answer stays here.
+func (s *Client) checkMailbox() error {
+	if _, ok := oauthsasl.Is(s.obs.Mechanism); !ok || !s.has(imap.CapNamespace) {
+		return nil
+	}
+	s.obs.Phase = diagnose.PhaseAfterLogin
+	cmd, err := s.command("NAMESPACE").Finish()
+	if err != nil {
+		return err
+	}
+	reply, err := s.exchange(cmd, s.recordUntagged)
+	if err != nil {
+		return err
+	}
+	if reply.Status != "OK" {
+		return s.refused(reply)
+	}
+	s.obs.Phase = diagnose.PhaseLogin
+	return nil
+}

@@ -642,6 +642,9 @@ func (s *Client) authenticate(req Credentials) ([]string, error) {
 	if reply.Status != "OK" {
 		return nil, &StatusError{Resp: reply}
 	}
+	if err := s.checkMailbox(); err != nil {
+		return nil, err
+	}
 	switch {
 	case reply.Code == "CAPABILITY":
 		return imapwire.Caps(reply.CodeArg), nil
