@@ -14,6 +14,7 @@ package redistest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -23,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // startTimeout bounds the wait for redis-server to answer PING.
@@ -34,9 +37,13 @@ type Server struct {
 	Addr string
 	// Password is what AUTH needs ("" for none).
 	Password string
+	// CAFile is the PEM file of the CA that signed the server's
+	// certificate, with Options.TLS; "" otherwise.
+	CAFile string
 
 	t   testing.TB
 	dir string
+	tls *tls.Config // the client side of Options.TLS, nil without
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -46,6 +53,9 @@ type Server struct {
 type Options struct {
 	// Password requires AUTH with it (requirepass).
 	Password string
+	// TLS serves TLS only (tls-port), with a certificate for 127.0.0.1
+	// from a CA of its own (Server.CAFile).
+	TLS bool
 }
 
 // Start starts redis-server and returns once it answers.
@@ -65,6 +75,17 @@ func Start(t testing.TB, opts ...Options) *Server {
 	addr := l.Addr().String()
 	l.Close()
 	s := &Server{Addr: addr, Password: o.Password, t: t, dir: t.TempDir()}
+	if o.TLS {
+		ca := testkit.NewCA(t, "redistest CA")
+		leaf := ca.Leaf(t, "127.0.0.1")
+		s.CAFile = filepath.Join(s.dir, "ca.pem")
+		for name, b := range map[string][]byte{"ca.pem": ca.PEM(), "cert.pem": leaf.PEM(), "key.pem": leaf.KeyPEM()} {
+			if err := os.WriteFile(filepath.Join(s.dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.tls = ca.ClientConfig("127.0.0.1")
+	}
 	t.Cleanup(s.Stop)
 	s.Start()
 	return s
@@ -82,6 +103,11 @@ func (s *Server) Start() {
 	args := []string{"--port", port, "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
 		"--logfile", filepath.Join(s.dir, "redis.log")}
+	if s.tls != nil {
+		args = append(args, "--port", "0", "--tls-port", port,
+			"--tls-cert-file", filepath.Join(s.dir, "cert.pem"), "--tls-key-file", filepath.Join(s.dir, "key.pem"),
+			"--tls-ca-cert-file", s.CAFile, "--tls-auth-clients", "no")
+	}
 	if s.Password != "" {
 		args = append(args, "--requirepass", s.Password)
 	}
@@ -107,7 +133,13 @@ func (s *Server) Start() {
 
 // ping sends PING (after AUTH) and waits for PONG.
 func (s *Server) ping() error {
-	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	var c net.Conn
+	var err error
+	if s.tls != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", s.Addr, s.tls)
+	} else {
+		c, err = net.DialTimeout("tcp", s.Addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}

@@ -290,6 +290,51 @@ func TestIdleOutage(t *testing.T) {
 	}
 }
 
+// TestRedisTLSAndPassword: state.redis.tls (verified against ca_file) and
+// password_file; a wrong password is an unreachable Redis, not a crash.
+func TestRedisTLSAndPassword(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{TLS: true, Password: "redis-secret"})
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "redis.password")
+	if err := os.WriteFile(pw, []byte("redis-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := config.Redis{Address: rs.Addr, KeyPrefix: "test:", Timeout: config.Duration(time.Second),
+		TLS: true, CAFile: rs.CAFile, ServerName: "127.0.0.1", PasswordFile: pw}
+	r, err := Open(c, dir, Options{Recheck: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if d := r.Degraded(); d != "" {
+		t.Fatalf("over TLS with the password: degraded %q", d)
+	}
+	if ok, err := r.Limiter().Take(shield.LimitUserWide, "x", 5, 1); !ok || err != nil {
+		t.Errorf("Take over TLS: %v %v", ok, err)
+	}
+	// Another CA: the certificate is refused, so Redis is unreachable.
+	c.CAFile = ""
+	other, err := Open(c, dir, Options{Recheck: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if other.Degraded() == "" {
+		t.Error("a Redis certificate from an unknown CA was accepted")
+	}
+	// A wrong password: degraded, not an error at start.
+	c.CAFile = rs.CAFile
+	os.WriteFile(pw, []byte("wrong"), 0o600)
+	wrong, err := Open(c, dir, Options{Recheck: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	if wrong.Degraded() == "" {
+		t.Error("a wrong Redis password was not noticed")
+	}
+}
+
 // TestOtherSecret: an instance with another secret is refused at start
 // instead of writing state nobody can read.
 func TestOtherSecret(t *testing.T) {
