@@ -52,21 +52,9 @@ func startProtectRig(t *testing.T, limits string) *protectRig {
 	leaks := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, leaks) }) // runs last
 	r := &protectRig{
-		logs:    &serverLog{},
 		up:      startMemUpstream(t, map[string]string{"alice": "alicepass"}),
 		clock:   testkit.NewClock(time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)),
 		metrics: metrics.New(),
-	}
-	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
-log: {level: debug}
-listeners:
-  - address: 127.0.0.1:0
-    tls: none
-    upstream: {address: %q, tls: none}
-limits: {%s}
-`, r.up.Addr, limits)))
-	if err != nil {
-		t.Fatal(err)
 	}
 	sh := shield.New(shield.NewMemoryStore(100), shield.NewSecret(), shield.Options{
 		Params:  shield.Params{Time: 1, Memory: 64, Threads: 1},
@@ -74,8 +62,8 @@ limits: {%s}
 		OnError: func(err error) { t.Errorf("shield store: %v", err) },
 	})
 	t.Cleanup(func() { sh.Close() }) // after the proxy's shutdown
-	srv, err := New(cfg, Options{Logger: testLogger(r.logs), Shield: sh, Metrics: r.metrics})
-	r.srv = testkit.Start(t, srv, err)
+	r.srv, r.logs = startPlain(t, r.up.Addr, limits, Options{Shield: sh, Metrics: r.metrics})
+	var err error
 	r.admin, err = metrics.Serve("127.0.0.1:0", r.metrics, nil)
 	if err != nil {
 		t.Fatal(err)

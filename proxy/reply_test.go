@@ -24,18 +24,12 @@ import (
 func startHookServer(t *testing.T, hook func(context.Context, Refusal) Answer) (*Server, *serverLog) {
 	t.Helper()
 	up := startMemUpstream(t, map[string]string{"alice": "alicepass"}).Addr
-	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+	return startProxy(t, fmt.Sprintf(`
 log: {level: debug}
 limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
 listeners:
   - {address: 127.0.0.1:0, tls: none, language: ja, notice_mailbox: true, upstream: {address: %q, tls: none}}
-`, up)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &serverLog{}
-	s, err := New(cfg, Options{Logger: testLogger(logs), OnRefusal: hook})
-	return testkit.Start(t, s, err), logs
+`, up), Options{OnRefusal: hook})
 }
 
 // TestOnRefusal: the hook gets the refusal's facts, and its link and text
@@ -194,9 +188,7 @@ listeners:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &serverLog{}
-	s, err := New(cfg, Options{Logger: testLogger(logs)})
-	testkit.Start(t, s, err)
+	s, logs := startProxyConfig(t, cfg, Options{})
 	pass := testSecret("ratelimit")
 	for i := 1; i <= 2; i++ {
 		loginAnswer(t, s, "alice", pass)

@@ -79,15 +79,11 @@ type rigProxy struct {
 // searched for passwords.
 func startRig(t *testing.T, cfg config.Config, opts Options) *rigProxy {
 	t.Helper()
-	logs := &serverLog{}
-	opts.Logger = testLogger(logs)
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	testkit.ShowOnFailure(t, "proxy log", logs)
 	t.Cleanup(func() { exposeMetrics(opts.Metrics) }) // after the shutdown
-	s, err := New(cfg, opts)
-	testkit.Start(t, s, err)
+	s, logs := startProxyConfig(t, cfg, opts)
 	return &rigProxy{srv: s, logs: logs, addr: s.Addrs()[0].String()}
 }
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
@@ -32,20 +31,13 @@ func routeDNS(t *testing.T, domain, port string) *net.Resolver {
 // listener and the given extra configuration.
 func startAutoServer(t *testing.T, extra string, opts Options) (*Server, *serverLog) {
 	t.Helper()
-	cfg, err := config.Parse(strings.NewReader(`
+	return startProxy(t, `
 listeners:
   - address: 127.0.0.1:0
     tls: none
     upstream: {address: auto}
 limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
-` + extra))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &serverLog{}
-	opts.Logger = testLogger(logs)
-	s, err := New(cfg, opts)
-	return testkit.Start(t, s, err), logs
+`+extra, opts)
 }
 
 // loginAnswer sends one LOGIN and returns the tagged answer.

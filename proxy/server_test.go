@@ -20,19 +20,43 @@ type serverLog struct{ testkit.Buffer }
 // front of an in-memory IMAP server (alice / alicepass).
 func startTestServer(t *testing.T) (*Server, *serverLog) {
 	t.Helper()
-	up := testkit.MemServer(t, "none", true, testkit.NewPKI(t))
-	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
+	return startPlain(t, testkit.MemServer(t, "none", true, testkit.NewPKI(t)), "", Options{})
+}
+
+// startPlain runs the proxy with one plaintext loopback listener in front
+// of the plaintext upstream up, with the limits in YAML (flow style, may be
+// empty) and opts.
+func startPlain(t *testing.T, up, limits string, opts Options) (*Server, *serverLog) {
+	t.Helper()
+	return startProxy(t, fmt.Sprintf(`
 log: {level: debug}
 listeners:
   - address: 127.0.0.1:0
     tls: none
     upstream: {address: %q, tls: none}
-`, up)))
+limits: {%s}
+`, up, limits), opts)
+}
+
+// startProxy runs the proxy with the configuration in yaml and opts, its
+// log collected and shown if the test fails; it shuts down when the test
+// ends.
+func startProxy(t *testing.T, yaml string, opts Options) (*Server, *serverLog) {
+	t.Helper()
+	cfg, err := config.Parse(strings.NewReader(yaml))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("config:\n%s\n%v", yaml, err)
 	}
+	return startProxyConfig(t, cfg, opts)
+}
+
+// startProxyConfig is startProxy with a parsed configuration.
+func startProxyConfig(t *testing.T, cfg config.Config, opts Options) (*Server, *serverLog) {
+	t.Helper()
 	logs := &serverLog{}
-	s, err := New(cfg, Options{Logger: testLogger(logs)})
+	opts.Logger = testLogger(logs)
+	testkit.ShowOnFailure(t, "proxy log", logs)
+	s, err := New(cfg, opts)
 	return testkit.Start(t, s, err), logs
 }
 

@@ -55,14 +55,8 @@ type checkArgs struct {
 // the login and INBOX worked, 1 when a step failed, 2 for usage errors.
 func runCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a, err := parseCheckArgs(args, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsageShown):
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "imapwhy check: %v\n", err)
-		return 2
+	if status, stop := parseFailed(err, "check", 2, stderr); stop {
+		return status
 	}
 	opts := check.Options{Server: a.server, TLS: a.tls, CAFile: a.caFile, Lang: a.lang}
 	if err := opts.Validate(); err != nil {

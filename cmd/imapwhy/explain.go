@@ -106,14 +106,8 @@ type explainOptions struct {
 // login, 2 for usage and input errors.
 func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	opts, err := parseExplainArgs(args, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsageShown):
-		return explainBadInput
-	case err != nil:
-		fmt.Fprintf(stderr, "imapwhy explain: %v\n", err)
-		return explainBadInput
+	if status, stop := parseFailed(err, "explain", explainBadInput, stderr); stop {
+		return status
 	}
 	obs, err := readObservation(opts, stdin)
 	if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
+	"io"
 )
 
 // parseInterspersed parses args with fs, allowing flags before, between
@@ -24,5 +26,22 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		positional = append(positional, args[0])
 		args = args[1:]
+	}
+}
+
+// parseFailed reports whether parsing the arguments of command name ended
+// the command, and with which exit status: 0 for -h, bad for a usage
+// error, printed here unless the flag package already showed it.
+func parseFailed(err error, name string, bad int, stderr io.Writer) (status int, stop bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	case errors.Is(err, errUsageShown):
+		return bad, true
+	default:
+		fmt.Fprintf(stderr, "imapwhy %s: %v\n", name, err)
+		return bad, true
 	}
 }

@@ -171,14 +171,8 @@ func fileSetsWeb(path string) bool {
 
 func runServe(args []string, stdout, stderr io.Writer) int {
 	f, err := parseServeFlags(args, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsageShown):
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
-		return 2
+	if status, stop := parseFailed(err, "serve", 2, stderr); stop {
+		return status
 	}
 	cfg, err := loadConfig(f.config)
 	if err == nil {
