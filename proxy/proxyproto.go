@@ -67,8 +67,10 @@ func (ss *session) acceptProxyHeader() bool {
 		ss.srv.opts.Metrics.ProxyHeaderRefused()
 		return false
 	}
-	if h.Command.IsLocal() {
-		// The balancer's own health check: the peer is the client.
+	if h.Command.IsLocal() || h.TransportProtocol.IsUnspec() {
+		// The balancer's own health check (LOCAL), or a client it cannot
+		// name (v1 UNKNOWN, v2 UNSPEC): the peer's address stands, as the
+		// protocol says.
 		return true
 	}
 	src, dst, ok := h.TCPAddrs()

@@ -98,6 +98,30 @@ func TestProxyHeaderTrusted(t *testing.T) {
 	}
 }
 
+// TestProxyHeaderUnknown: a header that names no client (v1 UNKNOWN, v2
+// LOCAL as in a balancer's health check) is accepted, and the connection
+// is the peer's.
+func TestProxyHeaderUnknown(t *testing.T) {
+	p, _ := proxyRig(t, "127.0.0.1/32")
+	local := proxyproto.HeaderProxyFromAddrs(2, nil, nil)
+	local.Command = proxyproto.LOCAL
+	var v2 bytes.Buffer
+	if _, err := local.WriteTo(&v2); err != nil {
+		t.Fatal(err)
+	}
+	for i, head := range [][]byte{[]byte("PROXY UNKNOWN\r\n"), v2.Bytes()} {
+		g, a := loginThrough(t, p, "127.0.0.1", head)
+		if !strings.HasPrefix(g, "* OK") || !strings.HasPrefix(a, "a1 OK") {
+			t.Fatalf("%d: greeting %q, answer %q", i, g, a)
+		}
+		testkit.WaitFor(t, func() bool { return len(p.logs.Events("auth_success")) == i+1 })
+		ev := p.logs.Events("auth_success")[i]
+		if c, _ := ev["client"].(string); !strings.HasPrefix(c, "127.0.0.1:") || ev["via"] != nil {
+			t.Errorf("%d: client %v via %v, want the peer", i, ev["client"], ev["via"])
+		}
+	}
+}
+
 // TestProxyHeaderRequired: a trusted source without a header, or with a
 // broken one, is refused with a log line and never greeted.
 func TestProxyHeaderRequired(t *testing.T) {
