@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -284,4 +285,57 @@ func chromium(t *testing.T, flag, url string) string {
 		t.Fatalf("chromium %s %s: %v", flag, url, err)
 	}
 	return stdout.String()
+}
+
+// TestSetupScreenshots renders the set-up page and the status page as a
+// phone shows them (390 px wide), in Japanese and English, with headless
+// Chromium: the text is there (the DOM after scripts ran) and a Japanese
+// font is installed so that the screenshots show it. With
+// IMAPWHY_SCREENSHOTS=DIR the PNGs are kept there (docs/ holds them).
+func TestSetupScreenshots(t *testing.T) {
+	if out, err := exec.Command("fc-list", ":lang=ja").Output(); err != nil || len(bytes.TrimSpace(out)) == 0 {
+		t.Fatalf("no Japanese font (fonts-noto-cjk): Japanese would render as boxes (%v)", err)
+	}
+	s := startLANServe(t)
+	const py = `import imaplib, ssl, sys
+m = imaplib.IMAP4_SSL("127.0.0.1", int(sys.argv[2]), ssl_context=ssl.create_default_context(cafile=sys.argv[1]))
+try:
+    m.login("carol@example.test", "wrong-password")
+except imaplib.IMAP4.error as e:
+    print("NO", e)`
+	if out, err := exec.Command("python3", "-c", py, s.caFile, s.imapPort).CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "NO") {
+		t.Fatalf("imaplib: %v\n%s", err, out)
+	}
+	dir := os.Getenv("IMAPWHY_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	status := "https://127.0.0.1:" + s.webPort + "/"
+	for _, c := range []struct {
+		name, url string
+		want      []string
+	}{
+		{"setup-en", s.setupURL + "?email=carol@example.test&lang=en", []string{"Set up your mail app with imapwhy", "Download the profile", s.caFP, "The login as carol@example.test failed:"}},
+		{"setup-ja", s.setupURL + "?email=carol@example.test&lang=ja", []string{"imapwhy でメールアプリを設定", "プロファイルをダウンロード", s.caFP, "carol@example.test のログインに失敗しました"}},
+		{"status-en", status + "?lang=en", []string{"carol@example.test", "<time datetime="}},
+		{"status-ja", status + "?lang=ja", []string{"carol@example.test", `lang="ja"`}},
+	} {
+		dom := chromium(t, "--dump-dom", c.url)
+		for _, w := range c.want {
+			if !strings.Contains(dom, w) {
+				t.Errorf("%s: the rendered page lacks %q", c.name, w)
+			}
+		}
+		shot := filepath.Join(dir, c.name+".png")
+		chromium(t, "--screenshot="+shot, c.url)
+		f, err := os.Open(shot)
+		if err != nil {
+			t.Fatalf("%s: no screenshot: %v", c.name, err)
+		}
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil || cfg.Width != 390 {
+			t.Errorf("%s: screenshot %dx%d, %v; want 390 px wide", c.name, cfg.Width, cfg.Height, err)
+		}
+	}
 }
