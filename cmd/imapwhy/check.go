@@ -18,7 +18,7 @@ import (
 )
 
 const checkUsage = `Usage: imapwhy check ADDRESS [--server HOST[:PORT]] [--tls implicit|starttls|none]
-                     [--ca-file F] [--password-stdin] [--lang ja|en] [--json]
+                     [--ca-file F] [--password-stdin | --oauth-token-stdin] [--lang ja|en] [--json]
 
 Tests the way from a mail app to the mailbox step by step (finding the server,
 DNS, TCP, TLS and the certificate, the greeting, CAPABILITY, STARTTLS, login,
@@ -30,6 +30,12 @@ The password is asked for without echo on a terminal. With --password-stdin it
 is the first line of standard input, without its line end; spaces are kept,
 as a space typed around a password is one of the things check looks for. It
 is never taken from the command line.
+
+With --oauth-token-stdin, the first line of standard input is an OAuth 2.0
+access token instead: the login is AUTHENTICATE XOAUTH2 (or OAUTHBEARER), and
+check says what the token is for and when it expires (from a JWT's claims,
+read without checking its signature), then why the server refused it. The
+token is never printed.
 
 Exit status: 0 when the login and INBOX work, 1 when a step failed, 2 for
 usage errors.
@@ -48,6 +54,7 @@ type checkArgs struct {
 	caFile        string
 	lang          string
 	passwordStdin bool
+	tokenStdin    bool
 	json          bool
 }
 
@@ -58,12 +65,17 @@ func runCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if status, stop := parseFailed(err, "check", 2, stderr); stop {
 		return status
 	}
-	opts := check.Options{Server: a.server, TLS: a.tls, CAFile: a.caFile, Lang: a.lang}
+	opts := check.Options{Server: a.server, TLS: a.tls, CAFile: a.caFile, Lang: a.lang, OAuth: a.tokenStdin}
 	if err := opts.Validate(); err != nil {
 		fmt.Fprintf(stderr, "imapwhy check: %v\n", err)
 		return 2
 	}
-	password, err := readCheckPassword(a.passwordStdin, stdin, stderr)
+	var password string
+	if a.tokenStdin {
+		password, err = readToken(stdin)
+	} else {
+		password, err = readCheckPassword(a.passwordStdin, stdin, stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy check: %v\n", err)
 		return 2
@@ -103,6 +115,7 @@ func parseCheckArgs(args []string, stderr io.Writer) (checkArgs, error) {
 	fs.StringVar(&a.tls, "tls", "", "with --server: `implicit`, starttls or none (default: implicit; starttls for port 143)")
 	fs.StringVar(&a.caFile, "ca-file", "", "PEM `FILE` of a CA to trust besides the system's")
 	fs.BoolVar(&a.passwordStdin, "password-stdin", false, "read the password from the first line of standard input")
+	fs.BoolVar(&a.tokenStdin, "oauth-token-stdin", false, "read an OAuth access token from the first line of standard input and log in with it")
 	fs.StringVar(&a.lang, "lang", "en", "language of the diagnosis and checklist: ja or en")
 	fs.BoolVar(&a.json, "json", false, "print one JSON object with every step")
 	fs.Usage = func() {
@@ -117,7 +130,32 @@ func parseCheckArgs(args []string, stderr io.Writer) (checkArgs, error) {
 		return a, fmt.Errorf("want one ADDRESS, got %d (see imapwhy check --help)", len(addresses))
 	}
 	a.address = addresses[0]
+	if a.passwordStdin && a.tokenStdin {
+		return a, errors.New("--password-stdin and --oauth-token-stdin: one secret at a time")
+	}
 	return a, nil
+}
+
+// maxToken bounds the token read from standard input: JWT access tokens
+// run to a few kilobytes.
+const maxToken = 16 << 10
+
+// readToken reads the token: the first line of standard input, without
+// the white space around it (a token has none).
+func readToken(stdin io.Reader) (string, error) {
+	br := bufio.NewReader(io.LimitReader(stdin, maxToken+2))
+	line, err := br.ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("--oauth-token-stdin: %w", err)
+	}
+	tok := strings.TrimSpace(line)
+	switch {
+	case tok == "":
+		return "", errors.New("--oauth-token-stdin: no token on standard input")
+	case len(tok) > maxToken:
+		return "", fmt.Errorf("--oauth-token-stdin: the token is longer than %d bytes", maxToken)
+	}
+	return tok, nil
 }
 
 // refusePasswordFlag explains, better than "flag provided but not

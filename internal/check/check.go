@@ -75,6 +75,10 @@ type Options struct {
 	// Lang is the language of diagnosis messages and the checklist: "ja"
 	// or "en" (empty: "en").
 	Lang string
+	// OAuth says the secret is an OAuth 2.0 access token, not a password:
+	// the login is AUTHENTICATE XOAUTH2 (or OAUTHBEARER), and the report
+	// says what the token is for and when it expires (Report.Token).
+	OAuth bool
 	// Discover finds the server when Server is empty. nil: a Discoverer
 	// with the built-in provider catalog, using Resolver.
 	Discover *discover.Discoverer
@@ -213,6 +217,8 @@ type Report struct {
 	Diagnosis *Diagnosis `json:"diagnosis,omitempty"`
 	// Error says why nothing ran (invalid Options); "" otherwise.
 	Error string `json:"error,omitempty"`
+	// Token is what the token says about itself, with Options.OAuth.
+	Token *TokenInfo `json:"token,omitempty"`
 }
 
 // Server is where the check went.

@@ -43,6 +43,9 @@ func newRunner(s settled, address, password string) *runner {
 	r := &runner{opts: s, address: address, password: password, rec: newLineRecorder()}
 	r.report = Report{Address: address, Lang: s.Lang, Steps: []Step{}}
 	r.obs.Typed = diagnose.Facts(address, password)
+	if s.OAuth {
+		r.initOAuth()
+	}
 	return r
 }
 

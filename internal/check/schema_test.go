@@ -43,6 +43,22 @@ var reportSchema = field{kind: "object", object: map[string]field{
 	"user":    {kind: "string", required: true},
 	"lang":    {kind: "string", required: true, enum: []string{"en", "ja"}},
 	"ok":      {kind: "bool", required: true},
+	"token": {kind: "object", object: map[string]field{
+		"summary":   {kind: "string", required: true},
+		"form":      {kind: "string", required: true, enum: []string{"jwt", "google", "opaque"}},
+		"audiences": {kind: "array", items: stringArray},
+		"scopes":    {kind: "array", items: stringArray},
+		"roles":     {kind: "array", items: stringArray},
+		"expires":   {kind: "string"},
+		"expired":   {kind: "bool", required: true},
+		"tenant":    {kind: "string"},
+		"challenge": {kind: "object", object: map[string]field{
+			"status":               {kind: "string", required: true},
+			"schemes":              {kind: "string"},
+			"scope":                {kind: "string"},
+			"openid-configuration": {kind: "string"},
+		}},
+	}},
 	"server": {kind: "object", required: true, object: map[string]field{
 		"host":      {kind: "string", required: true},
 		"port":      {kind: "number", required: true},

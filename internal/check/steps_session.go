@@ -73,6 +73,9 @@ func loginMethods(caps []string) []string {
 // cannot carry.
 func (r *runner) login(_ context.Context, s *Step) error {
 	r.obs.Phase = diagnose.PhaseLogin
+	if r.opts.OAuth {
+		return r.oauthLogin(s)
+	}
 	mech := upstream.ChooseMechanism(r.obs.Capabilities, upstream.Credentials{User: r.report.User, Password: r.password})
 	r.obs.Mechanism = mech
 	r.report.IMAP.Mechanism = mech
