@@ -18,8 +18,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // TestDovecotSessions: LOGIN or AUTHENTICATE PLAIN, SELECT, APPEND of a
@@ -64,24 +65,9 @@ func TestDovecotSessions(t *testing.T) {
 func TestDovecotIdle(t *testing.T) {
 	e := startE2E(t)
 	forEachRoute(t, func(t *testing.T, r route, user, pass string) {
-		exists := make(chan uint32, 16)
-		c := e.client(t, r, &imapclient.UnilateralDataHandler{
-			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-				if d.NumMessages != nil {
-					exists <- *d.NumMessages
-				}
-			},
-		})
-		if err := c.Login(user, pass).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		idle, err := c.Idle()
-		if err != nil {
-			t.Fatal(err)
-		}
+		handler, exists := testkit.ExistsHandler()
+		c := e.client(t, r, handler)
+		idle := testkit.IdleInbox(t, c, user, pass)
 		e.dc.Deliver(user, []byte("Subject: delivered\r\n\r\nfirst\r\n"))
 		waitExists(t, exists, 1)
 

@@ -231,33 +231,13 @@ func (r *recordingT) Errorf(format string, args ...any) {
 // IDLE and is served byte for byte.
 func TestDeliverWhileIdle(t *testing.T) {
 	srv := dovecottest.Start(t, dovecottest.Options{})
-	exists := make(chan uint32, 8)
-	c := dialTLS(t, srv.IMAPS, srv, &imapclient.UnilateralDataHandler{
-		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
-			if d.NumMessages != nil {
-				exists <- *d.NumMessages
-			}
-		},
-	})
-	if err := c.Login("alice", "alicepass").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	idle, err := c.Idle()
-	if err != nil {
-		t.Fatal(err)
-	}
+	handler, exists := testkit.ExistsHandler()
+	c := dialTLS(t, srv.IMAPS, srv, handler)
+	idle := testkit.IdleInbox(t, c, "alice", "alicepass")
 	msg := []byte("From: bob@example.test\r\nTo: alice@example.test\r\nSubject: hello\r\n\r\nHi Alice,\r\nüñíçødé body.\r\n")
 	srv.Deliver("alice", msg)
-	select {
-	case n := <-exists:
-		if n != 1 {
-			t.Errorf("EXISTS %d, want 1", n)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no EXISTS within 10 s of the delivery")
+	if n := testkit.Receive(t, exists, 10*time.Second, "EXISTS after the delivery"); n != 1 {
+		t.Errorf("EXISTS %d, want 1", n)
 	}
 	if err := idle.Close(); err != nil {
 		t.Fatal(err)

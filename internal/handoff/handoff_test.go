@@ -23,9 +23,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// wait bounds every wait of these tests.
-const wait = 10 * time.Second
-
 // recorder is a net.Conn that keeps what is written to it, up to limit
 // bytes (0: no limit); past the limit Write fails.
 type recorder struct {
@@ -130,7 +127,7 @@ func TestConnReadsPendingFirst(t *testing.T) {
 				}
 				sent <- err
 			}()
-			c.SetReadDeadline(time.Now().Add(wait))
+			c.SetReadDeadline(time.Now().Add(testkit.Timeout))
 			got := make([]byte, len(tt.pending)+len(tt.later))
 			if _, err := io.ReadFull(c, got); err != nil {
 				t.Fatal(err)
@@ -138,7 +135,7 @@ func TestConnReadsPendingFirst(t *testing.T) {
 			if want := tt.pending + tt.later; string(got) != want {
 				t.Errorf("read %q, want %q", got, want)
 			}
-			if err := testkit.Receive(t, sent, wait, "the client's Write"); err != nil {
+			if err := testkit.Receive(t, sent, testkit.Timeout, "the client's Write"); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -205,7 +202,7 @@ func TestListener(t *testing.T) {
 	if err := ln.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if err := testkit.Receive(t, accepted, wait, "a waiting Accept after Close"); !errors.Is(err, net.ErrClosed) {
+	if err := testkit.Receive(t, accepted, testkit.Timeout, "a waiting Accept after Close"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("waiting Accept after Close: %v, want net.ErrClosed", err)
 	}
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
@@ -240,12 +237,12 @@ func TestServeThenClose(t *testing.T) {
 			}
 			started := make(chan (<-chan error), 1)
 			go func() { started <- handoff.Serve(srv, ln) }()
-			served := testkit.Receive(t, started, wait, "handoff.Serve")
+			served := testkit.Receive(t, started, testkit.Timeout, "handoff.Serve")
 			srv.Close()
 			if tt.closeBefore {
 				ln.Close() // imapserver never had it
 			}
-			if err := testkit.Receive(t, served, wait, "imapserver.Serve after Close"); (err != nil) != tt.wantErr {
+			if err := testkit.Receive(t, served, testkit.Timeout, "imapserver.Serve after Close"); (err != nil) != tt.wantErr {
 				t.Errorf("imapserver.Serve: %v, want error: %v", err, tt.wantErr)
 			}
 			if _, open := <-served; open {
@@ -314,7 +311,7 @@ func TestThroughImapserver(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			client, server := testkit.TCPPair(t)
 			defer client.Close()
-			client.SetDeadline(time.Now().Add(wait))
+			client.SetDeadline(time.Now().Add(testkit.Timeout))
 			if _, err := client.Write([]byte(tt.send)); err != nil {
 				t.Fatal(err)
 			}
@@ -340,7 +337,7 @@ func TestThroughImapserver(t *testing.T) {
 			if slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "* PREAUTH") }) {
 				t.Errorf("imapserver's greeting reached the client: %q", lines)
 			}
-			testkit.Receive(t, closed, wait, "the close of the handed-off connection")
+			testkit.Receive(t, closed, testkit.Timeout, "the close of the handed-off connection")
 		})
 	}
 }
@@ -358,7 +355,7 @@ func newIMAPServer(newSession func(user string) (imapserver.Session, error)) *im
 // answers OK and wraps c for the hand-off with the bytes read past the
 // login.
 func answerLogin(c net.Conn, onClose func()) (*handoff.Conn[string], error) {
-	c.SetDeadline(time.Now().Add(wait))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')
 	if err != nil {

@@ -27,9 +27,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// ioTimeout bounds every network wait in these tests.
-const ioTimeout = 10 * time.Second
-
 // corpusPreLogin is what each provider sends before login, copied from
 // shared/corpus (README fingerprint table and records #7, #10, #18, #20,
 // #22) and the peers notes, independently of the package's own tables.
@@ -147,12 +144,12 @@ type rawConn struct{ *testkit.Client }
 
 func dialRaw(t *testing.T, srv *imitate.Server, cfg *tls.Config) *rawConn {
 	t.Helper()
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", srv.Addr(), cfg)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testkit.Timeout}, "tcp", srv.Addr(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(ioTimeout))
+	c.SetDeadline(time.Now().Add(testkit.Timeout))
 	return &rawConn{&testkit.Client{T: t, Conn: c, Reader: bufio.NewReader(c)}}
 }
 
@@ -386,11 +383,11 @@ func splitReply(reply string) (code, text string) {
 
 func dialClient(t *testing.T, srv *imitate.Server, cfg *tls.Config) *imapclient.Client {
 	t.Helper()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", srv.Addr(), cfg)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: testkit.Timeout}, "tcp", srv.Addr(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.SetDeadline(time.Now().Add(ioTimeout))
+	conn.SetDeadline(time.Now().Add(testkit.Timeout))
 	c := imapclient.New(conn, nil)
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -559,7 +556,7 @@ func TestCertificateVerification(t *testing.T) {
 	srv, cfg := startServer(t, provider(t, "icloud"))
 	wrongName := cfg.Clone()
 	wrongName.ServerName = "imap.mail.example.org"
-	_, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", srv.Addr(), wrongName)
+	_, err := tls.DialWithDialer(&net.Dialer{Timeout: testkit.Timeout}, "tcp", srv.Addr(), wrongName)
 	var hostErr x509.HostnameError
 	if !errors.As(err, &hostErr) {
 		t.Errorf("wrong name: got %v, want x509.HostnameError", err)
@@ -570,7 +567,7 @@ func TestCertificateVerification(t *testing.T) {
 	}
 	untrusted := cfg.Clone()
 	untrusted.RootCAs = otherCA.Pool()
-	_, err = tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", srv.Addr(), untrusted)
+	_, err = tls.DialWithDialer(&net.Dialer{Timeout: testkit.Timeout}, "tcp", srv.Addr(), untrusted)
 	var authErr x509.UnknownAuthorityError
 	if !errors.As(err, &authErr) {
 		t.Errorf("other CA: got %v, want x509.UnknownAuthorityError", err)

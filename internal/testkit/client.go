@@ -125,3 +125,32 @@ func TryWrites(c *imapclient.Client) map[string]error {
 	out["RENAME"] = c.Rename("INBOX", "Old", nil).Wait()
 	return out
 }
+
+// ExistsHandler returns a handler for imapclient that sends each EXISTS
+// count the server announces to the channel it also returns.
+func ExistsHandler() (*imapclient.UnilateralDataHandler, <-chan uint32) {
+	exists := make(chan uint32, 16)
+	return &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	}, exists
+}
+
+// IdleInbox logs c in as user, selects INBOX and starts IDLE.
+func IdleInbox(t testing.TB, c *imapclient.Client, user, pass string) *imapclient.IdleCommand {
+	t.Helper()
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idle
+}
