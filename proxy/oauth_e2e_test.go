@@ -275,6 +275,29 @@ func TestOAuthEndToEnd(t *testing.T) {
 	}
 }
 
+// TestOAuthSuccessLog: a token login logs what the token is for, never the
+// token (checkNoTokenFragment searches the log).
+func TestOAuthSuccessLog(t *testing.T) {
+	r := startOAuthRig(t)
+	tok := r.token(t, oauthtest.TokenRequest{User: oauthtest.Alice, Password: oauthtest.AlicePassword})
+	c := r.e.client(t, routes[0], nil)
+	if err := c.Authenticate(oauthsasl.Client{Mechanism: "OAUTHBEARER", User: oauthtest.Alice, Token: tok}); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	found := false
+	for _, line := range strings.Split(r.e.logs.String(), "\n") {
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) == nil && ev["event"] == "auth_success" {
+			found = ev["mechanism"] == "OAUTHBEARER" && ev["token_form"] == "jwt" && ev["token_expires"] != nil &&
+				fmt.Sprint(ev["token_audience"]) == "[imap-server]" && ev["preferred_username"] == nil
+		}
+	}
+	if !found {
+		t.Errorf("no auth_success with the token's audience and expiry:\n%s", r.e.logs)
+	}
+}
+
 // logHas reports whether the log has an auth_failure event with cause and
 // the token's audience and expiry.
 func (r *oauthRig) logHas(cause string) bool {

@@ -78,6 +78,9 @@ type Handoff struct {
 func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnose.Observation, loginErr error, log *zerolog.Logger) bool {
 	req := g.req
 	lang := f.pageLanguage()
+	// The server's words go to the hook too: without the secret, in any
+	// form the proxy sent it.
+	d.Detail = redactPassword(d.Detail, req)
 	r := Refusal{
 		Diagnosis: d, Message: diagnose.Message(d, lang), User: req.Username,
 		Client: ss.addr, Local: ss.localAddr(), Lang: lang,

@@ -229,6 +229,12 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	if hook := ss.srv.opts.OnLogin; hook != nil && err == nil {
 		hook(Login{User: req.Username, Client: ss.addr, Time: time.Now()})
 	}
+	// What a token says may be logged (audience, scopes, expiry, tenant);
+	// the token itself is not kept.
+	var token *diagnose.OAuth
+	if req.isOAuth() {
+		token = oauthFacts(req, time.Now())
+	}
 	// The session may last for days: keep no reference to the password.
 	req.Password = ""
 	if err != nil {
@@ -246,8 +252,8 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	up.Conn.SetDeadline(time.Time{})
 
 	upAddr := up.Conn.RemoteAddr().String()
-	logClientApp(log.Info().Str("event", "auth_success").Str("user", req.Username).Str("mechanism", req.Mechanism).
-		Str("upstream", upAddr), f).Msg("logged in")
+	logClientApp(logOAuth(log.Info().Str("event", "auth_success").Str("user", req.Username).Str("mechanism", req.Mechanism).
+		Str("upstream", upAddr), token), f).Msg("logged in")
 	start := time.Now()
 	ss.srv.opts.Metrics.SessionStarted()
 	toUp, toClient := splice(client, f.reader(), up.Conn, up.Reader)
