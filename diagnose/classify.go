@@ -29,6 +29,11 @@ var fallback = verdict{cause: CauseCredentialsRejected, confidence: Low}
 // Typed facts and history never override an explicit code or text. When
 // nothing fits, the result is credentials.rejected with Low confidence.
 func Classify(o Observation) Diagnosis {
+	if r, ok := reported(&o); ok {
+		// imapwhy on the other end said what it diagnosed: that is the
+		// answer, not a second guess from its prose.
+		return r.Diagnosis
+	}
 	ev := newEvidence(&o)
 	return ev.diagnosis(ev.decide())
 }

@@ -529,3 +529,35 @@ func TestTextRecognition(t *testing.T) {
 		t.Errorf("LOGIN failed. after another greeting: %+v", d)
 	}
 }
+
+// TestReported: imapwhy's own machine-readable line is read back as its
+// diagnosis, not guessed again from its prose (a full-width password's
+// message mentions "app password" nowhere, but a guess from the words
+// would find one); a notice-mailbox login is no success.
+func TestReported(t *testing.T) {
+	d := Diagnosis{Cause: CausePasswordFullwidth, Confidence: Medium, Code: CausePasswordFullwidth.Code(), Provider: "gmail", ProviderName: "Gmail"}
+	transcript := "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN LANGUAGE] imapwhy ready.\n" +
+		"* OK [" + ResponseCode + " " + d.Report(false) + "] " + ReportText + "\n" +
+		"* OK [ALERT] " + Message(d, "en") + "\n" +
+		"a1 NO [AUTHENTICATIONFAILED] " + Message(d, "en") + "\n"
+	o, err := ParseTranscript(strings.NewReader(transcript))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Classify(o)
+	if got.Cause != CausePasswordFullwidth || got.Confidence != Medium || got.Provider != "gmail" {
+		t.Errorf("%+v", got)
+	}
+	notice := "* OK [" + ResponseCode + " " + Diagnosis{Cause: CauseProviderIMAPDisabled, Confidence: High}.Report(true) + "] " + ReportText + "\n" +
+		"* OK [ALERT] IMAP is off\na1 OK [CAPABILITY IMAP4rev1] Logged in\n"
+	o, err = ParseTranscript(strings.NewReader(notice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := ReportedBy(o); o.LoginSucceeded || !ok || !r.Notice || Classify(o).Cause != CauseProviderIMAPDisabled {
+		t.Errorf("notice mailbox login: %+v %+v", o, r)
+	}
+	if _, ok := ParseReport("cause=no.such confidence=high"); ok {
+		t.Error("unknown cause accepted")
+	}
+}

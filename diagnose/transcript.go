@@ -142,7 +142,7 @@ func (p *transcriptParser) untagged(line string, first bool) {
 		return
 	}
 	r := fromStatus(wr.Status)
-	if first && !p.clientSeen && status != "BAD" {
+	if first && !p.clientSeen && status != "BAD" && !strings.EqualFold(r.Code, ResponseCode) {
 		// OK and PREAUTH greet; BYE (and NO, from servers that bend
 		// RFC 3501) refuse the connection before any login.
 		p.obs.Greeting = line
@@ -234,6 +234,11 @@ func (p *transcriptParser) finish() (Observation, error) {
 		case !r.Tagged:
 			o.Untagged = append(o.Untagged, r)
 		}
+	}
+	if rep, ok := reported(&o); ok && o.LoginSucceeded && rep.Notice {
+		// imapwhy let the app into its notice mailbox: the real login
+		// failed.
+		o.LoginSucceeded = false
 	}
 	return o, nil
 }

@@ -185,9 +185,10 @@ func TestDovecotWrongPassword(t *testing.T) {
 	forEachRoute(t, func(t *testing.T, r route, _, _ string) {
 		rc := e.raw(t, r)
 		lines := rc.Command("a LOGIN alice " + wrongPassword)
-		if len(lines) != 2 {
-			t.Fatalf("got %q, want an ALERT and a NO", lines)
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], "* OK [X-IMAPWHY cause=") {
+			t.Fatalf("got %q, want the report, an ALERT and a NO", lines)
 		}
+		lines = lines[1:]
 		alert, ok := strings.CutPrefix(lines[0], "* OK [ALERT] ")
 		if !ok || alert == "" {
 			t.Errorf("first line %q, want * OK [ALERT] <text>", lines[0])

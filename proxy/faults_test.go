@@ -136,8 +136,8 @@ func TestUpstreamFaults(t *testing.T) {
 			if took > rigUpstreamLogin+rigSlack {
 				t.Errorf("answered after %v, past the login deadline %v", took, rigUpstreamLogin)
 			}
-			if len(lines) != 2 || !strings.HasPrefix(lines[0], "* OK [ALERT] ") || !strings.HasPrefix(lines[1], "a NO [UNAVAILABLE] ") {
-				t.Errorf("answer %q, want an ALERT and NO [UNAVAILABLE]", lines)
+			if len(lines) != 3 || !strings.HasPrefix(lines[0], "* OK [X-IMAPWHY cause=") || !strings.HasPrefix(lines[1], "* OK [ALERT] ") || !strings.HasPrefix(lines[2], "a NO [UNAVAILABLE] ") {
+				t.Errorf("answer %q, want the report, an ALERT and NO [UNAVAILABLE]", lines)
 			}
 			testkit.WaitFor(t, func() bool { return len(p.logs.Events("auth_failure")) > 0 })
 			ev := p.logs.Events("auth_failure")

@@ -135,6 +135,7 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 	if ans.Handoff != nil {
 		rep.loggedIn = append([]string{}, ans.Handoff.Capabilities...)
 	}
+	rep.report = d.Report(ans.Handoff != nil)
 	if err := f.refuse(rep); err != nil {
 		log.Debug().Err(err).Msg("writing the answer failed")
 	}
@@ -145,6 +146,17 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 		log.Debug().Err(err).Msg("handed-off session ended with an error")
 	}
 	f.conn().Close()
+	return true
+}
+
+// frontValidCodeArgs: s can stand inside a response code's brackets as
+// it is (printable ASCII, no brackets).
+func frontValidCodeArgs(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '[' || c == ']' {
+			return false
+		}
+	}
 	return true
 }
 
@@ -197,6 +209,9 @@ type reply struct {
 	link      string   // ends the ALERT; the NO too when it fits
 	loggedIn  []string // non-nil: answer the login with OK and these capabilities
 	noAlert   bool     // this connection was shown this ALERT already: the NO only
+	// report, if set, is the diagnosis for programs: an untagged
+	// "* OK [X-IMAPWHY report] ..." that mail apps ignore (unknown code).
+	report string
 }
 
 // alertMemory remembers, for one connection, which diagnosis was shown
@@ -247,6 +262,9 @@ func (f *front) refuse(r reply) error {
 		if utf8.RuneCountInString(alert) <= frontMaxText {
 			no = alert
 		}
+	}
+	if r.report != "" && frontValidCodeArgs(r.report) {
+		f.writeLine("* OK [", diagnose.ResponseCode, " ", r.report, "] ", diagnose.ReportText)
 	}
 	if !r.noAlert || r.loggedIn != nil {
 		f.writeLine("* OK [ALERT] ", alert)

@@ -50,7 +50,10 @@ func TestOnRefusal(t *testing.T) {
 	tc.Until("i OK")
 	pass := testSecret("hook")
 	tc.Send("a LOGIN alice " + pass + "\r\n")
-	alert, no := tc.Line(), tc.Line()
+	report, alert, no := tc.Line(), tc.Line(), tc.Line()
+	if !strings.HasPrefix(report, "* OK [X-IMAPWHY cause=credentials.rejected ") {
+		t.Errorf("report %q", report)
+	}
 	mu.Lock()
 	r := got[0]
 	mu.Unlock()
@@ -98,6 +101,11 @@ func TestOnRefusalHandoff(t *testing.T) {
 	})
 	tc := dialTestClient(t, s.Addrs()[0])
 	tc.Send("a LOGIN alice " + testSecret("hook") + "\r\nb NOOP\r\n")
+	// The login is let in, but the report says it failed (notice=1): a
+	// program such as imapwhy check does not count it as a success.
+	if l := tc.Line(); !strings.HasPrefix(l, "* OK [X-IMAPWHY cause=") || !strings.Contains(l, " notice=1]") {
+		t.Errorf("report %q", l)
+	}
 	if l := tc.Line(); !strings.HasPrefix(l, "* OK [ALERT] ") {
 		t.Errorf("first line %q", l)
 	}

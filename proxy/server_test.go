@@ -111,7 +111,11 @@ func TestFailedLoginAnswer(t *testing.T) {
 	s, logs := startTestServer(t)
 	tc := dialTestClient(t, s.Addrs()[0])
 	tc.Send("a1 LOGIN alice Wr0ngPassw0rd\r\n")
-	alert, no := tc.Line(), tc.Line()
+	report, alert, no := tc.Line(), tc.Line(), tc.Line()
+	// First the diagnosis for programs, which mail apps ignore.
+	if !strings.HasPrefix(report, "* OK [X-IMAPWHY cause=credentials.rejected confidence=low code=AUTHENTICATIONFAILED") {
+		t.Errorf("first line %q, want the X-IMAPWHY report", report)
+	}
 	if !strings.HasPrefix(alert, "* OK [ALERT] ") {
 		t.Errorf("first line %q, want an ALERT", alert)
 	}

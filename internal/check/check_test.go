@@ -49,6 +49,8 @@ type env struct {
 	smtp     string
 	closed   string
 	gmail    string // a scripted server answering like Gmail asking for a web login
+	imapwhy  string // a scripted server answering as imapwhy refusing a login
+	notice   string // a scripted server answering as imapwhy letting a login into its notice mailbox
 	noTLS    string // a scripted server without STARTTLS
 	resolver *net.Resolver
 	ports    []string // dynamic ports, replaced in golden files
@@ -60,11 +62,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{
-		dc:     dc,
-		caFile: writeCAFile(t, dc.CAPEM),
-		smtp:   testkit.SMTP(t),
-		closed: testkit.ClosedPort(t),
-		gmail:  testkit.ReplyIMAP(t, gmailGreeting, gmailScript),
+		dc:      dc,
+		caFile:  writeCAFile(t, dc.CAPEM),
+		smtp:    testkit.SMTP(t),
+		closed:  testkit.ClosedPort(t),
+		gmail:   testkit.ReplyIMAP(t, gmailGreeting, gmailScript),
+		imapwhy: testkit.ReplyIMAP(t, imapwhyGreeting, imapwhyRefusal),
+		notice:  testkit.ReplyIMAP(t, imapwhyGreeting, imapwhyNotice),
 		noTLS: testkit.ReplyIMAP(t, "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready", map[string][]string{
 			"STARTTLS": {"{tag} BAD STARTTLS not supported"},
 		}),
@@ -76,7 +80,7 @@ func newEnv(t *testing.T) *env {
 	// imap.gmail.com gets SERVFAIL: DNS not answering, as when offline.
 	dns.Fail("imap.gmail.com")
 	e.resolver = dns.Resolver()
-	for _, addr := range []string{dc.IMAP, dc.IMAPS, e.smtp, e.closed, e.gmail, e.noTLS} {
+	for _, addr := range []string{dc.IMAP, dc.IMAPS, e.smtp, e.closed, e.gmail, e.noTLS, e.imapwhy, e.notice} {
 		_, port, _ := net.SplitHostPort(addr)
 		e.ports = append(e.ports, port)
 	}
@@ -86,6 +90,27 @@ func newEnv(t *testing.T) *env {
 // Gmail's answers to a login it wants confirmed in a browser (corpus:
 // shared/corpus/provider-responses.jsonl, "Web login required").
 const gmailGreeting = "* OK Gimap ready for requests from 127.0.0.1 x12mb3495359jab"
+
+// imapwhyGreeting and the scripts below answer as imapwhy does: an
+// X-IMAPWHY report for programs before its ALERT.
+const imapwhyGreeting = "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID LANGUAGE AUTH=PLAIN] imapwhy ready."
+
+var imapwhyRefusal = map[string][]string{
+	"AUTHENTICATE": {
+		"* OK [X-IMAPWHY cause=password.fullwidth confidence=medium code=AUTHENTICATIONFAILED provider=gmail] imapwhy diagnosis",
+		"* OK [ALERT] Your password was typed in full-width characters (Japanese input was on). Switch to half-width input and type the password again. Or Gmail wants an app password (2-Step on).",
+		"{tag} NO [AUTHENTICATIONFAILED] Your password was typed in full-width characters (Japanese input was on). Switch to half-width input and type the password again. Or Gmail wants an app password (2-Step on).",
+	},
+}
+
+var imapwhyNotice = map[string][]string{
+	"AUTHENTICATE": {
+		"* OK [X-IMAPWHY cause=provider.app_password_required confidence=high code=AUTHENTICATIONFAILED provider=gmail notice=1] imapwhy diagnosis",
+		"* OK [ALERT] Gmail takes only app passwords from mail apps, not your Google password. Turn on 2-Step Verification and create one: https://myaccount.google.com/apppasswords",
+		"{tag} OK [CAPABILITY IMAP4rev1] Logged in",
+	},
+	"SELECT": {"* 1 EXISTS", "{tag} OK [READ-ONLY] SELECT completed"},
+}
 
 var gmailScript = map[string][]string{
 	"CAPABILITY": {
@@ -244,6 +269,19 @@ func scenarios() []scenario {
 					t.Errorf("imap = %+v", r.IMAP)
 				}
 			},
+		},
+		{
+			// imapwhy on the other end: its own diagnosis, not a guess
+			// from its prose.
+			name: "imapwhy_refusal", address: "alice@gmail.com", password: "ａｌｉｃｅ",
+			opts:   func(e *env) Options { return Options{Server: e.imapwhy, TLS: "none"} },
+			failed: StepLogin, cause: diagnose.CausePasswordFullwidth,
+		},
+		{
+			// A notice-mailbox login is no success.
+			name: "imapwhy_notice", address: "alice@gmail.com", password: "alicepass",
+			opts:   func(e *env) Options { return Options{Server: e.notice, TLS: "none"} },
+			failed: StepLogin, cause: diagnose.CauseProviderAppPasswordRequired,
 		},
 		{
 			name: "gmail_web_login", address: "alice@gmail.com", password: "alicepass",

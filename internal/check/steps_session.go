@@ -25,6 +25,7 @@ import (
 var (
 	errNoMechanism     = errors.New("the server offers no password login on this connection")
 	errPlaintextRemote = errors.New("refusing to send a password unencrypted to another machine")
+	errNoticeMailbox   = errors.New("imapwhy let the login into its notice mailbox: the real login failed")
 	errUnsafePassword  = errors.New("the password contains CR, LF or NUL")
 )
 
@@ -101,6 +102,18 @@ func (r *runner) login(_ context.Context, s *Step) error {
 		err = r.client.Login(r.report.User, r.password).Wait()
 	}
 	s.Details = append(s.Details, r.observeReplies(mark, err)...) // [ALERT] and the like: worth reading even after a success
+	if rep, ok := diagnose.ReportedBy(r.obs); ok {
+		// imapwhy is on the other end and said what it diagnosed: that is
+		// the diagnosis, not a second guess from its words.
+		s.Details = append(s.Details, "imapwhy answered: its diagnosis is "+string(rep.Diagnosis.Cause))
+		if err == nil && rep.Notice {
+			// Let into its notice mailbox: the app sees one message,
+			// not the mail. The login failed.
+			s.Summary = "imapwhy let the login into its notice mailbox: the real server refused it"
+			s.Diagnosis = r.diagnosis(rep.Diagnosis)
+			return errNoticeMailbox
+		}
+	}
 	if err != nil {
 		s.Summary = "the server refused the login"
 		if r.obs.Reply == nil {

@@ -182,6 +182,7 @@ func TestIncidentLinkEndToEnd(t *testing.T) {
 			tc.Until("l ")
 		}
 		tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
+		tc.Line() // the X-IMAPWHY report
 		alert, no := tc.Line(), tc.Line()
 		a, ok1 := strings.CutPrefix(alert, "* OK [ALERT] ")
 		n, ok2 := strings.CutPrefix(no, "a1 NO [AUTHENTICATIONFAILED] ")
@@ -317,7 +318,7 @@ func TestLocalStatusPageFromAnotherAddress(t *testing.T) {
 	r := startReachRig(t, "listeners:\n"+memUpstreamYAML(t, "en")+"web: {address: '127.0.0.1:0'}\n", proxy.Options{}, Options{})
 	tc := r.dial(t, 0)
 	tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
-	link := linkRE.FindString(tc.Line())
+	link := linkRE.FindString(alertLine(tc))
 	root := "https://" + r.reach.WebAddr().String() + "/"
 
 	code, body := fetch(t, r.https(t, "127.0.0.1"), root)
@@ -347,7 +348,7 @@ func TestWebhookEndToEnd(t *testing.T) {
 		"web: {address: '127.0.0.1:0'}\nnotify: {webhook: {url: '"+hook.URL+"'}}\n", proxy.Options{}, Options{})
 	tc := r.dial(t, 0)
 	tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
-	link := linkRE.FindString(tc.Line())
+	link := linkRE.FindString(alertLine(tc))
 	var body []byte
 	body = testkit.Receive(t, got, 10*time.Second, "the webhook POST")
 	var ev map[string]any
@@ -376,7 +377,7 @@ func TestDesktopNotificationEndToEnd(t *testing.T) {
 		proxy.Options{}, Options{DesktopPath: script})
 	tc := r.dial(t, 0)
 	tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
-	link := linkRE.FindString(tc.Line())
+	link := linkRE.FindString(alertLine(tc))
 	var args string
 	testkit.WaitFor(t, func() bool {
 		b, err := os.ReadFile(record)
@@ -614,6 +615,9 @@ func TestNoticeMailboxPipelined(t *testing.T) {
 	r := startNoticeRig(t)
 	tc := r.dial(t, 0)
 	tc.Send("a LOGIN " + gmailUser + ` "` + gmailAccountPW + "\"\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+	if l := tc.Line(); !strings.HasPrefix(l, "* OK [X-IMAPWHY ") || !strings.Contains(l, "notice=1") {
+		t.Errorf("first line %q, want the report of a notice login", l)
+	}
 	alert := tc.Line()
 	if !strings.HasPrefix(alert, "* OK [ALERT] ") || !linkRE.MatchString(alert) {
 		t.Errorf("first line %q, want the ALERT with the link", alert)
@@ -665,7 +669,7 @@ func TestReload(t *testing.T) {
 		t.Helper()
 		tc := r.dial(t, 0)
 		tc.Send("a1 LOGIN alice " + wrongPassword + "\r\n")
-		return linkRE.FindString(tc.Line())
+		return linkRE.FindString(alertLine(tc))
 	}
 	waitPost := func(got chan []byte) map[string]any {
 		t.Helper()
@@ -713,6 +717,16 @@ func TestReload(t *testing.T) {
 		}
 		if code, _ := fetch(t, c, link); code != 200 {
 			t.Errorf("GET %s after the reload: %d", link, code)
+		}
+	}
+}
+
+// alertLine reads the answer to a login up to its ALERT (after the
+// X-IMAPWHY report) and returns it.
+func alertLine(tc *testkit.Client) string {
+	for {
+		if l := tc.Line(); strings.HasPrefix(l, "* OK [ALERT] ") {
+			return l
 		}
 	}
 }
