@@ -66,7 +66,13 @@ listeners:
     tls: starttls
     language: en
     upstream: {address: %q, tls: implicit, oauth: {audiences: [%s], scopes: [%s]}}
-`, t.TempDir(), dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope, dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope)))
+  - address: 127.0.0.4:0
+    tls: implicit
+    language: en
+    upstream: {address: auto}
+routes:
+  - {domain: example.test, upstream: {address: %q, tls: implicit}}
+`, t.TempDir(), dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope, dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope, dc.IMAPS)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +101,13 @@ listeners:
 	addrs := srv.Addrs()
 	r.e.addrs[routes[0]] = addrs[0].String()
 	r.e.addrs[routes[2]] = addrs[1].String()
+	r.e.addrs[autoRoute] = addrs[2].String()
 	return r
 }
+
+// autoRoute is the rig's listener with upstream auto: the user's domain
+// picks the server (a routes entry sends example.test to Dovecot).
+var autoRoute = route{client: config.TLSImplicit, upstream: "auto"}
 
 // token gets a token and registers it as a secret.
 func (r *oauthRig) token(t *testing.T, req oauthtest.TokenRequest) string {
@@ -196,6 +207,20 @@ func TestOAuthEndToEnd(t *testing.T) {
 		}
 		if err := c.Logout().Wait(); err != nil {
 			t.Errorf("LOGOUT: %v", err)
+		}
+	})
+
+	t.Run("upstream auto: the user in the SASL message picks the server", func(t *testing.T) {
+		tok := r.token(t, alice)
+		c := r.e.client(t, autoRoute, nil)
+		if !c.Caps().Has("AUTH=XOAUTH2") || !c.Caps().Has("AUTH=OAUTHBEARER") {
+			t.Errorf("upstream auto does not advertise the OAuth mechanisms: %v", c.Caps())
+		}
+		if err := c.Authenticate(oauthsasl.Client{User: oauthtest.Alice, Token: tok}); err != nil {
+			t.Fatalf("authenticate: %v", err)
+		}
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatalf("SELECT: %v", err)
 		}
 	})
 
