@@ -55,7 +55,7 @@ type reachRig struct {
 	reach  *Reach
 	logs   *testLog
 	clock  *testkit.Clock
-	ca     *imitate.CA
+	ca     *testkit.CA
 	caFile string // the CA in PEM, for curl
 }
 
@@ -64,14 +64,8 @@ const reachTestLimits = "limits: {failure_delay_base: 10ms, failure_delay_max: 2
 
 func startReachRig(t *testing.T, yaml string, popts proxy.Options, ropts Options) *reachRig {
 	t.Helper()
-	ca, err := imitate.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue("localhost", "127.0.0.1", "::1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := testkit.NewCA(t, "imapwhy notify test CA")
+	cert := ca.Leaf(t, testkit.LoopbackNames...).TLS()
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, ca.PEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -405,14 +399,7 @@ func TestWebStartErrors(t *testing.T) {
 	}
 	defer busy.Close()
 	cfg.Web.Address = busy.Addr().String()
-	ca, err := imitate.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := testkit.NewCA(t, "imapwhy notify test CA").Leaf(t, "127.0.0.1").TLS()
 	r, err := New(cfg, Options{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
 	if err != nil {
 		t.Fatal(err)
