@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,5 +170,33 @@ print(json.dumps(plistlib.load(open(sys.argv[1], "rb"))))`
 	checkArgs("imapwhy-task.xml", strings.Fields(task.Actions.Exec.Arguments))
 	if md, err := os.ReadFile(filepath.Join(dir, "windows.md")); err != nil || !bytes.Contains(md, []byte("schtasks /Create /TN imapwhy /XML imapwhy-task.xml")) {
 		t.Errorf("windows.md: the instructions do not create the task from the file (%v)", err)
+	}
+}
+
+// TestServeBusyPort: a port already in use is named, with the flag and
+// the key that move it.
+func TestServeBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "imapwhy.yaml")
+	os.WriteFile(cfgFile, []byte("state_dir: "+filepath.Join(dir, "state")+"\nweb: {address: \"\"}\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"--listen", ln.Addr().String(), "--listen", "127.0.0.1:0"}, "--listen (listeners[0].address)"},
+		{[]string{"--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--web", ln.Addr().String()}, "--web (web.address)"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"serve", "--config", cfgFile}, c.args...), strings.NewReader(""), &out, &errOut)
+		want := "port " + port + " is taken (another imapwhy, or another program): choose another with " + c.hint
+		if code != 1 || !strings.Contains(errOut.String(), want) {
+			t.Errorf("serve %q: exit %d, stderr lacks %q:\n%s", c.args, code, want, errOut.String())
+		}
 	}
 }

@@ -77,6 +77,14 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "imapwhy demo: --listen: %v\n", err)
 		return 2
 	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "listen" })
+	moved := ""
+	if !explicit && !where.free(len(providers)) {
+		// The default ports are taken (another demo, another program):
+		// any free ones will do. Asked-for ports are not moved.
+		moved, where.port = strconv.Itoa(where.port), 0
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -86,8 +94,13 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer d.close()
+	d.movedFrom = moved
 
+	if d.movedFrom != "" {
+		fmt.Fprintf(stdout, "imapwhy demo: "+demoTexts[*lang].moved+"\n", d.movedFrom)
+	}
 	d.printScenarios(stdout)
+	d.printChannels(stdout)
 	if *once {
 		return 0
 	}
@@ -112,6 +125,13 @@ type demo struct {
 	addrs      []net.Addr     // proxy listeners, one per provider
 	roots      *x509.CertPool // trusts the proxy's local CA
 	logs       *demoLogGate
+	// upstreamRoots trust the imitations; channels is the second proxy
+	// showing the incident page, the shield and the notice mailbox.
+	upstreamRoots *x509.CertPool
+	channels      *demoChannels
+	// movedFrom is the default first port when it was taken and free
+	// ports were used instead.
+	movedFrom string
 }
 
 // startDemo starts everything; on error it stops what it started. An
@@ -158,7 +178,8 @@ func (d *demo) start(ctx context.Context, where demoListen, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	p, err := newDaemon(d.proxyConfig(addrs), proxy.Options{Logger: log, TLS: d.certs.TLSConfig(), UpstreamRoots: ca.Pool()},
+	d.upstreamRoots = ca.Pool()
+	p, err := newDaemon(d.proxyConfig(addrs), proxy.Options{Logger: log, TLS: d.certs.TLSConfig(), UpstreamRoots: d.upstreamRoots},
 		notify.Options{Logger: log, TLS: d.certs.TLSConfig()}, nil)
 	if err != nil {
 		return err
@@ -168,7 +189,7 @@ func (d *demo) start(ctx context.Context, where demoListen, stderr io.Writer) er
 	}
 	d.proxy = p
 	d.addrs = p.proxy.Addrs()
-	return nil
+	return d.startChannels(ctx, where.host)
 }
 
 // proxyConfig puts one implicit-TLS listener in front of each imitation;
@@ -201,6 +222,7 @@ func (d *demo) proxyConfig(addrs []string) config.Config {
 // close stops everything that was started, the proxy first so that its
 // sessions end before their upstreams do.
 func (d *demo) close() {
+	d.channels.close()
 	if d.proxy != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), demoDrainTimeout)
 		d.proxy.shutdown(ctx)
@@ -224,14 +246,19 @@ type demoOutcome struct {
 	text     string // text of the NO
 	messages uint32 // after a successful login: messages in INBOX
 	subject  string // and the subject of the first one
+	link     string // the incident page the answer linked to, "" if none
 	err      error  // the login could not be tried at all
 }
 
 // login logs in through the proxy listener for provider i with s's
 // credentials, as a mail app would, and on success reads INBOX.
 func (d *demo) login(i int, s imitate.Scenario) demoOutcome {
+	return d.loginAt(demoDialAddr(d.addrs[i]), s)
+}
+
+// loginAt logs in through the proxy listener at addr.
+func (d *demo) loginAt(addr string, s imitate.Scenario) demoOutcome {
 	dialer := &net.Dialer{Timeout: demoLoginTimeout}
-	addr := demoDialAddr(d.addrs[i])
 	host, _, _ := net.SplitHostPort(addr)
 	conn, err := tls.DialWithDialer(dialer, "tcp", addr, &tls.Config{RootCAs: d.roots, ServerName: host})
 	if err != nil {
@@ -246,7 +273,10 @@ func (d *demo) login(i int, s imitate.Scenario) demoOutcome {
 			return demoOutcome{err: err}
 		}
 	}
-	c := imapclient.New(nc, nil)
+	// The client library keeps ALERTs to itself: the incident link is
+	// read from the server's side of the transcript.
+	said := &demoServerLines{}
+	c := imapclient.New(nc, &imapclient.Options{DebugWriter: said})
 	defer c.Close()
 	switch s.Command() {
 	case "PLAIN":
@@ -258,7 +288,7 @@ func (d *demo) login(i int, s imitate.Scenario) demoOutcome {
 	}
 	var ie *imap.Error
 	if errors.As(err, &ie) {
-		return demoOutcome{code: string(ie.Code), text: ie.Text}
+		return demoOutcome{code: string(ie.Code), text: ie.Text, link: incidentLinkRE.FindString(said.String())}
 	}
 	if err != nil {
 		return demoOutcome{err: err}
@@ -275,6 +305,10 @@ func (d *demo) login(i int, s imitate.Scenario) demoOutcome {
 	c.Logout().Wait()
 	return o
 }
+
+// demoServerLines collects the transcript of one login (it holds the
+// password the demo itself typed, and is dropped with the login).
+type demoServerLines struct{ strings.Builder }
 
 // askLanguage sends LANGUAGE (RFC 5255) before the client library takes
 // the connection over: it returns a connection that replays the greeting.
@@ -314,6 +348,8 @@ type demoLabels struct {
 	pad string
 	// The instructions printed when the demo keeps running.
 	running, trust, fingerprint, users, example, mailApp, stop string
+	// The channels section and the port note.
+	channels, statusPage, incidentCase, incidentLink, shieldCase, noticeCase, leaf, moved, held string
 }
 
 var demoTexts = map[string]demoLabels{
@@ -333,6 +369,16 @@ var demoTexts = map[string]demoLabels{
 		example:     "for example:",
 		mailApp:     "In a mail app: IMAP with SSL/TLS, the server and port above, a user and password from the list above.",
 		stop:        "The proxy's events follow. Press Ctrl+C to stop.",
+
+		channels:     "For apps that hide the server's words: the other ways imapwhy tells (Gmail imitation)",
+		statusPage:   "status page (failures from this PC, with their fixes):",
+		incidentCase: "the NO links to a page that explains it (incident page)",
+		incidentLink: "incident page:",
+		shieldCase:   "the same wrong password again and again: after %d tries the shield answers it from history, and the provider never sees it (no lock-out)",
+		noticeCase:   "a cause typing again cannot fix: the app is logged in to a read-only mailbox whose one message explains it (notice mailbox)",
+		leaf:         "server certificate fingerprint (what a mail app's \"add exception\" dialog shows):",
+		moved:        "port %s is taken: using free ports instead (choose with --listen)",
+		held:         "(held back by the shield: not sent to the provider)",
 	},
 	"ja": {
 		title:    "imapwhy デモ: 模擬プロバイダの前に imapwhy を置いています。各ログインについて、プロバイダの応答（メールアプリが表示していたもの）と imapwhy の説明を並べます。",
@@ -350,6 +396,16 @@ var demoTexts = map[string]demoLabels{
 		example:     "例:",
 		mailApp:     "メールアプリでは: IMAP、SSL/TLS オン、上のサーバーとポート、上の一覧のユーザーとパスワード。",
 		stop:        "以下にプロキシのイベントを表示します。Ctrl+C で終了します。",
+
+		channels:     "サーバーの言葉を表示しないアプリのために: imapwhy が伝えるほかの方法（Gmail の模擬）",
+		statusPage:   "状態ページ（この PC からの失敗と対処）:",
+		incidentCase: "NO に説明ページ（インシデントページ）へのリンクが付きます",
+		incidentLink: "説明ページ:",
+		shieldCase:   "同じ間違ったパスワードを何度も: %d 回のあとはシールドが履歴から答え、プロバイダには送りません（ロックされません）",
+		noticeCase:   "入力し直しでは直らない原因: アプリは読み取り専用のメールボックスにログインし、その 1 通が理由を説明します（お知らせメールボックス）",
+		leaf:         "サーバー証明書の指紋（メールアプリの「例外を追加」画面に表示されるもの）:",
+		moved:        "ポート %s は使用中のため、空いているポートを使います（--listen で指定できます）",
+		held:         "（シールドが止めました: プロバイダには送っていません）",
 	},
 }
 
@@ -390,17 +446,7 @@ func (d *demo) printScenario(w io.Writer, l demoLabels, i int, s imitate.Scenari
 		}
 		fmt.Fprintf(w, "   %s %s\n", label, line)
 	}
-	o := d.login(i, s)
-	switch {
-	case o.err != nil:
-		fmt.Fprintf(w, "   %s %s\n", l.now, fmt.Sprintf(l.failed, o.err))
-	case o.ok:
-		fmt.Fprintf(w, "   %s %s\n", l.now, fmt.Sprintf(l.loggedIn, o.messages, o.subject))
-	case o.code != "":
-		fmt.Fprintf(w, "   %s a1 NO [%s] %s\n", l.now, o.code, o.text)
-	default:
-		fmt.Fprintf(w, "   %s a1 NO %s\n", l.now, o.text)
-	}
+	d.printOutcome(w, l, d.login(i, s))
 }
 
 // printHowTo tells how to try the running demo with curl or a mail app.
@@ -410,6 +456,7 @@ func (d *demo) printHowTo(w io.Writer) {
 	fmt.Fprintf(w, "\n%s\n", l.running)
 	fmt.Fprintf(w, "  %s %s\n", l.trust, ca)
 	fmt.Fprintf(w, "  %s %s\n", l.fingerprint, d.certs.Fingerprint())
+	fmt.Fprintf(w, "  %s %s\n", l.leaf, d.certs.LeafFingerprint())
 	for i, p := range d.providers {
 		var users []string
 		for _, s := range p.Scenarios {
@@ -483,6 +530,21 @@ func (l demoListen) addrs(n int) ([]string, error) {
 		addrs[i] = ln.Addr().String()
 	}
 	return addrs, nil
+}
+
+// free reports whether the n ports from l.port on can be bound now.
+func (l demoListen) free(n int) bool {
+	if l.port == 0 {
+		return true
+	}
+	for i := range n {
+		ln, err := net.Listen("tcp", net.JoinHostPort(l.host, strconv.Itoa(l.port+i)))
+		if err != nil {
+			return false
+		}
+		ln.Close()
+	}
+	return true
 }
 
 // demoDialAddr is the address a client on this machine uses for listener a:

@@ -130,3 +130,50 @@ func TestDemoPortInUse(t *testing.T) {
 		t.Errorf("exit status %d, stderr %q; want 1 and the address in use", code, stderr.String())
 	}
 }
+
+// TestDemoChannels: the demo shows the ways imapwhy reaches people whose
+// app hides the server's words: the incident page link, the shield
+// holding back a repeated wrong password, the notice mailbox; every case
+// shows its user and password; both fingerprints are named.
+func TestDemoChannels(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("os/signal.loop"))
+	out := runDemoOnce(t, "en")
+	if !regexp.MustCompile(`status page \(failures from this PC, with their fixes\): https://127\.0\.0\.1:\d+/`).MatchString(out) {
+		t.Errorf("no status page link:\n%s", out)
+	}
+	if b := demoBlock(t, out, "incident-page"); !regexp.MustCompile(`LOGIN wrong@gmail.com / "wrong-password"\n.*\n\s+incident page: https://127\.0\.0\.1:\d+/why/[a-z0-9]+`).MatchString(b) {
+		t.Errorf("incident page block:\n%s", b)
+	}
+	shieldBlock := demoBlock(t, out, "shield")
+	if strings.Count(shieldBlock, `LOGIN apppw@gmail.com / "still-wrong"`) != 3 || strings.Count(shieldBlock, "held back by the shield") != 1 ||
+		!strings.HasSuffix(strings.TrimSpace(shieldBlock), "(held back by the shield: not sent to the provider)") {
+		t.Errorf("shield block (the third try held back):\n%s", shieldBlock)
+	}
+	if now := nowLine(t, demoBlock(t, out, "notice-mailbox")); !strings.Contains(now, `"Why your mail app cannot get your mail"`) {
+		t.Errorf("notice mailbox: %s", now)
+	}
+	for _, name := range []string{"app-password-required", "invalid-credentials"} {
+		if b := demoBlock(t, out, name); !regexp.MustCompile(`(LOGIN|PLAIN) \S+ / "`).MatchString(b) {
+			t.Errorf("%s: no user and password shown:\n%s", name, b)
+		}
+	}
+}
+
+// TestDemoDefaultPortTaken: with the default ports taken and no --listen,
+// the demo takes free ones and says so.
+func TestDemoDefaultPortTaken(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("os/signal.loop"))
+	ln, err := net.Listen("tcp", demoDefaultBase)
+	if err != nil {
+		t.Fatalf("the default port is taken already: %v", err)
+	}
+	defer ln.Close()
+	var stdout, stderr bytes.Buffer
+	if code := runDemo([]string{"--once", "--lang", "en"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr.String())
+	}
+	_, port, _ := net.SplitHostPort(demoDefaultBase)
+	if !strings.Contains(stdout.String(), "port "+port+" is taken: using free ports instead (choose with --listen)") {
+		t.Errorf("the demo does not say it moved:\n%s", stdout.String())
+	}
+}
