@@ -38,13 +38,10 @@ listeners:
 	}
 	logs := &lockedBuffer{}
 	cert, caPEM := newProxyCert(t)
-	testkit.ShowOnFailure(t, "proxy log", logs)
-	srv, err := proxy.New(cfg, proxy.Options{
-		Logger:        proxy.NewTestLogger(logs),
+	srv := startE2EProxy(t, cfg, proxy.Options{
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}},
 		UpstreamRoots: dc.CAPool,
-	})
-	testkit.Start(t, srv, err)
+	}, logs)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	addrs := srv.Addrs()

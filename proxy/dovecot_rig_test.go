@@ -89,15 +89,11 @@ func startE2E(t *testing.T) *e2e {
 	if err := os.WriteFile(e.caFile, caPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// After the proxy's shutdown: its last words are checked too.
-	testkit.ShowOnFailure(t, "proxy log", e.logs)
-	t.Cleanup(func() { e.checkLogHasNoSecrets(t) })
-	srv, err := proxy.New(e2eConfig(t, dc), proxy.Options{
-		Logger:        proxy.NewTestLogger(e.logs),
+	t.Cleanup(func() { e.checkLogHasNoSecrets(t) }) // after the proxy's shutdown: its last words too
+	srv := startE2EProxy(t, e2eConfig(t, dc), proxy.Options{
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		UpstreamRoots: dc.CAPool,
-	})
-	testkit.Start(t, srv, err)
+	}, e.logs)
 	addrs := srv.Addrs()
 	if len(addrs) != len(routes) {
 		t.Fatalf("proxy bound %d addresses, want %d", len(addrs), len(routes))
@@ -106,6 +102,16 @@ func startE2E(t *testing.T) *e2e {
 		e.addrs[r] = addrs[i].String()
 	}
 	return e
+}
+
+// startE2EProxy runs the proxy with cfg and opts, its log going to logs
+// and shown if the test fails; it shuts down when the test ends.
+func startE2EProxy(t *testing.T, cfg config.Config, opts proxy.Options, logs *lockedBuffer) *proxy.Server {
+	t.Helper()
+	opts.Logger = proxy.NewTestLogger(logs)
+	testkit.ShowOnFailure(t, "proxy log", logs)
+	srv, err := proxy.New(cfg, opts)
+	return testkit.Start(t, srv, err)
 }
 
 // e2eConfig is the YAML a user would write, with the upstream per route.

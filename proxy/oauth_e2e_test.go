@@ -76,28 +76,11 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := proxy.New(cfg, proxy.Options{
-		Logger:        proxy.NewTestLogger(r.e.logs),
+	t.Cleanup(func() { r.checkNoTokenFragment(t) }) // after the proxy's shutdown
+	srv := startE2EProxy(t, cfg, proxy.Options{
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		UpstreamRoots: dc.CAPool,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("proxy Shutdown: %v", err)
-		}
-		r.checkNoTokenFragment(t)
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", r.e.logs)
-		}
-	})
+	}, r.e.logs)
 	addrs := srv.Addrs()
 	r.e.addrs[routes[0]] = addrs[0].String()
 	r.e.addrs[routes[2]] = addrs[1].String()

@@ -4,7 +4,6 @@ package proxy_test
 // 365 (internal/imitate): their texts and challenge, read as they come.
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -47,24 +46,10 @@ func TestOAuthThroughImitations(t *testing.T) {
 	}
 	cert, caPEM := newProxyCert(t)
 	logs := &lockedBuffer{}
-	srv, err := proxy.New(cfg, proxy.Options{
-		Logger: proxy.NewTestLogger(logs), UpstreamRoots: ca.Pool(),
-		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", logs)
-		}
-	})
+	srv := startE2EProxy(t, cfg, proxy.Options{
+		UpstreamRoots: ca.Pool(),
+		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	}, logs)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	addrs := srv.Addrs()

@@ -26,7 +26,6 @@ import (
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/internal/shield"
-	"github.com/imapwhy/imapwhy/internal/testkit"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -62,8 +61,7 @@ shield: {store: file}
 	m := metrics.New()
 	logs := &lockedBuffer{}
 	t.Cleanup(func() { sh.Close() }) // after the proxy's shutdown
-	srv, err := proxy.New(cfg, proxy.Options{Logger: proxy.NewTestLogger(logs), UpstreamRoots: dc.CAPool, Shield: sh, Metrics: m})
-	testkit.Start(t, srv, err)
+	srv := startE2EProxy(t, cfg, proxy.Options{UpstreamRoots: dc.CAPool, Shield: sh, Metrics: m}, logs)
 	admin, err := metrics.Serve("127.0.0.1:0", m, nil)
 	if err != nil {
 		t.Fatal(err)
