@@ -1,6 +1,6 @@
 // Package imitate runs in-process imitations of IMAP providers that tests
 // and the demo cannot reach: Gmail, Microsoft 365, iCloud, Yahoo, a
-// Dovecot server and docomo. Each listens on loopback with implicit TLS and
+// Dovecot server, docomo, QQ Mail and NetEase (163). Each listens on loopback with implicit TLS and
 // a certificate for the real host name (imap.gmail.com, ...) signed by an
 // in-memory CA, so a client verifies it for real with ServerName set to
 // Provider.Host and CA.Pool() as its roots.
@@ -31,7 +31,8 @@
 // case-insensitively), mechanism and password rule fit decides; a user not
 // listed gets the provider's Otherwise rules (the "(others)" rows). "app pw" is the
 // provider's app-password form: Gmail and Yahoo 16 letters a-z (Gmail's may
-// be grouped by spaces), iCloud xxxx-xxxx-xxxx-xxxx.
+// be grouped by spaces), iCloud xxxx-xxxx-xxxx-xxxx; "auth code" is QQ's
+// (16 letters a-z) and NetEase's (16 letters A-Z) authorization code.
 //
 //	provider      user                     password            tagged reply (after the tag)
 //	gmail         oauth@gmail.com          any token (OAuth)   OK oauth@gmail.com authenticated (Success)
@@ -72,6 +73,12 @@
 //	(assumed)     taro@docomo.ne.jp        "Imap0nlyPass "     NO [AUTHENTICATIONFAILED] Authentication failed.  (trailing space)
 //	              taro@docomo.ne.jp        Ｉｍａｐ０ｎｌｙＰａｓｓ NO [AUTHENTICATIONFAILED] Authentication failed.  (full-width)
 //	              taro@docomo.ne.jp        other               NO [AUTHENTICATIONFAILED] Authentication failed.  (d ACCOUNT password)
+//	qq            li@qq.com                not an auth code    NO Please using authorized code to login. More information at http://service.mail.qq.com/...
+//	              li@qq.com                auth code           OK Success login ok  (assumed)
+//	              (others)                 auth code / other   the same
+//	netease       li@163.com               not an auth code    NO LOGIN Login error password error
+//	              li@163.com               auth code           OK LOGIN completed
+//	              (others)                 auth code / other   the same
 //
 // Each Scenario also names the corpus record its text comes from (Source).
 // docomo's wire text is not known at all: that imitation is a Dovecot-like

@@ -64,6 +64,16 @@ var corpusPreLogin = map[string]struct {
 		"* CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN",
 		"OK Pre-login capabilities listed, post-login capabilities have more.",
 	},
+	"qq": { // assumed
+		"* OK [CAPABILITY IMAP4 IMAP4rev1 ID AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2 NAMESPACE] QQMail XMIMAP4Server ready",
+		"* CAPABILITY IMAP4 IMAP4rev1 ID AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2 NAMESPACE",
+		"OK CAPABILITY Completed",
+	},
+	"netease": { // telnet transcript of imap.163.com; AUTH=PLAIN assumed
+		"* OK Coremail System IMap Server Ready(163com[726cd87d72d896a1ac393507346040fa])",
+		"* CAPABILITY IMAP4rev1 XLIST SPECIAL-USE ID LITERAL+ XAPPLEPUSHSERVICE UIDPLUS X-CM-EXT-1 AUTH=PLAIN",
+		"OK CAPABILITY completed",
+	},
 }
 
 const dovecotLoggedIn = "OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL- UNSELECT ENABLE IDLE UTF8=ACCEPT NAMESPACE UIDPLUS MOVE] Logged in"
@@ -106,6 +116,10 @@ var corpusLogin = map[string][]string{
 	"docomo/password-trailing-space":        {"T NO [AUTHENTICATIONFAILED] Authentication failed."},                                                                                              // assumed
 	"docomo/password-fullwidth":             {"T NO [AUTHENTICATIONFAILED] Authentication failed."},                                                                                              // assumed
 	"docomo/d-account-password":             {"T NO [AUTHENTICATIONFAILED] Authentication failed."},                                                                                              // assumed
+	"qq/qq-password":                        {"T NO Please using authorized code to login. More information at http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=28&&no=1001256"},            // nylas sync-engine
+	"qq/authorization-code":                 {"T OK Success login ok"},                                                                                                                           // assumed
+	"netease/web-password":                  {"T NO LOGIN Login error password error"},                                                                                                           // quoted by clients
+	"netease/authorization-code":            {"T OK LOGIN completed"},                                                                                                                            // Coremail
 	"microsoft365/basic-auth-blocked+PLAIN": {"T NO AUTHENTICATE failed. BasicAuthBlocked"},                                                                                                      // #11 (or)
 	"yahoo/account-password+PLAIN":          {"T NO [AUTHENTICATIONFAILED] AUTHENTICATE Invalid credentials"},                                                                                    // #19
 }

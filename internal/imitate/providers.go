@@ -53,7 +53,7 @@ var sixteenLetters = regexp.MustCompile(`^[a-z]{4} ?[a-z]{4} ?[a-z]{4} ?[a-z]{4}
 // Providers returns the built-in imitations, freshly built (callers may
 // change them).
 func Providers() []Provider {
-	return []Provider{gmail(), microsoft365(), icloud(), yahoo(), dovecot(), docomo()}
+	return []Provider{gmail(), microsoft365(), icloud(), yahoo(), dovecot(), docomo(), qq(), netease()}
 }
 
 func gmail() Provider {
@@ -438,5 +438,82 @@ func docomo() Provider {
 		}},
 		Otherwise: []Scenario{{Name: "authentication-failed", Rule: AnyPassword, Reply: dovecotFailed}},
 		texts:     dovecotTexts,
+	}
+}
+
+// qq imitates QQ Mail: mail apps need the "authorization code" (授权码),
+// 16 lower-case letters, not the QQ password.
+func qq() Provider {
+	const caps = "IMAP4 IMAP4rev1 ID AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2 NAMESPACE"
+	const authCode = "NO Please using authorized code to login. More information at http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=28&&no=1001256"
+	return Provider{
+		ID:           "qq",
+		Name:         "QQ Mail",
+		Host:         "imap.qq.com",
+		Greeting:     "* OK [CAPABILITY " + caps + "] QQMail XMIMAP4Server ready",
+		Capabilities: strings.Fields(caps),
+		CapabilityOK: "OK CAPABILITY Completed",
+		AppPassword:  regexp.MustCompile(`^[a-z]{16}$`),
+		Assumed:      true,
+		Source:       "assumed greeting and capabilities; the refusal text is quoted by client error classifiers (nylas sync-engine)",
+		Scenarios: []Scenario{{
+			Name:        "qq-password",
+			User:        "li@qq.com",
+			Password:    "my-qq-password",
+			Rule:        NotAppPasswordForm,
+			Reply:       authCode,
+			Description: "the QQ password; mail apps need the authorization code (授权码)",
+			Source:      "nylas sync-engine inbox/auth/utils.py (the prefix and its help page)",
+		}, {
+			Name:        "authorization-code",
+			User:        "li@qq.com",
+			Password:    "abcdefghijklmnop",
+			Rule:        AppPasswordForm,
+			Reply:       "OK Success login ok",
+			Description: "the same account with its authorization code: logged in",
+			Source:      "assumed (no QQ success line recorded)",
+		}},
+		Otherwise: []Scenario{
+			{Name: "authorization-code", Rule: AppPasswordForm, Reply: "OK Success login ok"},
+			{Name: "qq-password", Rule: AnyPassword, Reply: authCode},
+		},
+	}
+}
+
+// netease imitates NetEase Mail (163.com) on Coremail: mail apps need the
+// authorization code set in web mail; a wrong one gets Coremail's text.
+func netease() Provider {
+	const caps = "IMAP4rev1 XLIST SPECIAL-USE ID LITERAL+ XAPPLEPUSHSERVICE UIDPLUS X-CM-EXT-1 AUTH=PLAIN"
+	const wrong = "NO LOGIN Login error password error"
+	return Provider{
+		ID:           "netease",
+		Name:         "NetEase Mail",
+		Host:         "imap.163.com",
+		Greeting:     "* OK Coremail System IMap Server Ready(163com[726cd87d72d896a1ac393507346040fa])",
+		Capabilities: strings.Fields(caps),
+		CapabilityOK: "OK CAPABILITY completed",
+		AppPassword:  regexp.MustCompile(`^[A-Z]{16}$`),
+		Source:       "greeting and capabilities from a telnet transcript of imap.163.com (code corpus; AUTH=PLAIN added, assumed); the wrong-password text quoted by clients",
+		Scenarios: []Scenario{{
+			Name:        "web-password",
+			User:        "li@163.com",
+			Password:    "my-163-password",
+			Rule:        NotAppPasswordForm,
+			Reply:       wrong,
+			Description: "the web mail password; mail apps need the authorization code (授权码)",
+			Source:      "the text as quoted by clients with this fix (code corpus)",
+		}, {
+			Name:        "authorization-code",
+			User:        "li@163.com",
+			Password:    "ABCDEFGHIJKLMNOP",
+			Rule:        AppPasswordForm,
+			Reply:       "OK LOGIN completed",
+			Description: "the same account with its authorization code: logged in",
+			Source:      "Coremail's success line (code corpus)",
+		}},
+		Otherwise: []Scenario{
+			{Name: "authorization-code", Rule: AppPasswordForm, Reply: "OK LOGIN completed"},
+			{Name: "wrong", Rule: AnyPassword, Reply: wrong},
+		},
 	}
 }
