@@ -241,8 +241,13 @@ type gwAnswer struct {
 // session logs in through the balancer from the local address from and
 // returns the connection, logged in or not.
 func (r *gwRig) session(from, user, pass string) (*tls.Conn, gwAnswer) {
+	return r.sessionTo(r.front, from, user, pass)
+}
+
+// sessionTo is session to addr (an instance, past the balancer).
+func (r *gwRig) sessionTo(addr, from, user, pass string) (*tls.Conn, gwAnswer) {
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	c, err := tls.DialWithDialer(&d, "tcp", r.front, &tls.Config{RootCAs: r.certPool, ServerName: "127.0.0.1"})
+	c, err := tls.DialWithDialer(&d, "tcp", addr, &tls.Config{RootCAs: r.certPool, ServerName: "127.0.0.1"})
 	if err != nil {
 		return nil, gwAnswer{err: err}
 	}
@@ -275,7 +280,12 @@ func (r *gwRig) session(from, user, pass string) (*tls.Conn, gwAnswer) {
 
 // login logs in through the balancer and logs out.
 func (r *gwRig) login(from, user, pass string) gwAnswer {
-	c, a := r.session(from, user, pass)
+	return r.loginTo(r.front, from, user, pass)
+}
+
+// loginTo is login to addr.
+func (r *gwRig) loginTo(addr, from, user, pass string) gwAnswer {
+	c, a := r.sessionTo(addr, from, user, pass)
 	if c != nil {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		fmt.Fprintf(c, "a2 LOGOUT\r\n")

@@ -29,12 +29,19 @@ func OpenShared(c config.Shield, store Store, secret [SecretSize]byte, opts Opti
 // SharedLimiter keeps token buckets that every instance counts against:
 // the login rate limits.
 type SharedLimiter interface {
-	// Take takes up to n tokens (as many as there are) from the bucket
-	// named kind and key, which holds perMinute tokens and refills at
-	// perMinute a minute, and reports whether it had one. n = 0 only
-	// looks. An error means the shared buckets cannot be reached now: the
-	// caller counts in its own memory instead.
-	Take(kind, key string, perMinute, n int) (bool, error)
+	// Take takes from each bucket up to its N tokens (as many as there
+	// are; N = 0 only looks), in one exchange, and reports for each
+	// whether it had a token. An error means the shared buckets cannot
+	// be reached now: the caller counts in its own memory instead.
+	Take(buckets ...Bucket) ([]bool, error)
+}
+
+// Bucket names one shared token bucket, which holds PerMinute tokens and
+// refills at PerMinute a minute, and what to take from it.
+type Bucket struct {
+	Kind, Key string
+	PerMinute int
+	N         int
 }
 
 // Kinds of shared limits.
@@ -63,35 +70,47 @@ func (t *Throttle) sharedLimits() (SharedLimiter, config.Limits) {
 
 // allowShared is AllowLoginFor's check through the shared limiter: a login
 // token from the address, and whether the user's failure budgets have one
-// left. done is false without a shared limiter or when it fails.
+// left, in one exchange. done is false without a shared limiter or when it
+// fails.
 func (t *Throttle) allowShared(addr netip.Addr, user string) (addrOK, userOK, done bool) {
 	l, lim := t.sharedLimits()
 	if l == nil {
 		return false, false, false
 	}
+	var bs []Bucket
 	if n := lim.PerAddressLoginsPerMinute; n != config.Unlimited {
-		ok, err := l.Take(LimitAddress, ClientPrefix(addr).String(), n, 1)
-		if err != nil {
-			return false, false, false
-		}
-		if !ok {
-			return false, false, true
-		}
+		bs = append(bs, Bucket{Kind: LimitAddress, Key: ClientPrefix(addr).String(), PerMinute: n, N: 1})
 	}
-	per := lim.PerUserLoginsPerMinute
-	if per == config.Unlimited {
+	bs = append(bs, t.userBuckets(lim, addr, user, 0)...)
+	if len(bs) == 0 {
 		return true, true, true
 	}
+	had, err := l.Take(bs...)
+	if err != nil || len(had) != len(bs) {
+		return false, false, false
+	}
+	addrOK, userOK = true, true
+	for i, b := range bs {
+		if b.Kind == LimitAddress {
+			addrOK = had[i]
+		} else {
+			userOK = userOK && had[i]
+		}
+	}
+	return addrOK, userOK, true
+}
+
+// userBuckets are the user's failure budgets, taking n from each.
+func (t *Throttle) userBuckets(lim config.Limits, addr netip.Addr, user string, n int) []Bucket {
+	per := lim.PerUserLoginsPerMinute
+	if per == config.Unlimited {
+		return nil
+	}
 	u := normalUser(user)
-	okNet, err := l.Take(LimitUserNet, u+"\x00"+UserPrefix(addr).String(), per, 0)
-	if err != nil {
-		return true, false, false
+	return []Bucket{
+		{Kind: LimitUserNet, Key: u + "\x00" + UserPrefix(addr).String(), PerMinute: per, N: n},
+		{Kind: LimitUserWide, Key: u, PerMinute: userWide(per), N: n},
 	}
-	okWide, err := l.Take(LimitUserWide, u, userWide(per), 0)
-	if err != nil {
-		return true, false, false
-	}
-	return true, okNet && okWide, true
 }
 
 // spendShared is Spend through the shared limiter; false without one or
@@ -101,18 +120,12 @@ func (t *Throttle) spendShared(addr netip.Addr, user string, n int) bool {
 	if l == nil {
 		return false
 	}
-	per := lim.PerUserLoginsPerMinute
-	if per == config.Unlimited {
+	bs := t.userBuckets(lim, addr, user, n)
+	if len(bs) == 0 {
 		return true
 	}
-	u := normalUser(user)
-	if _, err := l.Take(LimitUserNet, u+"\x00"+UserPrefix(addr).String(), per, n); err != nil {
-		return false
-	}
-	if _, err := l.Take(LimitUserWide, u, userWide(per), n); err != nil {
-		return false
-	}
-	return true
+	_, err := l.Take(bs...)
+	return err == nil
 }
 
 // recentlyWorked reports whether the attempt's password logged in through

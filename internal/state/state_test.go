@@ -309,8 +309,8 @@ func TestRedisTLSAndPassword(t *testing.T) {
 	if d := r.Degraded(); d != "" {
 		t.Fatalf("over TLS with the password: degraded %q", d)
 	}
-	if ok, err := r.Limiter().Take(shield.LimitUserWide, "x", 5, 1); !ok || err != nil {
-		t.Errorf("Take over TLS: %v %v", ok, err)
+	if had, err := r.Limiter().Take(shield.Bucket{Kind: shield.LimitUserWide, Key: "x", PerMinute: 5, N: 1}); err != nil || len(had) != 1 || !had[0] {
+		t.Errorf("Take over TLS: %v %v", had, err)
 	}
 	// Another CA: the certificate is refused, so Redis is unreachable.
 	c.CAFile = ""
