@@ -200,9 +200,15 @@ func portFreeOnBoth() (port int, ok bool, err error) {
 	return port, true, nil
 }
 
-// writeOwner records which test process owns dir, for reapStale.
+// writeOwner records which test process owns dir, for reapStale. The file
+// appears whole (written aside, then renamed): another test process reaping
+// at that moment must never read it empty and take dir for a dead one's.
 func writeOwner(dir string) error {
-	return os.WriteFile(filepath.Join(dir, ownerFile), []byte(processIdentity(os.Getpid())+"\n"), 0o644)
+	tmp := filepath.Join(dir, ownerFile+".new")
+	if err := os.WriteFile(tmp, []byte(processIdentity(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, ownerFile))
 }
 
 // reapStale stops Dovecots whose test binary died without cleaning up
@@ -213,7 +219,7 @@ func reapStale(logf func(format string, args ...any)) {
 	dirs, _ := filepath.Glob(filepath.Join(stateRoot, dirPrefix+"*"))
 	for _, dir := range dirs {
 		owner, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
+		if err != nil || len(owner) == 0 {
 			// Being created right now, or not ours: leave young ones alone.
 			if fi, serr := os.Stat(dir); serr != nil || time.Since(fi.ModTime()) < time.Minute {
 				continue
