@@ -71,8 +71,9 @@ listeners:
     language: en
     upstream: {address: auto}
 routes:
-  - {domain: example.test, upstream: {address: %q, tls: implicit}}
-`, t.TempDir(), dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope, dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope, dc.IMAPS)))
+  - {domain: example.test, upstream: {address: %q, tls: implicit, oauth: {audiences: [%s], scopes: [%s]}}}
+`, t.TempDir(), dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope, dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope,
+		dc.IMAPS, oauthtest.ResourceID, oauthtest.MailScope)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +205,13 @@ func TestOAuthEndToEnd(t *testing.T) {
 		}
 		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 			t.Fatalf("SELECT: %v", err)
+		}
+		// The route's upstream.oauth tells a token for another service.
+		other := r.token(t, oauthtest.TokenRequest{User: oauthtest.Alice, Password: oauthtest.AlicePassword, Audience: []string{oauthtest.OtherAudience}})
+		c = r.e.client(t, autoRoute, nil)
+		var ie *imap.Error
+		if err := c.Authenticate(oauthsasl.Client{User: oauthtest.Alice, Token: other}); !errors.As(err, &ie) || !strings.Contains(ie.Text, "issued for another service") {
+			t.Errorf("a token for another service through the route: %v", err)
 		}
 	})
 

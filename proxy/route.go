@@ -20,7 +20,8 @@ import (
 // dialled through discovery's guard, which refuses non-public addresses
 // unless the operator allowed them.
 type router struct {
-	routes map[string]*upstream.Config // by lower-case domain
+	routes map[string]*upstream.Config  // by lower-case domain
+	wants  map[string]config.OAuthWants // a route's upstream.oauth, by domain
 	disc   *discover.Discoverer
 	// guard resolves and dials discovered hosts with discovery's resolver;
 	// unless discovery.allow_private is set it refuses non-public addresses.
@@ -29,14 +30,16 @@ type router struct {
 
 // newRouter prepares the routes of cfg, discovering with disc.
 func newRouter(cfg config.Config, opts Options, disc *discover.Discoverer) (*router, error) {
-	r := &router{routes: map[string]*upstream.Config{}, disc: disc, guard: disc.Guard()}
+	r := &router{routes: map[string]*upstream.Config{}, wants: map[string]config.OAuthWants{}, disc: disc, guard: disc.Guard()}
 	for i, rt := range cfg.Routes {
 		base, err := upstream.TLSBase(rt.Upstream, opts.UpstreamRoots)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d].upstream: %w", i, err)
 		}
 		uc := upstream.NewConfig(rt.Upstream, base, cfg.Timeouts, opts.Dial)
-		r.routes[strings.ToLower(strings.TrimSpace(rt.Domain))] = &uc
+		domain := strings.ToLower(strings.TrimSpace(rt.Domain))
+		r.routes[domain] = &uc
+		r.wants[domain] = rt.Upstream.OAuth
 	}
 	return r, nil
 }
@@ -51,7 +54,12 @@ func (r *router) route(ctx context.Context, user string, st *listenerSettings, o
 		obs.Typed.UserHasDomain = false
 		return nil, "", discover.ErrNotAnAddress
 	}
-	if uc, ok := r.routes[strings.ToLower(addr[at+1:])]; ok {
+	domain := strings.ToLower(addr[at+1:])
+	if uc, ok := r.routes[domain]; ok {
+		if w := r.wants[domain]; obs.OAuth != nil && (len(w.Audiences) > 0 || len(w.Scopes) > 0) {
+			// What this route's server wants of a token.
+			obs.OAuth.WantAudiences, obs.OAuth.WantScopes = w.Audiences, w.Scopes
+		}
 		return uc, user, nil
 	}
 	res, err := r.disc.Lookup(ctx, addr)
