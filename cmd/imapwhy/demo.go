@@ -425,7 +425,7 @@ func (d *demo) printScenarios(w io.Writer) {
 }
 
 func (d *demo) printScenario(w io.Writer, l demoLabels, i int, s imitate.Scenario) {
-	fmt.Fprintf(w, "\n-- %s: %s\n", s.Name, s.Description)
+	fmt.Fprintf(w, "\n-- %s: %s\n", s.Name, s.DescriptionIn(d.lang))
 	switch s.Command() {
 	case "PLAIN":
 		fmt.Fprintf(w, "   AUTHENTICATE PLAIN %s / %q\n", s.User, s.Password)

@@ -98,6 +98,12 @@ func TestDemoOnceJapanese(t *testing.T) {
 			t.Errorf("%s: imapwhy's answer is not in Japanese: %s", name, now)
 		}
 	}
+	// The scenario lines too: every "-- name: description" is Japanese.
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "-- ") && !japanese.MatchString(l) {
+			t.Errorf("scenario line not in Japanese: %s", l)
+		}
+	}
 }
 
 func TestDemoFlags(t *testing.T) {

@@ -187,6 +187,14 @@ func scenarios() []scenario {
 			name: "wrong_password_ja", address: "alice", password: "wrongpass",
 			opts:   func(e *env) Options { return Options{Server: e.dc.IMAPS, CAFile: e.caFile, Lang: "ja"} },
 			failed: StepLogin, cause: diagnose.CauseCredentialsRejected,
+			check: func(t *testing.T, r Report) {
+				// The step lines are Japanese too, not only the checklist.
+				for _, s := range r.Steps {
+					if !strings.ContainsFunc(s.Summary, func(c rune) bool { return c >= 0x3000 }) {
+						t.Errorf("step %s: %q is not Japanese", s.Name, s.Summary)
+					}
+				}
+			},
 		},
 		{
 			name: "trailing_space", address: "alice", password: "alicepass ",

@@ -136,7 +136,7 @@ func (r *runner) portAnswer() (Status, string, []any) {
 	}
 	switch {
 	case r.obs.NotIMAP != "":
-		return StatusFailed, "port.not_imap", []any{port, protocolServer(r.obs.NotIMAP), protocolName(r.obs.NotIMAP)}
+		return StatusFailed, "port.not_imap", []any{port, r.protocolServer(r.obs.NotIMAP), protocolName(r.obs.NotIMAP)}
 	case r.tlsMismatch():
 		return StatusFailed, "port.mismatch", []any{port}
 	case port == defaultPort(r.mode):

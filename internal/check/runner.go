@@ -101,7 +101,7 @@ func (r *runner) do(ctx context.Context, p plannedStep) {
 	s := Step{Name: p.name, Details: []string{}}
 	if r.failed != "" {
 		s.Status = StatusSkipped
-		s.Summary = "not run: the " + r.failed + " step failed"
+		s.Summary = r.t("not run: the %s step failed", r.failed)
 		r.record(s)
 		return
 	}

@@ -25,13 +25,13 @@ import (
 func (r *runner) discover(ctx context.Context, s *Step) error {
 	if r.opts.Server != "" {
 		r.setServer(Server{Host: r.opts.host, Port: r.opts.port, TLS: r.opts.mode, Source: SourceFlag}, r.address)
-		s.Summary = fmt.Sprintf("%s, given with --server", r.where())
+		s.Summary = r.t("%s, given with --server", r.where())
 		return nil
 	}
 	res, err := r.discoverer().Lookup(ctx, r.address)
 	if err != nil {
 		r.obs.Phase = diagnose.PhaseProxy // no server to ask: the proxy would refuse on its own
-		s.Summary = discoveryFailure(err)
+		s.Summary = r.discoveryFailure(err)
 		s.Details = append(s.Details, discoverySteps(err)...)
 		return fmt.Errorf("discovery: %w", err)
 	}
@@ -43,7 +43,7 @@ func (r *runner) discover(ctx context.Context, s *Step) error {
 		Host: res.Host, Port: res.Port, TLS: res.TLS,
 		Source: res.Source, Detail: res.Detail, Provider: res.Provider,
 	}, user)
-	s.Summary = fmt.Sprintf("%s, found in %s", r.where(), sourceName(res.Source))
+	s.Summary = r.t("%s, found in %s", r.where(), r.t(sourceName(res.Source)))
 	if res.Detail != "" && res.Source != discover.SourceCatalog {
 		s.Details = append(s.Details, "from: "+res.Detail)
 	}
@@ -80,7 +80,7 @@ func (r *runner) setServer(srv Server, user string) {
 
 // where is "host port N, mode" for people.
 func (r *runner) where() string {
-	return fmt.Sprintf("%s port %d, %s", r.host, r.port, modeName(r.mode))
+	return r.t("%s port %d, %s", r.host, r.port, r.t(modeName(r.mode)))
 }
 
 func modeName(mode string) string {
@@ -110,18 +110,18 @@ func sourceName(source string) string {
 }
 
 // discoveryFailure says in one line why discovery found nothing.
-func discoveryFailure(err error) string {
+func (r *runner) discoveryFailure(err error) string {
 	switch {
 	case errors.Is(err, discover.ErrNotAnAddress):
-		return "not an email address: give the whole address, or the server with --server"
+		return r.t("not an email address: give the whole address, or the server with --server")
 	case errors.Is(err, discover.ErrNotFound):
-		return "no IMAP server known for this domain: give it with --server"
+		return r.t("no IMAP server known for this domain: give it with --server")
 	case errors.Is(err, discover.ErrPrivateAddress):
-		return "refused: what was found points to a private or local address"
+		return r.t("refused: what was found points to a private or local address")
 	case errors.Is(err, discover.ErrDomainNotAllowed):
-		return "this domain is not allowed"
+		return r.t("this domain is not allowed")
 	}
-	return "discovery did not finish: " + err.Error()
+	return r.t("discovery did not finish: %s", err.Error())
 }
 
 // discoverySteps is why each source had nothing.
@@ -146,18 +146,18 @@ func (r *runner) resolve(ctx context.Context, s *Step) error {
 	defer cancel()
 	addrs, err := r.lookup(ctx)
 	if errors.Is(err, discover.ErrPrivateAddress) {
-		s.Summary = "the server found for this address is on a private or local network address; not checked (give it with --server to check it anyway)"
+		s.Summary = r.t("the server found for this address is on a private or local network address; not checked (give it with --server to check it anyway)")
 		return fmt.Errorf("resolve %s: %w", r.host, err)
 	}
 	if err != nil {
 		r.obs.NetError = diagnose.NetErrorOf(err)
 		switch r.obs.NetError {
 		case diagnose.NetDNSNotFound:
-			s.Summary = r.host + " does not exist in DNS"
+			s.Summary = r.t("%s does not exist in DNS", r.host)
 		case diagnose.NetDNSUnavailable:
-			s.Summary = "DNS is not answering, so " + r.host + " could not be looked up (the name may be fine)"
+			s.Summary = r.t("DNS is not answering, so %s could not be looked up (the name may be fine)", r.host)
 		default:
-			s.Summary = "the DNS lookup of " + r.host + " failed"
+			s.Summary = r.t("the DNS lookup of %s failed", r.host)
 			if r.obs.NetError == diagnose.NetOK {
 				s.Diagnosis = r.unexplained(err)
 			}
@@ -168,9 +168,9 @@ func (r *runner) resolve(ctx context.Context, s *Step) error {
 		r.addrs = append(r.addrs, a.Unmap())
 		r.report.Server.Addresses = append(r.report.Server.Addresses, a.Unmap().String())
 	}
-	s.Summary = r.host + " is " + strings.Join(r.report.Server.Addresses, ", ")
+	s.Summary = r.t("%s is %s", r.host, strings.Join(r.report.Server.Addresses, ", "))
 	if _, err := netip.ParseAddr(r.host); err == nil {
-		s.Summary = r.host + " is an IP address: nothing to look up"
+		s.Summary = r.t("%s is an IP address: nothing to look up", r.host)
 	}
 	return nil
 }
@@ -206,7 +206,7 @@ func (r *runner) connect(ctx context.Context, s *Step) error {
 			r.up = upstream.NewClient(r.upstreamConfig(addr), &r.obs)
 			r.up.Attach(conn)
 			r.report.Server.Connected = addr
-			s.Summary = "connected to " + addr
+			s.Summary = r.t("connected to %s", addr)
 			if len(errs) > 0 {
 				s.Status = StatusWarning
 			}
@@ -220,7 +220,7 @@ func (r *runner) connect(ctx context.Context, s *Step) error {
 	}
 	err := errors.Join(errs...)
 	r.obs.NetError = diagnose.NetErrorOf(err)
-	s.Summary = fmt.Sprintf("no connection to port %d: %s", r.port, connectFailure(err))
+	s.Summary = r.t("no connection to port %d: %s", r.port, r.t(connectFailure(err)))
 	if r.obs.NetError == diagnose.NetOK {
 		s.Diagnosis = r.unexplained(err)
 	}
@@ -267,7 +267,7 @@ func (r *runner) handshake(ctx context.Context, s *Step) error {
 	info.Cipher = tls.CipherSuiteName(cs.CipherSuite)
 	info.Verified = true
 	r.report.TLS = &info
-	s.Summary = fmt.Sprintf("%s, certificate valid for %s", info.Version, r.host)
+	s.Summary = r.t("%s, certificate valid for %s", info.Version, r.host)
 	s.Details = append(s.Details, info.details()...)
 	return nil
 }
@@ -295,40 +295,40 @@ func (r *runner) handshakeFailed(s *Step, err error) error {
 		r.report.TLS = &info
 		s.Details = append(s.Details, info.details()...)
 	}
-	s.Summary = handshakeFailure(r.obs.NetError, r.obs.NotIMAP, r.host)
+	s.Summary = r.handshakeFailure(r.obs.NetError, r.obs.NotIMAP, r.host)
 	return fmt.Errorf("TLS handshake: %w", err)
 }
 
 // handshakeFailure says in one line what went wrong.
-func handshakeFailure(n diagnose.NetError, notIMAP, host string) string {
+func (r *runner) handshakeFailure(n diagnose.NetError, notIMAP, host string) string {
 	switch {
 	case notIMAP != "":
-		return protocolServer(notIMAP) + " answered in plaintext: this is not an IMAP port"
+		return r.t("%s answered in plaintext: this is not an IMAP port", r.protocolServer(notIMAP))
 	case n == diagnose.NetTLSToPlain:
-		return "the server answered in plaintext: this port does not use SSL/TLS (STARTTLS, port 143?)"
+		return r.t("the server answered in plaintext: this port does not use SSL/TLS (STARTTLS, port 143?)")
 	case n == diagnose.NetCertName:
-		return "the certificate is not valid for " + host
+		return r.t("the certificate is not valid for %s", host)
 	case n == diagnose.NetCertExpired:
-		return "the certificate has expired (or is not valid yet)"
+		return r.t("the certificate has expired (or is not valid yet)")
 	case n == diagnose.NetCertUntrusted:
-		return "the certificate is not signed by a trusted authority (trust its CA with --ca-file)"
+		return r.t("the certificate is not signed by a trusted authority (trust its CA with --ca-file)")
 	case n == diagnose.NetTimeout:
-		return "no TLS answer in time"
+		return r.t("no TLS answer in time")
 	case n == diagnose.NetReset:
-		return "the server closed the connection during the handshake"
+		return r.t("the server closed the connection during the handshake")
 	}
-	return "the TLS handshake failed"
+	return r.t("the TLS handshake failed")
 }
 
 // protocolServer is "an SMTP server" for diagnose.SniffProtocol's "smtp".
-func protocolServer(p string) string {
+func (r *runner) protocolServer(p string) string {
 	switch p {
 	case "smtp":
-		return "an SMTP server"
+		return r.t("an SMTP server")
 	case "other":
-		return "a server of another protocol"
+		return r.t("a server of another protocol")
 	}
-	return "a " + protocolName(p) + " server"
+	return r.t("a %s server", protocolName(p))
 }
 
 // protocolName is "SMTP" for diagnose.SniffProtocol's "smtp".
@@ -384,7 +384,7 @@ func (t TLSInfo) details() []string {
 // plaintext is the TLS step of TLS mode none: nothing to do but say so.
 func (r *runner) plaintext(_ context.Context, s *Step) error {
 	s.Status = StatusWarning
-	s.Summary = "off (--tls none): anything sent, the password too, crosses the network unencrypted"
+	s.Summary = r.t("off (--tls none): anything sent, the password too, crosses the network unencrypted")
 	if !r.loopback() {
 		s.Details = append(s.Details, "the password will not be sent: the server is not on this machine")
 	}

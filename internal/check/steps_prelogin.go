@@ -34,17 +34,17 @@ func (r *runner) greeting(ctx context.Context, s *Step) error {
 	switch {
 	case err == nil:
 	case r.obs.NotIMAP != "":
-		s.Summary = protocolServer(r.obs.NotIMAP) + " answered, not IMAP"
+		s.Summary = r.t("%s answered, not IMAP", r.protocolServer(r.obs.NotIMAP))
 		return err
 	case refused:
-		s.Summary = "the server refused the connection"
+		s.Summary = r.t("the server refused the connection")
 		return err
 	case errors.Is(err, upstream.ErrPreauth):
-		s.Summary = "PREAUTH: logged in before any password; a login cannot be checked"
+		s.Summary = r.t("PREAUTH: logged in before any password; a login cannot be checked")
 		return err
 	default:
 		r.observe(err)
-		s.Summary = "the greeting is not OK, PREAUTH or BYE"
+		s.Summary = r.t("the greeting is not OK, PREAUTH or BYE")
 		return err
 	}
 	r.setCaps()
@@ -57,13 +57,13 @@ func (r *runner) noGreeting(s *Step, err error) error {
 	r.observe(err)
 	switch r.obs.NetError {
 	case diagnose.NetPlainToTLS:
-		s.Summary = "the port speaks SSL/TLS, but " + modeName(r.mode) + " was chosen (SSL/TLS, port 993?)"
+		s.Summary = r.t("the port speaks SSL/TLS, but %s was chosen (SSL/TLS, port 993?)", r.t(modeName(r.mode)))
 	case diagnose.NetTimeout:
-		s.Summary = "no greeting in time"
+		s.Summary = r.t("no greeting in time")
 	case diagnose.NetReset:
-		s.Summary = "the server closed the connection without a greeting"
+		s.Summary = r.t("the server closed the connection without a greeting")
 	default:
-		s.Summary = "no greeting: " + printable(err.Error(), maxShown)
+		s.Summary = r.t("no greeting: %s", printable(err.Error(), maxShown))
 	}
 	return fmt.Errorf("greeting: %w", err)
 }
@@ -73,13 +73,13 @@ func (r *runner) noGreeting(s *Step, err error) error {
 func (r *runner) recognise() string {
 	p, ok := diagnose.Recognize(r.obs)
 	if !ok {
-		return "an IMAP server (not one imapwhy recognises)"
+		return r.t("an IMAP server (not one imapwhy recognises)")
 	}
 	r.report.IMAP.Software, r.report.IMAP.SoftwareID = p.Name, p.ID
 	if p.Kind == diagnose.KindSoftware {
-		return p.Name + " (server software)"
+		return r.t("%s (server software)", p.Name)
 	}
-	return p.Name + " (mail provider)"
+	return r.t("%s (mail provider)", p.Name)
 }
 
 // startTLS makes sure STARTTLS is offered and sends it; the handshake is
@@ -88,7 +88,7 @@ func (r *runner) startTLS(_ context.Context, s *Step) error {
 	r.up.SetDeadline(time.Now().Add(commandTimeout))
 	if err := r.up.LoadCapabilities(); err != nil {
 		r.observe(err)
-		s.Summary = "CAPABILITY failed"
+		s.Summary = r.t("CAPABILITY failed")
 		return err
 	}
 	r.setCaps()
@@ -96,20 +96,20 @@ func (r *runner) startTLS(_ context.Context, s *Step) error {
 	_, refused := errors.AsType[*upstream.StatusError](err)
 	switch {
 	case err == nil:
-		s.Summary = "offered and accepted"
+		s.Summary = r.t("offered and accepted")
 		return nil
 	case errors.Is(err, upstream.ErrNoStartTLS):
 		r.noStartTLS = true
-		s.Summary = "the server does not offer STARTTLS on this port (SSL/TLS, port 993?)"
+		s.Summary = r.t("the server does not offer STARTTLS on this port (SSL/TLS, port 993?)")
 		s.Details = append(s.Details, "capabilities: "+r.shown(strings.Join(r.obs.Capabilities, " ")))
 	case refused && r.obs.Reply != nil && r.obs.Reply.Tagged:
-		s.Summary = "the server refused STARTTLS"
-		s.Details = append(s.Details, "server said: "+r.shown(formatResponse(*r.obs.Reply)))
+		s.Summary = r.t("the server refused STARTTLS")
+		s.Details = append(s.Details, r.t("server said: %s", r.shown(formatResponse(*r.obs.Reply))))
 	case errors.Is(err, upstream.ErrStartTLSInjection):
-		s.Summary = "the server sent data after its STARTTLS OK, before TLS: stopped (command injection?)"
+		s.Summary = r.t("the server sent data after its STARTTLS OK, before TLS: stopped (command injection?)")
 	default:
 		r.observe(err)
-		s.Summary = "no answer to STARTTLS"
+		s.Summary = r.t("no answer to STARTTLS")
 	}
 	return err
 }
@@ -132,7 +132,7 @@ func (r *runner) capability(_ context.Context, s *Step) error {
 	if r.mode == config.TLSStartTLS || r.obs.Capabilities == nil {
 		if err := r.up.Capability(); err != nil {
 			r.observe(err)
-			s.Summary = "CAPABILITY failed"
+			s.Summary = r.t("CAPABILITY failed")
 			return fmt.Errorf("capability: %w", err)
 		}
 		r.setCaps()
@@ -147,10 +147,10 @@ func (r *runner) capability(_ context.Context, s *Step) error {
 	s.Details = append(s.Details, "capabilities ("+source+"): "+r.shown(strings.Join(r.obs.Capabilities, " ")))
 	if r.report.IMAP.LoginDisabled {
 		s.Status = StatusWarning
-		s.Summary = "LOGINDISABLED: the server takes no password on this connection"
+		s.Summary = r.t("LOGINDISABLED: the server takes no password on this connection")
 		return nil
 	}
-	s.Summary = "login methods: " + strings.Join(loginMethods(r.obs.Capabilities), ", ")
+	s.Summary = r.t("login methods: %s", strings.Join(loginMethods(r.obs.Capabilities), ", "))
 	return nil
 }
 

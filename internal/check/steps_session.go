@@ -82,14 +82,14 @@ func (r *runner) login(_ context.Context, s *Step) error {
 	r.report.IMAP.Mechanism = mech
 	switch {
 	case mech == "":
-		s.Summary = "not tried: the server takes no password on this connection (LOGINDISABLED)"
+		s.Summary = r.t("not tried: the server takes no password on this connection (LOGINDISABLED)")
 		return errNoMechanism
 	case !r.secure() && !r.loopback():
-		s.Summary = "not tried: the connection is not encrypted and the server is not on this machine"
+		s.Summary = r.t("not tried: the connection is not encrypted and the server is not on this machine")
 		s.Diagnosis = r.diagnosis(diagnose.Of(diagnose.CauseServerPrivacyRequired))
 		return errPlaintextRemote
 	case imapwire.Unsendable(r.password):
-		s.Summary = "not tried: the password contains a line break or NUL, which IMAP cannot carry"
+		s.Summary = r.t("not tried: the password contains a line break or NUL, which IMAP cannot carry")
 		s.Diagnosis = r.diagnosis(diagnose.Of(diagnose.CausePasswordNonASCII))
 		return errUnsafePassword
 	}
@@ -105,23 +105,23 @@ func (r *runner) login(_ context.Context, s *Step) error {
 	if rep, ok := diagnose.ReportedBy(r.obs); ok {
 		// imapwhy is on the other end and said what it diagnosed: that is
 		// the diagnosis, not a second guess from its words.
-		s.Details = append(s.Details, "imapwhy answered: its diagnosis is "+string(rep.Diagnosis.Cause))
+		s.Details = append(s.Details, r.t("imapwhy answered: its diagnosis is %s", string(rep.Diagnosis.Cause)))
 		if err == nil && rep.Notice {
 			// Let into its notice mailbox: the app sees one message,
 			// not the mail. The login failed.
-			s.Summary = "imapwhy let the login into its notice mailbox: the real server refused it"
+			s.Summary = r.t("imapwhy let the login into its notice mailbox: the real server refused it")
 			s.Diagnosis = r.diagnosis(rep.Diagnosis)
 			return errNoticeMailbox
 		}
 	}
 	if err != nil {
-		s.Summary = "the server refused the login"
+		s.Summary = r.t("the server refused the login")
 		if r.obs.Reply == nil {
-			s.Summary = "no answer to the login"
+			s.Summary = r.t("no answer to the login")
 		}
 		return fmt.Errorf("login: %w", err)
 	}
-	s.Summary = fmt.Sprintf("logged in as %s (%s)", r.shown(r.report.User), mechanismName(mech))
+	s.Summary = r.t("logged in as %s (%s)", r.shown(r.report.User), mechanismName(mech))
 	return nil
 }
 
@@ -159,7 +159,7 @@ func (r *runner) observeReplies(mark int, err error) []string {
 		default:
 			continue
 		}
-		shown = append(shown, "server said: "+r.shown(line))
+		shown = append(shown, r.t("server said: %s", r.shown(line)))
 	}
 	switch {
 	case err == nil:
@@ -189,12 +189,12 @@ func (r *runner) inbox(_ context.Context, s *Step) error {
 	data, err := r.client.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		s.Details = append(s.Details, r.observeReplies(mark, err)...)
-		s.Summary = "INBOX could not be opened"
+		s.Summary = r.t("INBOX could not be opened")
 		return fmt.Errorf("select INBOX: %w", err)
 	}
 	n := data.NumMessages
 	r.report.IMAP.Messages = &n
-	s.Summary = fmt.Sprintf("INBOX has %d message%s", n, plural(n))
+	s.Summary = r.t("INBOX has %d message%s", n, plural(n))
 	return nil
 }
 
@@ -210,9 +210,9 @@ func plural(n uint32) string {
 func (r *runner) logout(_ context.Context, s *Step) error {
 	if err := r.client.Logout().Wait(); err != nil {
 		s.Status = StatusWarning
-		s.Summary = "LOGOUT failed: " + printable(err.Error(), maxShown)
+		s.Summary = r.t("LOGOUT failed: %s", printable(err.Error(), maxShown))
 		return nil
 	}
-	s.Summary = "logged out"
+	s.Summary = r.t("logged out")
 	return nil
 }

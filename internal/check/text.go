@@ -29,8 +29,8 @@ type Printer struct {
 	spin *spinner // the running step's, on a terminal
 }
 
-// NewPrinter returns a Printer writing to w in lang ("ja" or "en"; the
-// steps themselves are in English). On a terminal, a running step shows a
+// NewPrinter returns a Printer writing to w in lang ("ja" or "en"; step
+// lines, checklist and diagnosis alike). On a terminal, a running step shows a
 // spinner, redrawn with carriage returns; otherwise each step is one plain
 // line (and its details) when it ends.
 func NewPrinter(w io.Writer, lang string, terminal bool) *Printer {

@@ -663,6 +663,9 @@ func TestProviderData(t *testing.T) {
 			if s.User == "" || s.Password == "" || s.Reply == "" || s.Description == "" || s.Source == "" {
 				t.Errorf("%s/%s: incomplete: %+v", p.ID, s.Name, s)
 			}
+			if s.DescriptionIn("ja") == s.Description {
+				t.Errorf("%s/%s: no Japanese description (demo --lang ja)", p.ID, s.Name)
+			}
 			for _, earlier := range p.Scenarios[:i] {
 				if shadows(p, earlier, s) {
 					t.Errorf("%s/%s is shadowed by %s", p.ID, s.Name, earlier.Name)
