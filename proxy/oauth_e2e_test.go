@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,9 @@ type oauthRig struct {
 	dc     *dovecottest.Server
 	e      *e2e // addrs for routes[0] (implicit) and routes[2] (STARTTLS), pool, caFile, logs
 	tokens []string
-	seen   lockedBuffer // what the clients saw: replies, curl's and Python's output
+	seen   lockedBuffer // what the clients saw: replies, curl's and Python's output; what OnRefusal got
+	// refusals counts the refusals OnRefusal got.
+	refusals atomic.Int64
 }
 
 func startOAuthRig(t *testing.T) *oauthRig {
@@ -81,6 +84,14 @@ routes:
 	srv := startE2EProxy(t, cfg, proxy.Options{
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		UpstreamRoots: dc.CAPool,
+		// What incident pages, webhooks and notices are made from is
+		// searched for tokens too.
+		OnRefusal: func(_ context.Context, rf proxy.Refusal) proxy.Answer {
+			b, _ := json.Marshal(rf)
+			r.seen.Write(append(b, '\n'))
+			r.refusals.Add(1)
+			return proxy.Answer{}
+		},
 	}, r.e.logs)
 	addrs := srv.Addrs()
 	r.e.addrs[routes[0]] = addrs[0].String()
@@ -137,7 +148,10 @@ func (r *oauthRig) checkNoTokenFragment(t *testing.T) {
 			return
 		}
 	}
-	t.Logf("searched %d token fragments in %d bytes of log and replies: none found", len(r.tokenFragments()), len(seen))
+	if r.refusals.Load() > 0 && !strings.Contains(seen, `"Message":`) {
+		t.Errorf("the refusals given to OnRefusal were not searched")
+	}
+	t.Logf("searched %d token fragments in %d bytes of log, replies and refusals (%d): none found", len(r.tokenFragments()), len(seen), r.refusals.Load())
 }
 
 func TestOAuthEndToEnd(t *testing.T) {
@@ -311,6 +325,18 @@ func TestOAuthSuccessLog(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no auth_success with the token's audience and expiry:\n%s", r.e.logs)
+	}
+	// The search itself: 48 bytes of a token, or of its base64 message,
+	// anywhere are found.
+	msg := base64.StdEncoding.EncodeToString([]byte("n,a=" + oauthtest.Alice + ",\x01auth=Bearer " + tok + "\x01\x01"))
+	for _, leak := range []string{tok[len(tok)/2 : len(tok)/2+48], msg[len(msg)-60 : len(msg)-12]} {
+		hit := false
+		for _, f := range r.tokenFragments() {
+			hit = hit || strings.Contains("a log line "+leak+" and more", f)
+		}
+		if !hit {
+			t.Errorf("the token search misses %q", leak)
+		}
 	}
 }
 
