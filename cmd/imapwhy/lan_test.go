@@ -270,15 +270,24 @@ for password in ("wrong-password", "carolpass"):
 	}
 }
 
+// iPhoneUA is the browser an iPhone's camera opens a QR code in.
+const iPhoneUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+
 // chromium runs headless Chromium at phone width with one more flag and
 // the URL, and returns its standard output.
 func chromium(t *testing.T, flag, url string) string {
+	t.Helper()
+	return chromiumSized(t, "390,844", flag, url)
+}
+
+// chromiumSized is chromium with a window size and an iPhone's user agent.
+func chromiumSized(t *testing.T, size, flag, url string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "chromium", "--headless", "--no-sandbox", "--disable-gpu",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--ignore-certificate-errors", "--user-data-dir="+t.TempDir(), "--window-size=390,844", flag, url)
+		"--ignore-certificate-errors", "--user-data-dir="+t.TempDir(), "--window-size="+size, "--user-agent="+iPhoneUA, flag, url)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
 	if err := cmd.Run(); err != nil {
@@ -315,7 +324,7 @@ except imaplib.IMAP4.error as e:
 		name, url string
 		want      []string
 	}{
-		{"setup-en", s.setupURL + "?email=carol@example.test&lang=en", []string{"Set up your mail app with imapwhy", "Download the profile", s.caFP, "The login as carol@example.test failed:"}},
+		{"setup-en", s.setupURL + "?email=carol@example.test&lang=en", []string{"Set up your mail app with imapwhy", "Download the profile", s.caFP, "The login as carol@example.test failed:", `id="apple"`}},
 		{"setup-ja", s.setupURL + "?email=carol@example.test&lang=ja", []string{"imapwhy でメールアプリを設定", "プロファイルをダウンロード", s.caFP, "carol@example.test のログインに失敗しました"}},
 		{"status-en", status + "?lang=en", []string{"carol@example.test", "<time datetime="}},
 		{"status-ja", status + "?lang=ja", []string{"carol@example.test", `lang="ja"`}},
@@ -328,6 +337,10 @@ except imaplib.IMAP4.error as e:
 		}
 		shot := filepath.Join(dir, c.name+".png")
 		chromium(t, "--screenshot="+shot, c.url)
+		if strings.HasPrefix(c.name, "setup-") {
+			// The whole page, down to the live view of the logins.
+			chromiumSized(t, "390,3600", "--screenshot="+filepath.Join(dir, c.name+"-full.png"), c.url)
+		}
 		f, err := os.Open(shot)
 		if err != nil {
 			t.Fatalf("%s: no screenshot: %v", c.name, err)
