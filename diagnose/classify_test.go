@@ -505,6 +505,13 @@ func TestTextRecognition(t *testing.T) {
 		{"Mail.ru's app password", "NO [AUTHENTICATIONFAILED] NEOBHODIM parol prilozheniya https://help.mail.ru/mail/security/protection/external / Aplication password is REQUIRED", "mailru",
 			[]Cause{CauseProviderAppPasswordRequired}, High},
 		{"Cyrus before TLS", "a1 NO Login only available under a layer", "cyrus", []Cause{CauseServerPrivacyRequired}, High},
+		// What libraries print around the server's words.
+		{"imaplib's bytes", `imap_tools.errors.MailboxLoginError: Response status "OK" expected, but "NO" received. Data: [b'LOGIN failed.']`, "microsoft365",
+			[]Cause{CauseProviderOAuthRequired}, Low},
+		{"a Rust debug print", `IMAP password auth failed for username 'x@hotmail.com': No("code: None, info: Some(\"LOGIN failed.\")")`, "",
+			[]Cause{CauseCredentialsRejected, CauseProviderOAuthRequired}, Low},
+		{"Perl's die", "ERROR: 4 NO [AUTHENTICATIONFAILED] Authentication failed. at /usr/local/share/perl5/Mail/IMAPClient.pm line 1388.", "",
+			[]Cause{CauseCredentialsRejected}, Low},
 	}
 	rank := map[Confidence]int{Low: 0, Medium: 1, High: 2}
 	for _, tc := range cases {

@@ -222,3 +222,51 @@ func checkSharedCorpus(t *testing.T) {
 		t.Logf("NOTE: %s differs from %s: copy it again and label new records", sharedCorpusFile, corpusFile)
 	}
 }
+
+// TestIssueTranscripts: failure texts as pasted into public issue threads
+// (testdata/issue-transcripts.yaml) get an acceptable cause, never with
+// more confidence than the text supports.
+func TestIssueTranscripts(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "issue-transcripts.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Transcripts []struct {
+			Source        string     `yaml:"source"`
+			Text          string     `yaml:"text"`
+			Server        string     `yaml:"server"`
+			Expect        []Cause    `yaml:"expect"`
+			MaxConfidence Confidence `yaml:"max_confidence"`
+		} `yaml:"transcripts"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		t.Fatal(err)
+	}
+	rank := map[Confidence]int{"": 2, Low: 0, Medium: 1, High: 2}
+	right := 0
+	for _, tc := range f.Transcripts {
+		o, err := ParseTranscript(strings.NewReader(tc.Text))
+		if err != nil {
+			t.Errorf("%s: %v", tc.Source, err)
+			continue
+		}
+		o.Host = tc.Server
+		d := Classify(o)
+		ok := false
+		for _, c := range tc.Expect {
+			ok = ok || c == d.Cause
+		}
+		switch {
+		case !ok:
+			t.Errorf("%s: %s/%s, want one of %v", tc.Source, d.Cause, d.Confidence, tc.Expect)
+		case rank[d.Confidence] > rank[tc.MaxConfidence]:
+			t.Errorf("%s: %s at %s, more than %s", tc.Source, d.Cause, d.Confidence, tc.MaxConfidence)
+		default:
+			right++
+		}
+	}
+	t.Logf("issue transcripts: %d/%d", right, len(f.Transcripts))
+}

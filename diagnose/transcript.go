@@ -88,6 +88,9 @@ func (p *transcriptParser) line(line string) {
 	case hasPrefixFold(left, "S:"):
 		p.serverLine(strings.TrimSpace(left[2:]))
 	default:
+		if !strings.HasPrefix(left, "*") {
+			left = unwrapClientText(left)
+		}
 		p.serverLine(strings.TrimSpace(left))
 	}
 }

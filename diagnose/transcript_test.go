@@ -55,7 +55,7 @@ func TestParseTranscriptLines(t *testing.T) {
 		{"code with argument", "* NO [WEBALERT https://accounts.google.com/x?y=1] Web login required.\na NO [ALERT] Please log in via your web browser",
 			Response{Tagged: true, Status: "NO", Code: "ALERT", Text: "Please log in via your web browser"}, PhaseLogin},
 		{"code inside a client's rendering", "No Response: [REFERRAL imap://u;AUTH=*@mail2.example.com/]",
-			Response{Tagged: true, Status: "NO", Code: "REFERRAL", CodeArg: "imap://u;AUTH=*@mail2.example.com/", Text: "Response:"}, PhaseLogin},
+			Response{Tagged: true, Status: "NO", Code: "REFERRAL", CodeArg: "imap://u;AUTH=*@mail2.example.com/", Text: ""}, PhaseLogin},
 		{"lower-case status", "a1 no [unavailable] later", Response{Tagged: true, Status: "NO", Code: "UNAVAILABLE", Text: "later"}, PhaseLogin},
 		{"capability OK is not the login", "1000 OK !!\n1001 NO [AUTHENTICATIONFAILED] Authentication failed",
 			Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed"}, PhaseLogin},
@@ -176,4 +176,21 @@ func FuzzParseTranscript(f *testing.F) {
 			checkMessage(t, lang, d, Message(d, lang))
 		}
 	})
+}
+
+func TestUnwrapClientText(t *testing.T) {
+	cases := map[string]string{
+		`error: b'[AUTHENTICATIONFAILED] Invalid credentials (Failure)'`:                                              "[AUTHENTICATIONFAILED] Invalid credentials (Failure)",
+		`Data: [b'LOGIN failed.']`:                                                                                    "LOGIN failed.",
+		"IMAP command 'LOGIN <user> <pass>' returned an error: NO [ALERT] Application-specific":                       "NO [ALERT] Application-specific",
+		"ERROR: 4 NO [AUTHENTICATIONFAILED] Authentication failed. at /usr/share/perl5/Mail/IMAPClient.pm line 1388.": "4 NO [AUTHENTICATIONFAILED] Authentication failed.",
+		"*** IMAP ALERT *** Application-specific password required":                                                   "*** IMAP ALERT *** Application-specific password required",
+		"a1 NO [AUTHENTICATIONFAILED] Authentication failed.":                                                         "a1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+		"LOGIN failed.": "LOGIN failed.",
+	}
+	for in, want := range cases {
+		if got := unwrapClientText(in); got != want {
+			t.Errorf("unwrapClientText(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
