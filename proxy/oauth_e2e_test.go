@@ -28,6 +28,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 	"github.com/imapwhy/imapwhy/internal/oauthtest"
+	"github.com/imapwhy/imapwhy/internal/shield"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -59,7 +60,7 @@ func startOAuthRig(t *testing.T) *oauthRig {
 	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
 state_dir: %s
 log: {level: debug}
-limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
+limits: {failure_delay_base: 1ms, failure_delay_max: 1ms, per_address_logins_per_minute: -1, per_user_logins_per_minute: -1}
 listeners:
   - address: 127.0.0.1:0
     tls: implicit
@@ -81,7 +82,14 @@ routes:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.checkNoTokenFragment(t) }) // after the proxy's shutdown
+	// The shield is on, as in local mode: it must leave tokens alone.
+	sh, err := shield.Open(cfg.Shield, cfg.StateDir, shield.Options{OnError: func(err error) { t.Errorf("shield: %v", err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Close() })
 	srv := startE2EProxy(t, cfg, proxy.Options{
+		Shield:        sh,
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		UpstreamRoots: dc.CAPool,
 		// What incident pages, webhooks and notices are made from is
@@ -281,7 +289,9 @@ func TestOAuthEndToEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := r.token(t, tc.req)
-			for _, rt := range []route{routes[0], routes[2]} {
+			// Three times each: the same refused token again and again is
+			// still explained, never answered from the shield's history.
+			for _, rt := range []route{routes[0], routes[2], routes[0], routes[2], routes[0], routes[2]} {
 				c := r.e.client(t, rt, nil)
 				var err error
 				if rt == routes[0] {

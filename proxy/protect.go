@@ -81,7 +81,12 @@ type guard struct {
 // stays in req; the shield computes verifiers from it only as needed.
 func (ss *session) beginLogin(req *loginRequest) *guard {
 	g := &guard{ss: ss, req: req, start: time.Now()}
-	if sh := ss.srv.opts.Shield; sh != nil {
+	// A token is no typed password: it changes every hour, and its
+	// refusals are no wrong passwords, so the shield's history has nothing
+	// to say about it, and nothing derived from a token goes into the
+	// history (which may be a file). The rate limits still count OAuth
+	// logins.
+	if sh := ss.srv.opts.Shield; sh != nil && !req.isOAuth() {
 		g.attempt = sh.Begin(req.Username, req.Password)
 	}
 	return g
