@@ -328,6 +328,11 @@ func (ev *evidence) codeVerdict(r *Response) (verdict, bool) {
 	case "WEBALERT":
 		return verdict{cause: CauseProviderWebLoginRequired, confidence: High}, true
 	case codeAuthorizationFailed:
+		if ev.o.Phase == PhaseLogin && strings.EqualFold(ev.o.Mechanism, "LOGIN") {
+			// LOGIN names no other identity to act as: servers that answer
+			// it with AUTHORIZATIONFAILED often mean the credentials.
+			return verdict{cause: CauseAuthorizationFailed, confidence: Medium, alternative: CauseCredentialsRejected}, true
+		}
 		return verdict{cause: CauseAuthorizationFailed, confidence: High}, true
 	case codeExpired:
 		return verdict{cause: CauseAccountPasswordExpired, confidence: High}, true

@@ -119,8 +119,15 @@ var classifyCases = []classifyCase{
 		want: CauseServerNoUsableMechanism, conf: High},
 	{name: "REFERRAL", obs: refused("", &Response{Tagged: true, Status: "NO", Code: "REFERRAL", CodeArg: "imap://bob;AUTH=PLAIN@127.0.0.1:1143/", Text: "Try this server instead."}, plainUser),
 		want: CauseServerReferral, conf: High},
-	{name: "AUTHORIZATIONFAILED", obs: refused("", no("AUTHORIZATIONFAILED", "Authorization failed"), plainUser),
-		want: CauseAuthorizationFailed, conf: High},
+	{name: "AUTHORIZATIONFAILED to PLAIN", obs: func() Observation {
+		o := refused("", no("AUTHORIZATIONFAILED", "Authorization failed"), plainUser)
+		o.Mechanism = "PLAIN"
+		return o
+	}(), want: CauseAuthorizationFailed, conf: High},
+	// Seen in the wild as a wrong-password answer to LOGIN, which names no
+	// other identity.
+	{name: "AUTHORIZATIONFAILED to LOGIN", obs: refused("", no("AUTHORIZATIONFAILED", "Authorization failed"), plainUser),
+		want: CauseAuthorizationFailed, conf: Medium, alt: CauseCredentialsRejected, altSet: true},
 	{name: "after login, the mailbox is refused", obs: Observation{Phase: PhaseAfterLogin, Greeting: exoGreeting, Reply: &Response{Tagged: true, Status: "BAD", Text: "User is authenticated but not connected."}},
 		want: CauseAuthorizationFailed, conf: High},
 

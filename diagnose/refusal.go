@@ -6,8 +6,14 @@ import "strings"
 func (ev *evidence) refusal() verdict {
 	if hasCap(ev.o.Capabilities, "LOGINDISABLED") && passwordMechanism(ev.o.Mechanism) && ev.o.TLSMode != "implicit" {
 		// The server said beforehand that it refuses LOGIN on this
-		// connection until it is encrypted.
-		return verdict{cause: CauseServerPrivacyRequired, confidence: High}
+		// connection until it is encrypted. Sure when the connection is
+		// known to be plain; a pasted transcript may not show the
+		// capabilities after STARTTLS.
+		v := verdict{cause: CauseServerPrivacyRequired, confidence: High}
+		if ev.o.TLSMode == "" {
+			v.confidence = Medium
+		}
+		return v
 	}
 	switch ev.reply.Status {
 	case "BYE":

@@ -107,7 +107,11 @@ func (p *transcriptParser) serverLine(line string) {
 	first := p.servers == 0
 	p.servers++
 	if first {
-		if proto := notIMAP(line); proto != "" {
+		if text, ok := otherLoginRefusal(line); ok {
+			// A POP3 or SMTP login refusal pasted on its own: the same
+			// account's login failing, not a server on the wrong port.
+			line = "NO " + text
+		} else if proto := notIMAP(line); proto != "" {
 			p.obs.NotIMAP = proto
 			p.obs.Greeting = line
 			return
@@ -196,6 +200,23 @@ func notIMAP(line string) string {
 }
 
 var smtpRE = regexp.MustCompile(`^[2-5][0-9][0-9]([ -]|$)`)
+
+// smtpRefusalRE is an SMTP AUTH refusal: a 4xx or 5xx reply, with an
+// enhanced status code perhaps ("535 5.7.8 Username and Password not
+// accepted").
+var smtpRefusalRE = regexp.MustCompile(`^[45][0-9][0-9][ -](?:[245]\.[0-9]{1,3}\.[0-9]{1,3} )?(.+)$`)
+
+// otherLoginRefusal finds the text of a POP3 ("-ERR ...") or SMTP (5xx)
+// refusal; a greeting ("+OK", "220") is no refusal.
+func otherLoginRefusal(line string) (string, bool) {
+	if rest, ok := strings.CutPrefix(line, "-ERR "); ok && strings.TrimSpace(rest) != "" {
+		return strings.TrimSpace(rest), true
+	}
+	if m := smtpRefusalRE.FindStringSubmatch(line); m != nil && !imapwire.IsStatusName(strings.ToUpper(secondWord(line))) {
+		return strings.TrimSpace(m[1]), true
+	}
+	return "", false
+}
 
 func secondWord(s string) string {
 	_, rest := cutWord(s)

@@ -194,3 +194,20 @@ func TestUnwrapClientText(t *testing.T) {
 		}
 	}
 }
+
+// TestOtherProtocolsRefusals: a POP3 or SMTP login refusal pasted on its
+// own is that account's login failing, not a server on the wrong port
+// (which only a greeting shows).
+func TestOtherProtocolsRefusals(t *testing.T) {
+	for in, want := range map[string]Cause{
+		"-ERR [AUTH] Application-specific password required: https://support.google.com/accounts/answer/185833":                  CauseProviderAppPasswordRequired,
+		"534-5.7.9 Application-specific password required. Learn more at https://support.google.com/mail/?p=InvalidSecondFactor": CauseProviderAppPasswordRequired,
+		"535 5.7.8 Username and Password not accepted.":                                                                          CauseCredentialsRejected,
+		"-ERR Logon failure: unknown user name or bad password.":                                                                 CauseCredentialsRejected,
+	} {
+		o := parse(t, in)
+		if d := Classify(o); o.NotIMAP != "" || d.Cause != want {
+			t.Errorf("%q: NotIMAP %q, %s; want %s", in, o.NotIMAP, d.Cause, want)
+		}
+	}
+}
