@@ -154,6 +154,9 @@ var causes = []struct {
 	{CauseOAuthUserMismatch, causeInfo{codeAuthenticationFailed, false}},
 	{CauseOAuthMailboxNotEnabled, causeInfo{codeAuthorizationFailed, false}},
 	{CauseOAuthTokenRejected, causeInfo{codeAuthenticationFailed, false}},
+	{CauseOAuthReconnectRequired, causeInfo{codeAuthenticationFailed, false}},
+	{CauseOAuthConsentRequired, causeInfo{codeContactAdmin, false}},
+	{CauseOAuthProviderUnreachable, causeInfo{codeUnavailable, true}},
 }
 
 // causeIndex maps a cause to its row in causes.

@@ -112,6 +112,9 @@ func (ev *evidence) decide() verdict {
 	if ev.o.History.Held {
 		return ev.held()
 	}
+	if ev.o.Grant != nil {
+		return ev.o.Grant.verdict()
+	}
 	if v, ok := ev.connection(); ok {
 		return v
 	}

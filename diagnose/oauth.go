@@ -21,6 +21,20 @@ const (
 	CauseOAuthTokenRejected     Cause = "oauth.token_rejected"
 )
 
+// OAuth bridge causes: a password login that imapwhy signs in upstream
+// with the account's stored OAuth grant, and the provider's token endpoint
+// refused or could not be reached.
+const (
+	// The refresh token was revoked or has expired (invalid_grant): the
+	// person must connect the account again.
+	CauseOAuthReconnectRequired Cause = "oauth.reconnect_required"
+	// The provider wants consent, or an administrator's approval, before
+	// it issues tokens for mail.
+	CauseOAuthConsentRequired Cause = "oauth.consent_required"
+	// The provider's token endpoint did not answer.
+	CauseOAuthProviderUnreachable Cause = "oauth.provider_unreachable"
+)
+
 // OAuth holds the facts of an OAuth login (XOAUTH2 or OAUTHBEARER). It
 // never holds the token: Token has only what the token says about itself.
 type OAuth struct {
@@ -368,4 +382,49 @@ func (f TokenFacts) Summary(at time.Time) string {
 		parts = append(parts, exp)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// GrantFailure is the OAuth bridge's failed token request: the OAuth error
+// code and description of the provider's answer (RFC 6749 section 5.2), or
+// that it did not answer. It never holds a token.
+type GrantFailure struct {
+	Error       string // "invalid_grant", "consent_required", ...
+	Description string // error_description, as the provider wrote it
+	Unreachable bool   // no answer from the token endpoint
+}
+
+// Entra ID's AADSTS codes in error_description that tell causes apart.
+var (
+	grantDisabled = []string{"AADSTS50057", "AADSTS50053", "AADSTS7000112", "account is disabled", "account has been disabled", "user account is disabled"}
+	grantConsent  = []string{"AADSTS65001", "AADSTS65004", "AADSTS90094", "AADSTS90095", "AADSTS900971", "consent", "admin approval", "administrator"}
+)
+
+func (g *GrantFailure) verdict() verdict {
+	if g.Unreachable {
+		return verdict{cause: CauseOAuthProviderUnreachable, confidence: High}
+	}
+	desc := strings.ToLower(g.Description)
+	mentions := func(words []string) bool {
+		for _, w := range words {
+			if strings.Contains(desc, strings.ToLower(w)) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case mentions(grantDisabled):
+		return verdict{cause: CauseAccountDisabled, confidence: High}
+	case g.Error == "consent_required" || mentions(grantConsent):
+		return verdict{cause: CauseOAuthConsentRequired, confidence: High}
+	case g.Error == "invalid_grant" || g.Error == "interaction_required" || g.Error == "login_required":
+		return verdict{cause: CauseOAuthReconnectRequired, confidence: High}
+	case g.Error == "invalid_client" || g.Error == "unauthorized_client":
+		// The operator's registration is wrong or gone: the person
+		// cannot fix it; the administrator must.
+		return verdict{cause: CauseOAuthConsentRequired, confidence: Low, alternative: CauseOAuthReconnectRequired}
+	case g.Error == "temporarily_unavailable" || g.Error == "server_error":
+		return verdict{cause: CauseOAuthProviderUnreachable, confidence: Medium}
+	}
+	return verdict{cause: CauseOAuthReconnectRequired, confidence: Low}
 }

@@ -85,7 +85,25 @@ var oauthCases = []classifyCase{
 		want: CauseServerTemporaryFailure},
 }
 
-func init() { classifyCases = append(classifyCases, oauthCases...) }
+// grantCases: the OAuth bridge's token request failed; nothing reached
+// the mail server.
+var grantCases = []classifyCase{
+	{name: "bridge: refresh token revoked", obs: Observation{Phase: PhaseProxy, Host: msHost, Grant: &GrantFailure{Error: "invalid_grant", Description: "AADSTS70008: The provided authorization code or refresh token has expired due to inactivity."}},
+		want: CauseOAuthReconnectRequired, conf: High, provider: "microsoft365"},
+	{name: "bridge: invalid_grant from any provider", obs: Observation{Phase: PhaseProxy, Host: "imap.example.test", Grant: &GrantFailure{Error: "invalid_grant"}},
+		want: CauseOAuthReconnectRequired, conf: High},
+	{name: "bridge: admin approval missing", obs: Observation{Phase: PhaseProxy, Host: msHost, Grant: &GrantFailure{Error: "invalid_grant", Description: "AADSTS65001: The user or administrator has not consented to use the application."}},
+		want: CauseOAuthConsentRequired, conf: High},
+	{name: "bridge: account disabled", obs: Observation{Phase: PhaseProxy, Host: msHost, Grant: &GrantFailure{Error: "invalid_grant", Description: "AADSTS50057: The user account is disabled."}},
+		want: CauseAccountDisabled, conf: High},
+	{name: "bridge: token endpoint unreachable", obs: Observation{Phase: PhaseProxy, Host: "imap.gmail.com", Grant: &GrantFailure{Unreachable: true}},
+		want: CauseOAuthProviderUnreachable, conf: High, provider: "gmail"},
+}
+
+func init() {
+	classifyCases = append(classifyCases, oauthCases...)
+	classifyCases = append(classifyCases, grantCases...)
+}
 
 // TestOAuthOperatorWants: a server the catalog does not know, with the
 // audience and scope the operator configured (as for the Dovecot rig).

@@ -103,6 +103,10 @@ type Observation struct {
 	History History
 	// OAuth is set for an XOAUTH2 or OAUTHBEARER login, nil otherwise.
 	OAuth *OAuth
+	// Grant is set when the OAuth bridge could not get an access token
+	// for a password login (the provider's token endpoint refused the
+	// stored grant or did not answer); nothing was sent to the server.
+	Grant *GrantFailure
 
 	// LoginSucceeded: the transcript shows the login answered OK and
 	// nothing failing after it (ParseTranscript sets it). There is no

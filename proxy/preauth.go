@@ -42,6 +42,9 @@ type loginRequest struct {
 	Username  string
 	Password  string // the password, or for XOAUTH2 and OAUTHBEARER the bearer token
 	Authzid   string // PLAIN authorization identity, "" normally
+	// bridged is the access token the OAuth bridge got for this password
+	// login ("" when it did not): masked like the password.
+	bridged string
 }
 
 // errLogout is returned by next after the client's LOGOUT was answered.

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/bridge"
 	"github.com/imapwhy/imapwhy/internal/shield"
 	"github.com/imapwhy/imapwhy/internal/upstream"
 )
@@ -145,6 +146,14 @@ func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observatio
 	cred := upstream.Credentials{User: user, Password: req.Password, Authzid: req.Authzid}
 	if req.isOAuth() {
 		cred.Mechanism = req.Mechanism
+	} else if b := g.ss.srv.opts.Bridge; b != nil && b.Bridged(req.Username) {
+		upstream.ObserveTarget(*uc, obs) // the provider, for the diagnosis
+		tok, err := b.Token(ctx, req.Username, req.Password)
+		if err != nil {
+			return nil, bridgeRefused(obs, err)
+		}
+		req.bridged = tok.Access
+		cred.Password, cred.Mechanism = tok.Access, tok.Mechanism
 	}
 	up, err := upstream.Login(ctx, g.upstream(*uc), cred, g.ss.remoteAddr(), obs)
 	if uc == st.upstream {
@@ -162,6 +171,24 @@ func (g *guard) allow(obs *diagnose.Observation) error {
 	}
 	obs.Phase = diagnose.PhaseProxy
 	return &refusal{cause: diagnose.CauseClientRateLimited, reason: "login rate limit reached"}
+}
+
+// bridgeRefused is the answer to a bridged login whose access token could
+// not be had: a wrong app password is refused plainly (the provider was not
+// asked); the provider's refusal of the stored grant, or its silence, is
+// diagnosed from obs.Grant.
+func bridgeRefused(obs *diagnose.Observation, err error) error {
+	obs.Phase = diagnose.PhaseProxy
+	var ge *bridge.GrantError
+	if errors.As(err, &ge) {
+		f := ge.Failure
+		obs.Grant = &f
+		return err
+	}
+	if errors.Is(err, bridge.ErrWrongPassword) {
+		return &refusal{cause: diagnose.CauseCredentialsRejected, reason: "oauth bridge: the app password does not open the stored grant"}
+	}
+	return &refusal{cause: diagnose.CauseServerTemporaryFailure, reason: "oauth bridge: " + err.Error()}
 }
 
 // check asks the shield whether to forward the login to uc. When it holds

@@ -3,6 +3,8 @@ package proxy
 import (
 	"encoding/base64"
 	"strings"
+
+	"github.com/imapwhy/imapwhy/internal/oauthsasl"
 )
 
 // redactMinLen: shorter passwords are not masked. In a server's text they
@@ -19,6 +21,9 @@ const redactMinLen = 4
 // base64 PLAIN message; for a token, also the base64 XOAUTH2 and
 // OAUTHBEARER messages.
 func redactPassword(text string, req *loginRequest) string {
+	if req.bridged != "" {
+		text = redactPassword(text, &loginRequest{Mechanism: oauthsasl.XOAUTH2, Username: req.Username, Password: req.bridged})
+	}
 	if len(req.Password) < redactMinLen {
 		return text
 	}

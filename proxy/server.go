@@ -34,6 +34,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/imapwhy/imapwhy/internal/bridge"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
 	"github.com/imapwhy/imapwhy/internal/metrics"
@@ -96,6 +97,9 @@ type Options struct {
 	// (config.Config.ClientAllowed: local mode takes loopback and private
 	// addresses only).
 	ClientAllowed func(netip.Addr) bool
+	// Bridge, if set, signs the password logins of the accounts connected
+	// to the OAuth bridge in upstream with an access token (bridge.New).
+	Bridge *bridge.Bridge
 }
 
 // Login is a login that worked, for Options.OnLogin.

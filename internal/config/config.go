@@ -49,6 +49,9 @@ type Config struct {
 	// loopback, private (RFC 1918, RFC 4193) and link-local addresses, in
 	// gateway mode every address.
 	AllowClients []string `yaml:"allow_clients"`
+	// OAuthBridge lets password-only apps sign in to providers that want
+	// OAuth (bridge.go). Off by default.
+	OAuthBridge OAuthBridge `yaml:"oauth_bridge"`
 }
 
 // Log selects the log format and level.
@@ -307,6 +310,7 @@ func (c *Config) applyDefaults() {
 	c.applyRoutingDefaults()
 	c.applyReachDefaults()
 	c.applyStateDefaults()
+	c.applyBridgeDefaults()
 	t := &c.Timeouts
 	setDur(&t.PreAuth, 60*time.Second)
 	setDur(&t.UpstreamDial, 10*time.Second)
@@ -411,6 +415,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.validateRouting(); err != nil {
+		return err
+	}
+	if err := c.validateBridge(); err != nil {
 		return err
 	}
 	if _, err := c.ClientPrefixes(); err != nil {

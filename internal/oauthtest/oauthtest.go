@@ -32,6 +32,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +67,8 @@ const (
 	// code; nothing is dialled there, Token stops at the redirect.
 	appRedirect = "https://127.0.0.1/oauth-callback"
 
-	loginPath = "/login"
+	loginPath  = "/login"
+	devicePath = "/device"
 )
 
 // DefaultScopes are what Token asks for when TokenRequest.Scopes is nil.
@@ -98,6 +100,8 @@ type Server struct {
 
 	srv   *httptest.Server
 	store *storage
+	// tokenCalls counts requests to the token endpoint.
+	tokenCalls atomic.Int64
 }
 
 // Start starts the provider; it is stopped when t ends.
@@ -120,23 +124,38 @@ func Start(t testing.TB, opts Options) *Server {
 	srv := httptest.NewUnstartedServer(mux)
 	issuer := "https://" + srv.Listener.Addr().String()
 	provider, err := op.NewProvider(&op.Config{
-		CryptoKey:          sha256.Sum256([]byte(store.keyID)),
-		CodeMethodS256:     true,
-		AuthMethodPost:     true,
-		SupportedUILocales: []language.Tag{language.English},
+		CryptoKey:             sha256.Sum256([]byte(store.keyID)),
+		CodeMethodS256:        true,
+		GrantTypeRefreshToken: true,
+		AuthMethodPost:        true,
+		SupportedUILocales:    []language.Tag{language.English},
+		DeviceAuthorization: op.DeviceAuthorizationConfig{
+			Lifetime:     5 * time.Minute,
+			PollInterval: time.Second,
+			UserFormPath: devicePath,
+			UserCode:     op.UserCodeBase20,
+		},
 	}, store, op.StaticIssuer(issuer))
 	if err != nil {
 		srv.Close()
 		t.Fatalf("oauthtest: %v", err)
 	}
 	mux.Handle(loginPath, op.NewIssuerInterceptor(provider.IssuerFromRequest).Handler(loginHandler(store, op.AuthCallbackURL(provider))))
-	mux.Handle("/", provider)
+	mux.Handle(devicePath, deviceHandler(store))
+	s := &Server{store: store, srv: srv}
+	tokenPath := provider.TokenEndpoint().Relative()
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == tokenPath {
+			s.tokenCalls.Add(1)
+		}
+		provider.ServeHTTP(w, r)
+	}))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	cert := srv.Certificate()
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return &Server{
+	*s = Server{
 		Issuer:           issuer,
 		IntrospectionURL: provider.IntrospectionEndpoint().Absolute(issuer),
 		CAPEM:            pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
@@ -144,6 +163,138 @@ func Start(t testing.TB, opts Options) *Server {
 		srv:              srv,
 		store:            store,
 	}
+	return s
+}
+
+// deviceHandler is the provider's device page (RFC 8628 section 3.3):
+// the user enters the user code and signs in.
+func deviceHandler(store *storage) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		code := r.Form.Get("user_code")
+		if r.Method != http.MethodPost {
+			fmt.Fprintf(w, `<form method="post"><input name="user_code" value=%q><input name="username"><input type="password" name="password"></form>`, code)
+			return
+		}
+		if err := store.approveDevice(code, r.Form.Get("username"), r.Form.Get("password")); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		fmt.Fprint(w, "Device approved. You can close this page.")
+	})
+}
+
+// Client is an app registered with the provider that asks for its own
+// tokens: the authorization code flow (with PKCE) to RedirectURI, the
+// device flow, refresh tokens (offline_access), revocation. Its tokens
+// are for the mail server (audience ResourceID).
+type Client struct {
+	ID string
+	// Secret: "" for a public client.
+	Secret      string
+	RedirectURI string
+}
+
+// AddClient registers c.
+func (s *Server) AddClient(c Client) {
+	s.store.addClient(&client{
+		id: c.ID, secret: c.Secret, redirectURI: c.RedirectURI, tokenType: op.AccessTokenTypeJWT, open: true,
+		grants: []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken, oidc.GrantTypeDeviceCode},
+	})
+}
+
+// SetLifetime changes the lifetime of the access tokens issued to client
+// id from now on (0: an hour).
+func (s *Server) SetLifetime(id string, d time.Duration) {
+	if c, err := s.store.client(id); err == nil {
+		c.life.Store(int64(d))
+	}
+}
+
+// RevokeUser forgets every refresh token of the user named name, as an
+// administrator ending the user's sessions does; it returns how many.
+func (s *Server) RevokeUser(name string) int { return s.store.revokeUser(name) }
+
+// Refreshes is how many refresh_token grants the provider has served.
+func (s *Server) Refreshes() int {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	return s.store.refreshes
+}
+
+// TokenCalls is how many requests reached the token endpoint (any grant,
+// answered or refused).
+func (s *Server) TokenCalls() int64 { return s.tokenCalls.Load() }
+
+// RefreshTokens is how many refresh tokens are valid now.
+func (s *Server) RefreshTokens() int {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	return len(s.store.refresh)
+}
+
+// ApproveDevice posts the device page's form as the user would: the user
+// code shown by the app, then the user's name and password.
+func (s *Server) ApproveDevice(ctx context.Context, userCode, user, password string) error {
+	form := url.Values{"user_code": {userCode}, "username": {user}, "password": {password}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Issuer+devicePath, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	_, err = do(s.srv.Client(), req)
+	return err
+}
+
+// Browser is an HTTP client that trusts the provider's certificate and
+// the PEM certificates given (the app's pages), for tests that walk the
+// pages as a browser does; it does not follow redirects.
+func (s *Server) Browser(extraPEM ...[]byte) *http.Client {
+	pool := s.CAPool.Clone()
+	for _, p := range extraPEM {
+		pool.AppendCertsFromPEM(p)
+	}
+	tr := s.srv.Client().Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.RootCAs = pool
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// Login posts the provider's login form for the authorization request
+// whose login page is loginURL (where /authorize redirected the browser)
+// and returns where the provider sends the browser next (the app's
+// redirect URI with the code and state).
+func (s *Server) Login(ctx context.Context, browser *http.Client, loginURL, user, password string) (*url.URL, error) {
+	u, err := url.Parse(loginURL)
+	if err != nil {
+		return nil, err
+	}
+	form := url.Values{"id": {u.Query().Get("id")}, "username": {user}, "password": {password}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Issuer+loginPath, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := do(browser, req)
+	if err != nil {
+		return nil, err
+	}
+	// The provider's callback redirects once more, to the app.
+	for i := 0; i < 5 && resp.StatusCode/100 == 3; i++ {
+		loc, err := resp.Location()
+		if err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(loc.String(), s.Issuer) {
+			return loc, nil
+		}
+		if resp, err = get(ctx, browser, loc.String()); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("login: no redirect to the app (HTTP %d)", resp.StatusCode)
 }
 
 // loginHandler is the provider's login page: the form a browser posts

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -24,13 +25,19 @@ import (
 type storage struct {
 	key      *rsa.PrivateKey
 	keyID    string
-	users    map[string]*user   // by subject
+	users    map[string]*user // by subject
+	clientMu sync.RWMutex
 	clients  map[string]*client // by client ID
 	mu       sync.Mutex
-	requests map[string]*authRequest // by ID
-	codes    map[string]string       // code -> request ID
-	tokens   map[string]*token       // by ID (the JWT's jti)
-	pending  map[string]issueOptions // state -> what the next token must look like
+	refresh  map[string]*refreshToken                // by the token itself
+	devices  map[string]*op.DeviceAuthorizationState // by device code
+	userCode map[string]string                       // user code -> device code
+	// refreshes counts refresh_token grants served.
+	refreshes int
+	requests  map[string]*authRequest // by ID
+	codes     map[string]string       // code -> request ID
+	tokens    map[string]*token       // by ID (the JWT's jti)
+	pending   map[string]issueOptions // state -> what the next token must look like
 }
 
 // issueOptions are the per-request settings Token registers under the
@@ -69,6 +76,9 @@ func newStorage(users []User, clients []*client) (*storage, error) {
 		codes:    map[string]string{},
 		tokens:   map[string]*token{},
 		pending:  map[string]issueOptions{},
+		refresh:  map[string]*refreshToken{},
+		devices:  map[string]*op.DeviceAuthorizationState{},
+		userCode: map[string]string{},
 	}
 	for _, u := range users {
 		sub := u.Subject
@@ -122,10 +132,17 @@ func (s *storage) CreateAuthRequest(_ context.Context, r *oidc.AuthRequest, _ st
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	opts, ok := s.pending[r.State]
-	if !ok {
-		return nil, oidc.ErrInvalidRequest().WithDescription("unknown state")
+	if ok {
+		delete(s.pending, r.State)
+	} else {
+		// An app's own authorization request: a token for the mail
+		// server, with the client's lifetime.
+		c, err := s.client(r.ClientID)
+		if err != nil || !c.open {
+			return nil, oidc.ErrInvalidRequest().WithDescription("unknown state")
+		}
+		opts = issueOptions{audience: []string{ResourceID}}
 	}
-	delete(s.pending, r.State)
 	req := &authRequest{
 		id:           randomID(),
 		clientID:     r.ClientID,
@@ -186,30 +203,78 @@ func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 // CreateAccessToken records an access token; the op package signs it with
 // the expiry returned here.
 func (s *storage) CreateAccessToken(_ context.Context, r op.TokenRequest) (string, time.Time, error) {
-	req, ok := r.(*authRequest)
-	if !ok {
-		return "", time.Time{}, fmt.Errorf("grant %T is not offered", r)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := &token{
-		id:       randomID(),
-		clientID: req.clientID,
-		subject:  req.subject,
-		audience: req.GetAudience(),
-		scopes:   req.scopes,
-		expires:  time.Now().Add(req.opts.lifetime),
+	t, err := s.newToken(r)
+	if err != nil {
+		return "", time.Time{}, err
 	}
-	s.tokens[t.id] = t
 	return t.id, t.expires, nil
 }
 
-func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
-	return "", "", time.Time{}, errors.New("refresh tokens are not offered")
+// newToken records an access token for r; s.mu is held.
+func (s *storage) newToken(r op.TokenRequest) (*token, error) {
+	t := &token{id: randomID(), subject: r.GetSubject(), audience: r.GetAudience(), scopes: r.GetScopes()}
+	var lifetime time.Duration
+	switch req := r.(type) {
+	case *authRequest:
+		t.clientID, lifetime = req.clientID, req.opts.lifetime
+	case *refreshRequest:
+		t.clientID = req.clientID
+	case *op.DeviceAuthorizationState:
+		t.clientID = req.ClientID
+		t.audience = []string{ResourceID}
+	default:
+		return nil, fmt.Errorf("grant %T is not offered", r)
+	}
+	if lifetime == 0 {
+		if c, err := s.client(t.clientID); err == nil {
+			lifetime = c.lifetime()
+		}
+	}
+	if lifetime == 0 {
+		lifetime = time.Hour
+	}
+	t.expires = time.Now().Add(lifetime)
+	s.tokens[t.id] = t
+	return t, nil
 }
 
-func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, op.ErrInvalidRefreshToken
+// CreateAccessAndRefreshTokens issues an access token and a refresh token
+// (offline_access); a refresh grant rotates the refresh token: the one
+// used is gone.
+func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, r op.TokenRequest, current string) (string, string, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.newToken(r)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	authTime := time.Now()
+	if current != "" {
+		old, ok := s.refresh[current]
+		if !ok {
+			return "", "", time.Time{}, op.ErrInvalidRefreshToken
+		}
+		delete(s.refresh, current)
+		authTime = old.authTime
+		s.refreshes++
+	}
+	rt := &refreshToken{token: "rt-" + randomID() + randomID(), clientID: t.clientID, subject: t.subject,
+		audience: t.audience, scopes: t.scopes, authTime: authTime}
+	s.refresh[rt.token] = rt
+	return t.id, rt.token, t.expires, nil
+}
+
+// TokenRequestByRefreshToken finds what a refresh token was issued for.
+func (s *storage) TokenRequestByRefreshToken(_ context.Context, rt string) (op.RefreshTokenRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.refresh[rt]
+	if !ok {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	return &refreshRequest{refreshToken: *r}, nil
 }
 
 func (s *storage) TerminateSession(context.Context, string, string) error { return nil }
@@ -218,11 +283,78 @@ func (s *storage) RevokeToken(_ context.Context, idOrToken, _, _ string) *oidc.E
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.tokens, idOrToken)
+	delete(s.refresh, idOrToken)
 	return nil
 }
 
-func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
-	return "", "", op.ErrInvalidRefreshToken
+// GetRefreshTokenInfo: a refresh token is its own ID.
+func (s *storage) GetRefreshTokenInfo(_ context.Context, clientID, rt string) (string, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.refresh[rt]
+	if !ok || r.clientID != clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return r.subject, rt, nil
+}
+
+// revokeUser forgets every refresh token of the user, as an administrator
+// revoking the user's sessions does.
+func (s *storage) revokeUser(name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.userByName(name)
+	n := 0
+	for k, r := range s.refresh {
+		if u != nil && r.subject == u.subject {
+			delete(s.refresh, k)
+			n++
+		}
+	}
+	return n
+}
+
+// StoreDeviceAuthorization records a device authorization request (RFC
+// 8628 section 3.2).
+func (s *storage) StoreDeviceAuthorization(_ context.Context, clientID, deviceCode, userCode string, expires time.Time, scopes []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.userCode[userCode]; ok {
+		return op.ErrDuplicateUserCode
+	}
+	s.devices[deviceCode] = &op.DeviceAuthorizationState{ClientID: clientID, Scopes: scopes, Expires: expires}
+	s.userCode[userCode] = deviceCode
+	return nil
+}
+
+func (s *storage) GetDeviceAuthorizatonState(_ context.Context, clientID, deviceCode string) (*op.DeviceAuthorizationState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.devices[deviceCode]
+	if !ok || d.ClientID != clientID {
+		return nil, errors.New("unknown device code")
+	}
+	c := *d
+	return &c, nil
+}
+
+// approveDevice is the user entering the user code and signing in on the
+// device page.
+func (s *storage) approveDevice(userCode, name, password string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dc, ok := s.userCode[userCode]
+	if !ok {
+		return errors.New("unknown user code")
+	}
+	u := s.userByName(name)
+	if u == nil || u.password != password {
+		return errors.New("wrong user name or password")
+	}
+	d := s.devices[dc]
+	d.Subject, d.AuthTime, d.AMR, d.Done = u.subject, time.Now(), []string{"pwd"}, true
+	delete(s.userCode, userCode)
+	return nil
 }
 
 func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
@@ -237,7 +369,9 @@ func (s *storage) KeySet(context.Context) ([]op.Key, error) {
 	return []op.Key{publicKey{s}}, nil
 }
 
-func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+func (s *storage) client(id string) (*client, error) {
+	s.clientMu.RLock()
+	defer s.clientMu.RUnlock()
 	c, ok := s.clients[id]
 	if !ok {
 		return nil, errors.New("client not found")
@@ -245,9 +379,13 @@ func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, 
 	return c, nil
 }
 
+func (s *storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
+	return s.client(id)
+}
+
 func (s *storage) AuthorizeClientIDSecret(_ context.Context, id, secret string) error {
-	c, ok := s.clients[id]
-	if !ok || c.secret == "" || c.secret != secret {
+	c, err := s.client(id)
+	if err != nil || c.secret == "" || c.secret != secret {
 		return errors.New("wrong client ID or secret")
 	}
 	return nil
@@ -260,6 +398,12 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 // SetUserinfoFromRequest fills the ID token's user claims.
 func (s *storage) SetUserinfoFromRequest(_ context.Context, info *oidc.UserInfo, r op.IDTokenRequest, scopes []string) error {
 	return s.setUserinfo(info, r.GetSubject(), scopes)
+}
+
+func (s *storage) addClient(c *client) {
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	s.clients[c.id] = c
 }
 
 func (s *storage) SetUserinfoFromToken(_ context.Context, info *oidc.UserInfo, tokenID, _, _ string) error {
@@ -404,13 +548,25 @@ type client struct {
 	redirectURI string
 	tokenType   op.AccessTokenType
 	grants      []oidc.GrantType
+	// open: the client starts its own authorization requests (Token
+	// does not register them first).
+	open bool
+	// life is the access tokens' lifetime in nanoseconds; 0: an hour.
+	life atomic.Int64
 }
+
+func (c *client) lifetime() time.Duration { return time.Duration(c.life.Load()) }
 
 func (c *client) GetID() string                       { return c.id }
 func (c *client) RedirectURIs() []string              { return []string{c.redirectURI} }
 func (c *client) PostLogoutRedirectURIs() []string    { return nil }
 func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
-func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
+func (c *client) AuthMethod() oidc.AuthMethod {
+	if c.secret == "" {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
@@ -428,3 +584,25 @@ func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
 func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
+
+// refreshToken is an issued refresh token and what it was issued for.
+type refreshToken struct {
+	token    string
+	clientID string
+	subject  string
+	audience []string
+	scopes   []string
+	authTime time.Time
+}
+
+// refreshRequest is a refresh grant's request: what the refresh token was
+// issued for.
+type refreshRequest struct{ refreshToken }
+
+func (r *refreshRequest) GetAMR() []string                 { return []string{"pwd"} }
+func (r *refreshRequest) GetAudience() []string            { return r.audience }
+func (r *refreshRequest) GetAuthTime() time.Time           { return r.authTime }
+func (r *refreshRequest) GetClientID() string              { return r.clientID }
+func (r *refreshRequest) GetScopes() []string              { return r.scopes }
+func (r *refreshRequest) GetSubject() string               { return r.subject }
+func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
