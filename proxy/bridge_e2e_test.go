@@ -30,6 +30,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
 	"github.com/imapwhy/imapwhy/internal/oauthtest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 	"github.com/imapwhy/imapwhy/proxy"
 )
 
@@ -122,28 +123,14 @@ oauth_bridge:
 		t.Fatal(err)
 	}
 	pages = r.b.Handler()
+	testkit.ShowOnFailure(t, "proxy log", r.e.logs)
 	srv, err := proxy.New(cfg, proxy.Options{
 		Logger:        proxy.NewTestLogger(r.e.logs),
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		UpstreamRoots: dc.CAPool,
 		Bridge:        r.b,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("proxy Shutdown: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("proxy log:\n%s", r.e.logs)
-		}
-	})
+	testkit.Start(t, srv, err)
 	r.e.addrs[routes[0]] = srv.Addrs()[0].String()
 	return r
 }
