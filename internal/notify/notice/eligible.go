@@ -46,6 +46,12 @@ var eligibleCauses = map[diagnose.Cause]bool{
 	diagnose.CauseProviderClientIDRequired: true,
 	diagnose.CauseNetworkDNSUnavailable:    true,
 	diagnose.CauseNetworkUnreachable:       true,
+	// The OAuth bridge's stored sign-in has ended, the provider wants an
+	// administrator's approval, or its sign-in service is out of reach:
+	// the app password is right, and typing it again changes nothing.
+	diagnose.CauseOAuthReconnectRequired:   true,
+	diagnose.CauseOAuthConsentRequired:     true,
+	diagnose.CauseOAuthProviderUnreachable: true,
 }
 
 // Eligible reports whether a failed login may be accepted into the notice
