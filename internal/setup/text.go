@@ -67,7 +67,7 @@ var uiTexts = map[string]*uiText{
 		SMTPGuess:         "imapwhy does not know your provider's outgoing server: this is a guess, check your provider's help pages.",
 
 		ThunderbirdTitle: "Thunderbird",
-		ThunderbirdText:  "Thunderbird finds these settings itself when your company's autoconfig address points at imapwhy. Otherwise type the settings above and import the certificate under Settings > Privacy & Security > Certificates. Through imapwhy, Thunderbird and phone mail apps sign in with a password: they offer OAuth only for the provider's own server names. For an account that takes no passwords (Microsoft 365, Gmail without app passwords), imapwhy's OAuth bridge, which is still to come, is the way.",
+		ThunderbirdText:  "Thunderbird finds these settings itself when your company's autoconfig address points at imapwhy. Otherwise type the settings above and import the certificate under Settings > Privacy & Security > Certificates. Through imapwhy, Thunderbird and phone mail apps sign in with a password: they offer OAuth only for the provider's own server names. For an account that takes no passwords (Microsoft 365, Gmail without app passwords), imapwhy's OAuth bridge is the way (ask the administrator).",
 
 		LiveTitle:     "Your device's logins",
 		LiveWaiting:   "Waiting for your mail app to log in… Keep this page open while you set it up.",
@@ -128,7 +128,7 @@ var uiTexts = map[string]*uiText{
 		SMTPGuess:         "imapwhy はこのプロバイダーの送信サーバーを知りません。これは推測です。プロバイダーのヘルプで確かめてください。",
 
 		ThunderbirdTitle: "Thunderbird",
-		ThunderbirdText:  "会社の autoconfig のアドレスが imapwhy を指していれば、Thunderbird はこの設定を自動で見つけます。そうでなければ上の設定を入力し、「設定」>「プライバシーとセキュリティ」>「証明書」で証明書を読み込んでください。imapwhy 経由では、Thunderbird もスマートフォンのメールアプリもパスワードでサインインします（OAuth はプロバイダ自身のサーバー名でしか使えないため）。パスワードを受け付けないアカウント（Microsoft 365、アプリパスワードのない Gmail）には、今後提供予定の imapwhy の OAuth ブリッジをお使いください。",
+		ThunderbirdText:  "会社の autoconfig のアドレスが imapwhy を指していれば、Thunderbird はこの設定を自動で見つけます。そうでなければ上の設定を入力し、「設定」>「プライバシーとセキュリティ」>「証明書」で証明書を読み込んでください。imapwhy 経由では、Thunderbird もスマートフォンのメールアプリもパスワードでサインインします（OAuth はプロバイダ自身のサーバー名でしか使えないため）。パスワードを受け付けないアカウント（Microsoft 365、アプリパスワードのない Gmail）には、imapwhy の OAuth ブリッジをお使いください（管理者にお問い合わせください）。",
 
 		LiveTitle:     "この端末のログイン",
 		LiveWaiting:   "メールアプリのログインを待っています…設定が終わるまでこのページを開いたままにしてください。",
