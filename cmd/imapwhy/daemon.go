@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"net/http"
+
+	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/bridge"
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/notify"
@@ -23,14 +27,32 @@ type daemon struct {
 func newDaemon(cfg config.Config, po proxy.Options, ro notify.Options, su *setupPages) (*daemon, error) {
 	allow := cfg.ClientAllowed()
 	ro.ClientAllowed, po.ClientAllowed = allow, allow
+	pages := http.NewServeMux()
 	if su != nil && su.handler != nil {
-		ro.Pages, ro.Paths = su.handler, setup.Paths
+		for _, p := range setup.Paths {
+			pages.Handle(p, su.handler)
+		}
+		ro.Paths = append(ro.Paths, setup.Paths...)
+	}
+	if po.Bridge != nil {
+		// The OAuth bridge's /connect pages.
+		h := po.Bridge.Handler()
+		for _, p := range bridge.Paths {
+			pages.Handle(p, h)
+		}
+		ro.Paths = append(ro.Paths, bridge.Paths...)
+	}
+	if len(ro.Paths) > 0 {
+		ro.Pages = pages
 	}
 	reach, err := notify.New(cfg, ro)
 	if err != nil {
 		return nil, err
 	}
 	po.OnRefusal, po.OnLogin, po.OnUntrusted = reach.OnRefusal, reach.OnLogin, reach.OnUntrusted
+	if po.Bridge != nil {
+		po.OnRefusal = connectLink(po.Bridge, po.OnRefusal)
+	}
 	if su != nil {
 		// The set-up page's live view hears of every outcome too.
 		po.OnRefusal, po.OnLogin, po.OnUntrusted = su.onRefusal(po.OnRefusal), su.onLogin(po.OnLogin), su.onUntrusted(po.OnUntrusted)
@@ -77,4 +99,29 @@ func (d *daemon) shutdown(ctx context.Context) error {
 	}
 	d.reach.Shutdown(ctx)
 	return err
+}
+
+// connectLink points a refusal the OAuth bridge can fix to its /connect
+// page: the bridge's stored sign-in has ended (oauth.reconnect_required),
+// or a password login was refused because the provider wants OAuth and
+// the bridge serves this account. The incident page and the notice mailbox
+// get the link in the message, the ALERT ends with it.
+func connectLink(b *bridge.Bridge, next func(context.Context, proxy.Refusal) proxy.Answer) func(context.Context, proxy.Refusal) proxy.Answer {
+	return func(ctx context.Context, rf proxy.Refusal) proxy.Answer {
+		c := rf.Diagnosis.Cause
+		_, served := b.Configured(rf.User)
+		link := b.ConnectURL(rf.User)
+		if link == "" || !served || (c != diagnose.CauseOAuthReconnectRequired && c != diagnose.CauseProviderOAuthRequired) {
+			return next(ctx, rf)
+		}
+		inner := rf
+		if rf.Lang == "ja" {
+			inner.Message += " 接続ページ: " + link
+		} else {
+			inner.Message += " Connect the account here: " + link
+		}
+		ans := next(ctx, inner)
+		ans.Link = link
+		return ans
+	}
 }

@@ -24,6 +24,10 @@ Usage:
   imapwhy check ADDRESS [--server HOST[:PORT]] [--tls implicit|starttls] [--ca-file F]
                 [--password-stdin] [--lang ja|en] [--json]
                                     test a mailbox login step by step
+  imapwhy connect ADDRESS [--config FILE] [--password-stdin]
+                                    connect an account to the OAuth bridge (device flow)
+  imapwhy disconnect ADDRESS [--config FILE] [--password-stdin]
+                                    forget an account's OAuth bridge sign-in
   imapwhy version                   print the version and commit
   imapwhy help COMMAND              the options of one command (or: imapwhy COMMAND --help)
 `
@@ -46,6 +50,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runExplain(args[1:], stdin, stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdin, stdout, stderr)
+	case "connect":
+		return runConnect(args[1:], stdin, stdout, stderr)
+	case "disconnect":
+		return runDisconnect(args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return 0
@@ -65,7 +73,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // commands are the subcommands with their own options.
-var commands = map[string]bool{"serve": true, "demo": true, "explain": true, "check": true}
+var commands = map[string]bool{"serve": true, "demo": true, "explain": true, "check": true, "connect": true, "disconnect": true}
 
 // versionLine is "imapwhy VERSION (commit C, go GOVERSION)": the version
 // set at build time, else the module version from the build information

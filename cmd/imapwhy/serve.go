@@ -226,6 +226,10 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	no := notify.Options{Logger: log, TLS: cm.TLSConfig()}
 	po := proxy.Options{Logger: log, TLS: cm.TLSConfig(), Shield: sh, Metrics: m}
+	if po.Bridge, err = openBridge(cfg); err != nil {
+		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
+		return 2
+	}
 	if st != nil {
 		no.Shared = st.Incidents(cfg.Web.MaxIncidents)
 		po.SharedLimits = st.Limiter()

@@ -110,7 +110,7 @@ func New(cfg config.Config, opts Options) (*Reach, error) {
 		r.handler = ho
 		r.store = incident.NewStore(incident.StoreOptions{TTL: w.IncidentTTL.D(), Max: w.MaxIncidents, Now: opts.Now, Shared: opts.Shared})
 	}
-	r.publicURL = publicURL(cfg)
+	r.publicURL = PublicURL(cfg)
 	if cfg.Notify.Desktop {
 		d, err := r.newDesktop()
 		if err != nil {
@@ -121,9 +121,10 @@ func New(cfg config.Config, opts Options) (*Reach, error) {
 	return r, nil
 }
 
-// publicURL is the base of incident links: web.public_url, else in gateway
-// mode with ACME the first domain; "" (links from the connection) otherwise.
-func publicURL(cfg config.Config) string {
+// PublicURL is the base of the pages' links: web.public_url, else in
+// gateway mode with ACME the first domain; "" (links from the connection)
+// otherwise.
+func PublicURL(cfg config.Config) string {
 	u := strings.TrimRight(cfg.Web.PublicURL, "/")
 	if u == "" && !cfg.LocalMode() && cfg.TLS.ACME != nil {
 		u = "https://" + cfg.TLS.ACME.Domains[0]
@@ -307,7 +308,7 @@ func (r *Reach) Reload(cfg config.Config) error {
 		oldDesk, r.desk = r.desk, desk
 	}
 	r.cfg = cfg
-	r.publicURL = publicURL(cfg)
+	r.publicURL = PublicURL(cfg)
 	r.mu.Unlock()
 	closeParts(oldHook, oldDesk)
 	r.log.Info().Str("event", "notify_reloaded").Bool("webhook", cfg.Notify.Webhook.URL != "").
