@@ -172,8 +172,8 @@ type messageCatalog struct {
 	lang         string
 	joiner       string                // between the message and the alternative's sentence
 	causes       map[string][]template // "cause" or "cause/provider-id"
-	alternatives map[string]string // "cause" or "cause/provider-id"
-	held         string            // added when the proxy held the password back
+	alternatives map[string]string     // "cause" or "cause/provider-id"
+	held         string                // added when the proxy held the password back
 }
 
 // template is one wording of a message.

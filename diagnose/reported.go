@@ -7,7 +7,7 @@ import (
 // ResponseCode is the response code of the line imapwhy adds to each of
 // its refusals, for programs rather than people:
 //
-//	* OK [X-IMAPWHY cause=provider.app_password_required confidence=medium code=AUTHENTICATIONFAILED provider=gmail] imapwhy diagnosis
+//	S: * OK [X-IMAPWHY cause=provider.app_password_required confidence=medium code=AUTHENTICATIONFAILED provider=gmail] imapwhy diagnosis
 //
 // An untagged OK with a code a client does not know is ignored by it (RFC
 // 9051 §7.1), so mail apps show nothing; `imapwhy check`, `explain` and
