@@ -317,7 +317,8 @@ var listenerIndex = regexp.MustCompile(`^listeners\[(\d+)\]`)
 // busyHint explains an address already in use: which port, and the flag
 // or key that changes it.
 func busyHint(err error, flagName string) string {
-	if !errors.Is(err, syscall.EADDRINUSE) {
+	// Windows reports WSAEADDRINUSE, which is not syscall.EADDRINUSE there.
+	if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "Only one usage of each socket address") {
 		return ""
 	}
 	port := ""
