@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -27,8 +28,9 @@ type setupPages struct {
 	handler *setup.Handler
 	events  *setup.Events
 	lan     bool
-	host    string // where phones reach this PC
-	plain   string // --setup-http address, "" for none
+	host    string   // where phones reach this PC
+	others  []string // this PC's other private addresses, for --host
+	plain   string   // --setup-http address, "" for none
 	link    *setup.Link
 	plainLn net.Listener
 	plainSv *http.Server
@@ -61,6 +63,9 @@ func newSetup(cfg config.Config, cm *certs.Manager, f serveFlags, log zerolog.Lo
 	if su.host == "" && f.lan {
 		if addrs := lan.Addresses(); len(addrs) > 0 {
 			su.host = addrs[0].String()
+			for _, a := range addrs[1:] {
+				su.others = append(su.others, a.String())
+			}
 		}
 	}
 	if len(ls) == 0 {
@@ -169,6 +174,10 @@ func (su *setupPages) print(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "imapwhy: set-up page on your home network: https://%s/setup\n", net.JoinHostPort(su.host, webPort))
+	if len(su.others) > 0 {
+		fmt.Fprintf(w, "imapwhy: this PC's other home-network addresses: %s (if the phone cannot reach %s, restart with --host ADDRESS)\n",
+			strings.Join(su.others, ", "), su.host)
+	}
 	if su.link == nil {
 		return
 	}
