@@ -128,6 +128,7 @@ func (f *front) plainRequest(b64 string) (*loginRequest, error) {
 		return nil, frontSyntax("Invalid base64 data")
 	}
 	authzid, user, pass, err := frontDecodePlain(msg)
+	clear(msg) // the password in bytes: wiped once copied into the request
 	if err != nil {
 		f.failures++
 		f.tagged("NO", "AUTHENTICATIONFAILED", "Malformed PLAIN credentials")

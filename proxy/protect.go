@@ -71,27 +71,26 @@ func (ss *session) releaseConnection() { ss.srv.throttle.Disconnect(ss.addr) }
 
 // guard is one login attempt under the protections.
 type guard struct {
-	ss      *session
-	req     *loginRequest
-	start   time.Time
-	attempt *shield.Attempt // nil when the shield is off
+	ss    *session
+	req   *loginRequest
+	start time.Time
+	// user is the name the login goes upstream with, once routing and
+	// discovery chose it (a provider may want another form than the
+	// client's): the per-user limits and the shield count it.
+	user    string
+	attempt *shield.Attempt // nil when the shield is off, or before routing
 	held    bool            // the shield answered from history
 }
 
 // beginLogin starts the protections of one login attempt. The password
 // stays in req; the shield computes verifiers from it only as needed.
 func (ss *session) beginLogin(req *loginRequest) *guard {
-	g := &guard{ss: ss, req: req, start: time.Now()}
-	// A token is no typed password: it changes every hour, and its
-	// refusals are no wrong passwords, so the shield's history has nothing
-	// to say about it, and nothing derived from a token goes into the
-	// history (which may be a file). The rate limits still count OAuth
-	// logins.
-	if sh := ss.srv.opts.Shield; sh != nil && !req.isOAuth() {
-		g.attempt = sh.Begin(req.Username, req.Password)
-	}
-	return g
+	return &guard{ss: ss, req: req, start: time.Now(), user: req.Username}
 }
+
+// lastWorked reports whether the password is the one the upstream accepted
+// last for this user (the shield's verifier); false without the shield.
+func (g *guard) lastWorked() bool { return g.attempt != nil && g.attempt.LastWorked() }
 
 // login tries the login under the protections, in this order: the login
 // rate limits; the upstream (the listener's own, or the one routing and
@@ -122,8 +121,12 @@ func (g *guard) login(ctx context.Context, stopping bool) (*upstream.Session, di
 // try is login up to the upstream's answer.
 func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observation) (*upstream.Session, error) {
 	req, st := g.req, g.ss.st
-	if err := g.allow(obs); err != nil {
-		return nil, err
+	if !g.ss.srv.throttle.AllowAddress(g.ss.addr) {
+		return nil, g.rateLimited(obs)
+	}
+	if !diagnose.ValidUsername(req.Username) {
+		obs.Phase = diagnose.PhaseProxy
+		return nil, &refusal{cause: diagnose.CauseClientInvalidUsername, reason: "user name too long or with control or format characters"}
 	}
 	if stopping {
 		obs.Phase = diagnose.PhaseProxy
@@ -136,6 +139,18 @@ func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observatio
 		if uc, user, err = st.router.route(ctx, req.Username, st, obs); err != nil {
 			return nil, err
 		}
+	}
+	g.user = user
+	// A token is no typed password: it changes every hour, and its
+	// refusals are no wrong passwords, so the shield's history has nothing
+	// to say about it, and nothing derived from a token goes into the
+	// history (which may be a file). The rate limits still count OAuth
+	// logins.
+	if sh := g.ss.srv.opts.Shield; sh != nil && !req.isOAuth() {
+		g.attempt = sh.BeginFrom(g.ss.addr, user, req.Password)
+	}
+	if !g.ss.srv.throttle.AllowUser(g.ss.addr, user, g.lastWorked) {
+		return nil, g.rateLimited(obs)
 	}
 	if err := g.check(*uc, obs); err != nil {
 		return nil, err
@@ -163,12 +178,8 @@ func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observatio
 	return up, err
 }
 
-// allow applies the login rate limits, before anything else is done for
-// the login.
-func (g *guard) allow(obs *diagnose.Observation) error {
-	if g.ss.srv.throttle.AllowLogin(g.ss.addr, g.req.Username) {
-		return nil
-	}
+// rateLimited is the refusal of a login over a rate limit.
+func (g *guard) rateLimited(obs *diagnose.Observation) error {
 	obs.Phase = diagnose.PhaseProxy
 	return &refusal{cause: diagnose.CauseClientRateLimited, reason: "login rate limit reached"}
 }
@@ -241,6 +252,8 @@ func (g *guard) diagnose(obs *diagnose.Observation, loginErr error) diagnose.Dia
 		obs.History = g.attempt.Explain()
 		d = diagnose.Classify(*obs)
 		g.attempt.Failed(d.Cause)
+		// Each variant compared is a guess checked: it counts as one.
+		g.ss.srv.throttle.Spend(g.ss.addr, g.user, g.attempt.Checks())
 	default:
 		d = diagnose.Classify(*obs)
 	}
@@ -263,7 +276,7 @@ func credentialsRefused(obs *diagnose.Observation, err error) bool {
 // sooner than the delay after the login arrived, however long the upstream
 // took. Shutdown cuts it short.
 func (g *guard) delay() {
-	d := g.ss.srv.throttle.Failed(g.ss.addr, g.req.Username, g.req.Password)
+	d := g.ss.srv.throttle.Failed(g.ss.addr, g.user, g.req.Password)
 	wait := time.Until(g.start.Add(d))
 	if wait <= 0 {
 		return
@@ -276,11 +289,15 @@ func (g *guard) delay() {
 	}
 }
 
-// succeeded records a login the upstream accepted.
+// succeeded records a login the upstream accepted, then drops the shield's
+// attempt: the session may last for days, and the attempt holds the
+// password.
 func (g *guard) succeeded() {
 	g.ss.srv.throttle.Succeeded(g.ss.addr)
 	if g.attempt != nil {
 		g.attempt.Succeeded()
+		g.attempt.Forget()
+		g.attempt = nil
 	}
 	g.ss.srv.opts.Metrics.LoginSucceeded()
 }

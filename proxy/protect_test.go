@@ -250,9 +250,10 @@ func TestShieldHistoryCauses(t *testing.T) {
 
 // TestRateLimits: past per_user_logins_per_minute failed logins the login
 // is refused by the proxy itself, without reaching the server; successful
-// logins do not count.
+// logins do not count, and each variant of the password the history
+// compared (here the case-inverted one) counts like a failure.
 func TestRateLimits(t *testing.T) {
-	r := startProtectRig(t, `failure_delay_base: 1ms, failure_delay_max: 1ms, per_user_logins_per_minute: 2`)
+	r := startProtectRig(t, `failure_delay_base: 1ms, failure_delay_max: 1ms, per_user_logins_per_minute: 4`)
 	for i := range 4 {
 		if got, _ := r.tryLogin(t, "alice", "alicepass"); !strings.HasPrefix(got, "a OK") {
 			t.Fatalf("login %d: %q", i, got)

@@ -32,7 +32,8 @@ type Refusal struct {
 	Diagnosis diagnose.Diagnosis
 	// Message is diagnose.Message(Diagnosis, Lang): the text of the NO.
 	Message string
-	// User is the user name as the client sent it. Never the password.
+	// User is the user name as the client sent it, cleaned for the
+	// outside (diagnose.CleanUsername). Never the password.
 	User string
 	// Client is the client's IP address, the zero Addr if not TCP.
 	Client netip.Addr
@@ -43,6 +44,12 @@ type Refusal struct {
 	Lang string
 	// NoticeMailbox is the listener's notice_mailbox setting.
 	NoticeMailbox bool
+	// PasswordWorkedLast: the password given is the one the upstream
+	// accepted last for this user (it matches the shield's verifier), so
+	// the account or the provider changed, not the typing. Only then may
+	// the login be answered with OK (Answer.Handoff); false without the
+	// shield. Looked up only for a listener with NoticeMailbox.
+	PasswordWorkedLast bool
 	// Time is when the refusal was decided.
 	Time time.Time
 }
@@ -57,7 +64,8 @@ type Answer struct {
 	Link string
 	// Handoff, if set, answers the login with OK instead of NO and gives
 	// the connection to Handoff.Serve; the session ends with it. The proxy
-	// ignores it (and answers NO) while it is shutting down.
+	// ignores it (and answers NO) while it is shutting down, and unless
+	// Refusal.PasswordWorkedLast: no OK for a password nobody checked.
 	Handoff *Handoff
 }
 
@@ -82,24 +90,27 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 	// form the proxy sent it.
 	d.Detail = redactPassword(d.Detail, req)
 	r := Refusal{
-		Diagnosis: d, Message: diagnose.Message(d, lang), User: req.Username,
+		Diagnosis: d, Message: diagnose.Message(d, lang), User: diagnose.CleanUsername(req.Username),
 		Client: ss.addr, Local: ss.localAddr(), Lang: lang,
 		NoticeMailbox: ss.st.cfg.NoticeMailbox, Time: time.Now(),
+	}
+	if r.NoticeMailbox {
+		r.PasswordWorkedLast = g.lastWorked()
 	}
 	ctx := log.WithContext(context.Background())
 	var ans Answer
 	if hook := ss.srv.opts.OnRefusal; hook != nil {
 		ans = hook(ctx, r)
 	}
-	if ans.Handoff != nil && !ss.beginHandoff() {
-		ans.Handoff = nil // shutting down: a NO
+	if ans.Handoff != nil && (!r.PasswordWorkedLast || !ss.beginHandoff()) {
+		ans.Handoff = nil // an unchecked password, or shutting down: a NO
 	}
 	// The event is written before the answer, so that whoever reads the
 	// NO can rely on the log already holding its cause.
 	ev := log.Info().Str("event", "auth_failure").
 		Str("cause", string(d.Cause)).Str("code", d.Code).
 		Str("confidence", string(d.Confidence)).Bool("temporary", d.Temporary).
-		Str("user", req.Username).Str("mechanism", req.Mechanism).
+		Str("user", r.User).Str("mechanism", req.Mechanism).
 		Str("upstream", upstreamName(obs)).Str("provider", d.Provider).
 		Str("phase", string(obs.Phase))
 	if d.Alternative != "" {

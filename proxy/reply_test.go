@@ -15,21 +15,25 @@ import (
 
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
+	"github.com/imapwhy/imapwhy/internal/shield"
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // startHookServer runs the proxy with one plaintext loopback listener in
-// front of an in-memory IMAP server (alice / alicepass) and hook as
-// OnRefusal.
-func startHookServer(t *testing.T, hook func(context.Context, Refusal) Answer) (*Server, *serverLog) {
+// front of an in-memory IMAP server (alice / alicepass), a shield, and hook
+// as OnRefusal.
+func startHookServer(t *testing.T, hook func(context.Context, Refusal) Answer) (*Server, *serverLog, *testkit.MemIMAP) {
 	t.Helper()
-	up := startMemUpstream(t, map[string]string{"alice": "alicepass"}).Addr
-	return startProxy(t, fmt.Sprintf(`
+	mem := startMemUpstream(t, map[string]string{"alice": "alicepass"})
+	sh := shield.New(shield.NewMemoryStore(100), shield.NewSecret(), shield.Options{Params: shield.Params{Time: 1, Memory: 64, Threads: 1}})
+	t.Cleanup(func() { sh.Close() })
+	s, logs := startProxy(t, fmt.Sprintf(`
 log: {level: debug}
 limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
 listeners:
   - {address: 127.0.0.1:0, tls: none, language: ja, notice_mailbox: true, upstream: {address: %q, tls: none}}
-`, up), Options{OnRefusal: hook})
+`, mem.Addr), Options{OnRefusal: hook, Shield: sh})
+	return s, logs, mem
 }
 
 // TestOnRefusal: the hook gets the refusal's facts, and its link and text
@@ -39,7 +43,7 @@ func TestOnRefusal(t *testing.T) {
 	var mu sync.Mutex
 	var got []Refusal
 	answers := []Answer{{Link: "https://example.test/why/1"}, {Text: "Ask the help desk", Link: "https://example.test/why/2"}}
-	s, logs := startHookServer(t, func(ctx context.Context, r Refusal) Answer {
+	s, logs, _ := startHookServer(t, func(ctx context.Context, r Refusal) Answer {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, r)
@@ -82,11 +86,15 @@ func TestOnRefusal(t *testing.T) {
 
 // TestOnRefusalHandoff: a Handoff answers the login with OK and gets the
 // connection with what the client pipelined; Shutdown closes it at once
-// instead of draining it.
+// instead of draining it. Only a password the upstream accepted last may
+// be answered with OK: for any other the proxy ignores the Handoff and
+// says NO.
 func TestOnRefusalHandoff(t *testing.T) {
 	served := make(chan string, 1)
 	ended := make(chan error, 1)
-	s, logs := startHookServer(t, func(ctx context.Context, r Refusal) Answer {
+	var worked []bool
+	s, logs, up := startHookServer(t, func(ctx context.Context, r Refusal) Answer {
+		worked = append(worked, r.PasswordWorkedLast)
 		return Answer{Handoff: &Handoff{
 			Capabilities: []string{"IMAP4rev1", "not an atom"},
 			Serve: func(ctx context.Context, conn net.Conn, br *bufio.Reader) error {
@@ -100,7 +108,21 @@ func TestOnRefusalHandoff(t *testing.T) {
 		}}
 	})
 	tc := dialTestClient(t, s.Addrs()[0])
-	tc.Send("a LOGIN alice " + testSecret("hook") + "\r\nb NOOP\r\n")
+	tc.Send("w LOGIN alice " + testSecret("hook") + "\r\n")
+	if l := tc.Until("w "); !strings.HasPrefix(l[len(l)-1], "w NO ") {
+		t.Fatalf("a wrong password with a Handoff: %q, want NO", l)
+	}
+	tc.Send("x LOGIN alice alicepass\r\n")
+	if l := tc.Until("x "); !strings.HasPrefix(l[len(l)-1], "x OK ") {
+		t.Fatalf("the right password: %q", l)
+	}
+	tc.Send("y LOGOUT\r\n")
+	tc.Until("y ")
+	tc.Conn.Close()
+	up.AddUser(t, testkit.MemUser{Name: "alice", Password: "changed-elsewhere"})
+
+	tc = dialTestClient(t, s.Addrs()[0])
+	tc.Send("a LOGIN alice alicepass\r\nb NOOP\r\n")
 	// The login is let in, but the report says it failed (notice=1): a
 	// program such as imapwhy check does not count it as a success.
 	if l := tc.Line(); !strings.HasPrefix(l, "* OK [X-IMAPWHY cause=") || !strings.Contains(l, " notice=1]") {
@@ -127,8 +149,11 @@ func TestOnRefusalHandoff(t *testing.T) {
 	if err := <-ended; err == nil {
 		t.Error("the handed-off connection was not closed")
 	}
-	if ev := logs.Events("auth_failure"); len(ev) != 1 || ev[0]["notice"] != true {
+	if ev := logs.Events("auth_failure"); len(ev) != 2 || ev[0]["notice"] != false || ev[1]["notice"] != true {
 		t.Errorf("auth_failure events %v", ev)
+	}
+	if fmt.Sprint(worked) != "[false true]" {
+		t.Errorf("PasswordWorkedLast %v, want [false true]", worked)
 	}
 }
 

@@ -256,7 +256,7 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 		Str("upstream", upAddr), token), f).Msg("logged in")
 	start := time.Now()
 	ss.srv.opts.Metrics.SessionStarted()
-	toUp, toClient := splice(client, f.reader(), up.Conn, up.Reader)
+	toUp, toClient := splice(client, wipeBuffered(f.reader()), up.Conn, up.Reader)
 	ss.srv.opts.Metrics.SessionEnded(toUp, toClient)
 	log.Info().Str("event", "session_end").Str("user", req.Username).Str("upstream", upAddr).
 		Int64("bytes_in", toUp).Int64("bytes_out", toClient).

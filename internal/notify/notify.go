@@ -389,7 +389,10 @@ func (r *Reach) OnRefusal(ctx context.Context, rf proxy.Refusal) proxy.Answer {
 	defer r.mu.RUnlock()
 	var ans proxy.Answer
 	var srv *notice.Server
-	if rf.NoticeMailbox && notice.Eligible(rf.Diagnosis) {
+	// The notice mailbox answers OK: only for the password the server
+	// accepted last (the account or provider changed, not the typing),
+	// never for one the server refused or never saw.
+	if rf.NoticeMailbox && rf.PasswordWorkedLast && notice.Eligible(rf.Diagnosis) {
 		srv = r.noticeServerLocked()
 	}
 	d := rf.Diagnosis

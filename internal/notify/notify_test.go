@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/imitate"
 	"github.com/imapwhy/imapwhy/internal/notify/incident"
 	"github.com/imapwhy/imapwhy/internal/notify/notice"
+	"github.com/imapwhy/imapwhy/internal/shield"
 	"github.com/imapwhy/imapwhy/internal/testkit"
 	"github.com/imapwhy/imapwhy/proxy"
 )
@@ -421,8 +423,29 @@ const (
 )
 
 // startNoticeRig runs the Gmail imitation behind two listeners: the first
-// with notice_mailbox, the second without.
+// with notice_mailbox, the second without. The shield remembers
+// gmailAccountPW as the password that worked last for gmailUser (before
+// Google wanted an app password): only such a password opens the notice
+// mailbox.
 func startNoticeRig(t *testing.T) *reachRig {
+	t.Helper()
+	return startNoticeRigWith(t, seededShield(t, gmailUser, gmailAccountPW))
+}
+
+// seededShield is a shield (memory store, cheap hashes) for which pw is
+// the password that logged in last for user, from the test's own network
+// (as the device did before its login started to fail).
+func seededShield(t *testing.T, user, pw string) *shield.Shield {
+	t.Helper()
+	sh := shield.New(shield.NewMemoryStore(100), shield.NewSecret(), shield.Options{Params: shield.Params{Time: 1, Memory: 64, Threads: 1}})
+	t.Cleanup(func() { sh.Close() })
+	if user != "" {
+		sh.BeginFrom(netip.MustParseAddr("127.0.0.1"), user, pw).Succeeded()
+	}
+	return sh
+}
+
+func startNoticeRigWith(t *testing.T, sh *shield.Shield) *reachRig {
 	t.Helper()
 	p, ok := imitate.Lookup("gmail")
 	if !ok {
@@ -438,7 +461,7 @@ func startNoticeRig(t *testing.T) *reachRig {
   - {address: '127.0.0.1:0', tls: implicit, notice_mailbox: true, %s}
   - {address: '127.0.0.1:0', tls: implicit, %s}
 web: {address: '127.0.0.1:0'}
-`, up, up), proxy.Options{UpstreamRoots: gmail.CA().Pool()}, Options{})
+`, up, up), proxy.Options{UpstreamRoots: gmail.CA().Pool(), Shield: sh}, Options{})
 }
 
 // client logs in with go-imap's imapclient over implicit TLS, verifying
@@ -532,6 +555,54 @@ func TestNoticeMailboxImapclient(t *testing.T) {
 	}
 }
 
+// TestNoticeMailboxNeedsCheckedPassword: the notice mailbox answers OK
+// only for the password the real server accepted last. A password the
+// server refused three times and the shield then holds, or any password
+// while the server is down, gets a NO, never an OK; the last working
+// password with the server down gets the notice, whose INBOX is READ-ONLY.
+func TestNoticeMailboxNeedsCheckedPassword(t *testing.T) {
+	// The device logged in before with another password: what the history
+	// says is for it (credentials.repeated_failure), but not an OK.
+	r := startNoticeRigWith(t, seededShield(t, gmailWrongUser, "an-older-password"))
+	for i := range 4 { // the fourth is held: credentials.repeated_failure
+		if _, err := r.client(t, 0, gmailWrongUser, "wrong-password"); err == nil {
+			t.Fatalf("try %d of a wrong password: logged in", i+1)
+		}
+	}
+	if ev := r.logs.Events("auth_failure"); len(ev) != 4 || ev[3]["cause"] != "credentials.repeated_failure" || ev[3]["notice"] != false {
+		t.Errorf("the held try: %v", ev[len(ev)-1])
+	}
+	if _, err := r.client(t, 0, gmailUser, gmailAccountPW); err == nil {
+		t.Error("a password the server never accepted opened the notice mailbox")
+	}
+
+	// The server is down (a closed loopback port).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close()
+	const user, worked = "ann@example.com", "ann-Passw0rd"
+	d := startReachRig(t, fmt.Sprintf(`listeners:
+  - {address: '127.0.0.1:0', tls: implicit, notice_mailbox: true, upstream: {address: %q, tls: implicit}}
+`, down), proxy.Options{Shield: seededShield(t, user, worked)}, Options{})
+	for _, pw := range []string{"anything", "ANN-pASSW0RD", ""} {
+		if _, err := d.client(t, 0, user, pw); err == nil {
+			t.Errorf("server down: %q logged in", pw)
+		}
+	}
+	if _, err := d.client(t, 0, "someone@example.com", "x"); err == nil {
+		t.Error("server down: a user with no history logged in")
+	}
+	tc := d.dial(t, 0)
+	tc.Send("a LOGIN " + user + " " + worked + "\r\nb SELECT INBOX\r\n")
+	lines := tc.Until("b ")
+	if !strings.HasPrefix(lines[1], "a OK ") || !strings.HasPrefix(lines[len(lines)-1], "b OK [READ-ONLY] ") {
+		t.Errorf("the last working password, server down: %q", lines)
+	}
+}
+
 // TestNoticeMailboxCurl: curl reads the notice, cannot write to it, and a
 // wrong password gets curl's "login denied".
 func TestNoticeMailboxCurl(t *testing.T) {
@@ -615,7 +686,7 @@ func TestNoticeMailboxPipelined(t *testing.T) {
 	}
 	lines := tc.Until("c ")
 	all := strings.Join(lines, "\n")
-	for _, w := range []string{"* 1 EXISTS", "b OK ", "* BYE", "c OK "} {
+	for _, w := range []string{"* 1 EXISTS", "b OK [READ-ONLY] ", "* BYE", "c OK "} {
 		if !strings.Contains(all, w) {
 			t.Errorf("no %q in\n%s", w, all)
 		}

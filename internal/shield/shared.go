@@ -68,36 +68,46 @@ func (t *Throttle) sharedLimits() (SharedLimiter, config.Limits) {
 	return t.shared, t.lim
 }
 
-// allowShared is AllowLoginFor's check through the shared limiter: a login
-// token from the address, and whether the user's failure budgets have one
-// left, in one exchange. done is false without a shared limiter or when it
-// fails.
-func (t *Throttle) allowShared(addr netip.Addr, user string) (addrOK, userOK, done bool) {
+// allowAddressShared is AllowAddress through the shared limiter; done is
+// false without one or when it fails.
+func (t *Throttle) allowAddressShared(addr netip.Addr) (ok, done bool) {
 	l, lim := t.sharedLimits()
 	if l == nil {
-		return false, false, false
+		return false, false
 	}
-	var bs []Bucket
-	if n := lim.PerAddressLoginsPerMinute; n != config.Unlimited {
-		bs = append(bs, Bucket{Kind: LimitAddress, Key: ClientPrefix(addr).String(), PerMinute: n, N: 1})
+	n := lim.PerAddressLoginsPerMinute
+	if n == config.Unlimited {
+		return true, true
 	}
-	bs = append(bs, t.userBuckets(lim, addr, user, 0)...)
+	had, err := l.Take(Bucket{Kind: LimitAddress, Key: ClientPrefix(addr).String(), PerMinute: n, N: 1})
+	if err != nil || len(had) != 1 {
+		return false, false
+	}
+	return had[0], true
+}
+
+// allowUserShared is AllowUser's look at the user's failure budgets
+// through the shared limiter, in one exchange; done is false without one
+// or when it fails.
+func (t *Throttle) allowUserShared(addr netip.Addr, user string) (ok, done bool) {
+	l, lim := t.sharedLimits()
+	if l == nil {
+		return false, false
+	}
+	bs := t.userBuckets(lim, addr, user, 0)
 	if len(bs) == 0 {
-		return true, true, true
+		return true, true
 	}
 	had, err := l.Take(bs...)
 	if err != nil || len(had) != len(bs) {
-		return false, false, false
+		return false, false
 	}
-	addrOK, userOK = true, true
-	for i, b := range bs {
-		if b.Kind == LimitAddress {
-			addrOK = had[i]
-		} else {
-			userOK = userOK && had[i]
+	for _, h := range had {
+		if !h {
+			return false, true
 		}
 	}
-	return addrOK, userOK, true
+	return true, true
 }
 
 // userBuckets are the user's failure budgets, taking n from each.

@@ -186,6 +186,14 @@ func (a *Attempt) LastWorked() bool {
 	return last != nil && sameVerifier(a.verifier(), last)
 }
 
+// Forget drops the password and its verifier from the attempt; the attempt
+// is of no further use.
+func (a *Attempt) Forget() {
+	a.password = ""
+	clear(a.v)
+	a.v = nil
+}
+
 // Checks is how many variants of the password (case inverted, trimmed,
 // folded) Explain compared with the password that worked: each tells
 // whether that variant is right, so the caller counts them against the

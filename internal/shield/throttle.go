@@ -150,36 +150,49 @@ func (t *Throttle) Disconnect(addr netip.Addr) {
 }
 
 // AllowLogin takes one login from addr for user out of the rate limits,
-// and reports whether it may go on. The address is checked first, so that
-// a client over its limit cannot fill the table of user names. The user's
-// limits count failures (Failed), not logins: AllowLogin only looks at
-// them.
+// and reports whether it may go on: AllowAddress, then AllowUser.
 func (t *Throttle) AllowLogin(addr netip.Addr, user string) bool {
 	return t.AllowLoginFor(addr, user, nil)
 }
 
-// AllowLoginFor is AllowLogin where lastWorked, when the user's failure
-// limits are spent, tells whether this login's password is the one that
-// worked last (the shield's Attempt.LastWorked): such a login may go on
-// all the same, so that nobody can lock the owner out. lastWorked may be
-// nil (no shield); it is called without the throttle's lock held.
+// AllowLoginFor is AllowAddress, then AllowUser with lastWorked.
 func (t *Throttle) AllowLoginFor(addr netip.Addr, user string, lastWorked func() bool) bool {
-	if addrOK, userOK, done := t.allowShared(addr, user); done {
-		return addrOK && (userOK || (lastWorked != nil && lastWorked()))
+	return t.AllowAddress(addr) && t.AllowUser(addr, user, lastWorked)
+}
+
+// AllowAddress takes one login from addr out of the per-address limit and
+// reports whether it may go on. It comes first, before the user name is
+// even looked at (or rewritten by discovery), so that a client over its
+// limit cannot fill the table of user names or make lookups.
+func (t *Throttle) AllowAddress(addr netip.Addr) bool {
+	if ok, done := t.allowAddressShared(addr); done {
+		return ok
 	}
-	p := ClientPrefix(addr)
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	now := t.now()
 	t.sweepLocked(now)
-	if !allow(t.byAddr, p, t.lim.PerAddressLoginsPerMinute, now) {
+	return allow(t.byAddr, ClientPrefix(addr), t.lim.PerAddressLoginsPerMinute, now)
+}
+
+// AllowUser reports whether user, the name the login goes upstream with,
+// may try a password from addr: the user's failure limits (counted by
+// Failed and Spend, not by logins) have a token left. When they do not,
+// lastWorked tells whether this login's password is the one that worked
+// last (the shield's Attempt.LastWorked): such a login may go on all the
+// same, so that nobody can lock the owner out. lastWorked may be nil (no
+// shield); it is called without the throttle's lock held.
+func (t *Throttle) AllowUser(addr netip.Addr, user string, lastWorked func() bool) bool {
+	ok, done := t.allowUserShared(addr, user)
+	if !done {
+		u := normalUser(user)
+		t.mu.Lock()
+		now := t.now()
+		per := t.lim.PerUserLoginsPerMinute
+		ok = hasToken(t.byUser, userNet{u, UserPrefix(addr)}, per, now) &&
+			hasToken(t.userWide, u, userWide(per), now)
 		t.mu.Unlock()
-		return false
 	}
-	u := normalUser(user)
-	per := t.lim.PerUserLoginsPerMinute
-	ok := hasToken(t.byUser, userNet{u, UserPrefix(addr)}, per, now) &&
-		hasToken(t.userWide, u, userWide(per), now)
-	t.mu.Unlock()
 	return ok || (lastWorked != nil && lastWorked())
 }
 

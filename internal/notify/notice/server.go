@@ -104,7 +104,7 @@ func NewServer(o Options) *Server {
 func (s *Server) Serve(c net.Conn, pending []byte, n Notice) error {
 	n.Time = s.seen.first(n)
 	done := make(chan struct{})
-	hc := handoff.NewConn(c, pending, newSession(compose(n), n.Lang), func() { close(done) })
+	hc := handoff.NewConn(readOnlyConn{c}, pending, newSession(compose(n), n.Lang), func() { close(done) })
 	if !s.track(hc) {
 		hc.Close()
 		return ErrClosed
