@@ -117,13 +117,19 @@ func sanitizeLine(s string, max int) string {
 		}
 		return r
 	}, s)
-	s = strings.Join(strings.Fields(s), " ")
+	return cutBytes(strings.Join(strings.Fields(s), " "), max, "...")
+}
+
+// cutBytes returns s if it is at most max bytes long; otherwise its longest
+// prefix that ends at a character boundary and leaves room for mark, then
+// mark.
+func cutBytes(s string, max int, mark string) string {
 	if len(s) <= max {
 		return s
 	}
-	cut := max - len("...")
+	cut := max - len(mark)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "..."
+	return s[:cut] + mark
 }

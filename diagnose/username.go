@@ -34,14 +34,7 @@ func CleanUsername(u string) string {
 		}
 		return r
 	}, u)
-	if len(u) <= MaxUsernameLen {
-		return u
-	}
-	cut := MaxUsernameLen - len("…")
-	for cut > 0 && !utf8.RuneStart(u[cut]) {
-		cut--
-	}
-	return u[:cut] + "…"
+	return cutBytes(u, MaxUsernameLen, "…")
 }
 
 // hiddenRune: control characters (C0, DEL, C1), format characters (Cf:
