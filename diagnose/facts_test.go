@@ -3,6 +3,7 @@ package diagnose
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,12 +58,12 @@ func TestAppPasswordShapes(t *testing.T) {
 	for _, tc := range cases {
 		got := Facts("u@x.jp", tc.pass).AppPasswordShapes
 		for _, id := range tc.want {
-			if !contains(got, id) {
+			if !slices.Contains(got, id) {
 				t.Errorf("%q: shapes %v lack %s", tc.pass, got, id)
 			}
 		}
 		for _, id := range tc.not {
-			if contains(got, id) {
+			if slices.Contains(got, id) {
 				t.Errorf("%q: shapes %v include %s", tc.pass, got, id)
 			}
 		}
@@ -78,15 +79,6 @@ func TestFactsHoldNoPassword(t *testing.T) {
 			t.Errorf("Typed contains %q: %s", part, got)
 		}
 	}
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func BenchmarkFacts(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -119,7 +120,7 @@ func TestExplainCorpus(t *testing.T) {
 			if conf := got["confidence"]; conf != "high" && conf != "medium" && conf != "low" {
 				t.Errorf("line %d: confidence %v", tc.line, conf)
 			}
-			if lang == "en" && contains(tc.expect, fmt.Sprint(got["cause"])) {
+			if lang == "en" && slices.Contains(tc.expect, fmt.Sprint(got["cause"])) {
 				hits++
 			}
 		}
@@ -128,15 +129,6 @@ func TestExplainCorpus(t *testing.T) {
 	if hits < len(cases)*95/100 {
 		t.Errorf("explain agrees with the labels on only %d/%d records", hits, len(cases))
 	}
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func TestExplainText(t *testing.T) {
