@@ -52,17 +52,6 @@ type gwRig struct {
 	certPool *x509.CertPool
 }
 
-// freeAddr is a free port on 127.0.0.1, released for the caller to bind.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // writeTestCert writes a certificate for 127.0.0.1, the one every
 // instance serves, and returns the files and a pool trusting it.
 func writeTestCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
@@ -99,7 +88,7 @@ func startGateway(t *testing.T) *gwRig {
 	}
 	bin := buildImapwhy(t)
 	dir := t.TempDir()
-	r := &gwRig{t: t, front: freeAddr(t)}
+	r := &gwRig{t: t, front: testkit.FreeAddr(t)}
 	r.dovecot = dovecottest.Start(t, dovecottest.Options{HAProxy: true})
 	r.redis = redistest.Start(t)
 	caFile := filepath.Join(dir, "dovecot-ca.pem")
@@ -116,7 +105,7 @@ func startGateway(t *testing.T) *gwRig {
 	}
 	tmpl := template.Must(template.ParseFiles(filepath.Join("..", "..", "configs", "cluster", "imapwhy.yaml.tmpl")))
 	for i, name := range []string{"a", "b"} {
-		in := &gwInstance{name: name, admin: freeAddr(t), web: freeAddr(t), addr: freeAddr(t)}
+		in := &gwInstance{name: name, admin: testkit.FreeAddr(t), web: testkit.FreeAddr(t), addr: testkit.FreeAddr(t)}
 		cfgFile := filepath.Join(dir, "imapwhy-"+name+".yaml")
 		f, err := os.Create(cfgFile)
 		if err != nil {

@@ -34,8 +34,8 @@ func TestACMEConfigErrors(t *testing.T) {
 		Email:       "postmaster@example.test",
 		CA:          refused,
 		CARoot:      caPEM,
-		HTTPPort:    freePort(t),
-		TLSALPNPort: freePort(t),
+		HTTPPort:    testkit.FreePort(t),
+		TLSALPNPort: testkit.FreePort(t),
 	}
 	tests := []struct {
 		name       string
@@ -66,15 +66,4 @@ func TestACMEConfigErrors(t *testing.T) {
 			wantErrPrefix(t, err, tt.wantPrefix, tt.wantIs)
 		})
 	}
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

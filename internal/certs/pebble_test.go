@@ -165,13 +165,13 @@ func startPebble(t *testing.T, bin string, validate bool) *pebble {
 	dir := t.TempDir()
 	pki := testkit.NewCA(t, "pebble HTTPS CA")
 	certPEM, keyPEM := issuePEM(t, pki, time.Now().Add(time.Hour), "localhost", "127.0.0.1")
-	p := &pebble{caFile: filepath.Join(dir, "ca.pem"), httpPort: freePort(t), tlsPort: freePort(t)}
+	p := &pebble{caFile: filepath.Join(dir, "ca.pem"), httpPort: testkit.FreePort(t), tlsPort: testkit.FreePort(t)}
 	writeFile(t, p.caFile, pki.PEM())
 	writeFile(t, filepath.Join(dir, "cert.pem"), certPEM)
 	writeFile(t, filepath.Join(dir, "key.pem"), keyPEM)
 
-	acmeAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	mgmtAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	acmeAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	mgmtAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	p.dirURL = "https://" + acmeAddr + "/dir"
 	conf := map[string]any{"pebble": map[string]any{
 		"listenAddress":           acmeAddr,

@@ -7,38 +7,33 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // serverHandshake runs one handshake with the manager's configuration
 // against a client configured by conf, and returns the server's error.
 func serverHandshake(t *testing.T, m *Manager, conf *tls.Config) error {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	client, server := testkit.TCPPair(t)
 	done := make(chan error, 1)
 	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer c.Close()
-		s := tls.Server(c, m.TLSConfig())
-		err = s.Handshake()
+		s := tls.Server(server, m.TLSConfig())
+		err := s.Handshake()
 		if err == nil {
 			// TLS 1.3: the client checks the certificate after the
 			// server's handshake is done; its alert arrives on the
 			// first read.
 			_, err = s.Read(make([]byte, 1))
 		}
+		server.Close()
 		done <- err
 	}()
-	c, err := tls.Dial("tcp", ln.Addr().String(), conf)
-	if err == nil {
+	c := tls.Client(client, conf)
+	if err := c.Handshake(); err == nil {
 		c.Close()
+	} else {
+		client.Close()
 	}
 	return <-done
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,10 +84,22 @@ func SMTP(t testing.TB) string {
 // that was just bound and released, so a connection is refused.
 func ClosedPort(t testing.TB) string {
 	t.Helper()
+	return FreeAddr(t)
+}
+
+// FreePort returns a port on 127.0.0.1 that was free a moment ago (bound
+// and released), for a server the test starts.
+func FreePort(t testing.TB) int {
+	t.Helper()
 	ln := Listen(t, "", nil)
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// FreeAddr is FreePort as an address, 127.0.0.1:port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t)))
 }
 
 // TCPPair returns the two ends of a loopback TCP connection, each with a

@@ -144,25 +144,13 @@ func TestCompose(t *testing.T) {
 // would have logged the client in.
 func serveOne(t *testing.T, srv *Server, n Notice) (*imapclient.Client, chan error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	conn, server := testkit.TCPPair(t)
+	server.SetDeadline(time.Time{}) // the notice session sets its own
 	served := make(chan error, 1)
 	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			served <- err
-			return
-		}
-		c.Write([]byte("* PREAUTH [CAPABILITY " + strings.Join(Capabilities(), " ") + "] logged in\r\n"))
-		served <- srv.Serve(c, nil, n)
+		server.Write([]byte("* PREAUTH [CAPABILITY " + strings.Join(Capabilities(), " ") + "] logged in\r\n"))
+		served <- srv.Serve(server, nil, n)
 	}()
-	conn, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	c := imapclient.New(conn, nil)
 	t.Cleanup(func() { c.Close() })
