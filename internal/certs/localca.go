@@ -106,24 +106,27 @@ func createCA(certPath, keyPath, reason string, log zerolog.Logger) (localCA, er
 	return localCA{cert: cert, key: key}, nil
 }
 
+// parsePEM parses with parse the first PEM block of data, which must be of
+// type typ; file names the file in the error.
+func parsePEM[T any](data []byte, typ, file string, parse func([]byte) (T, error)) (T, error) {
+	b, _ := pem.Decode(data)
+	if b == nil || b.Type != typ {
+		var zero T
+		return zero, fmt.Errorf("no %s block in the %s file", typ, file)
+	}
+	return parse(b.Bytes)
+}
+
 // parseCA parses the CA files and checks that they belong together.
 func parseCA(certPEM, keyPEM []byte) (localCA, error) {
-	cb, _ := pem.Decode(certPEM)
-	if cb == nil || cb.Type != "CERTIFICATE" {
-		return localCA{}, errors.New("no CERTIFICATE block in the certificate file")
-	}
-	cert, err := x509.ParseCertificate(cb.Bytes)
+	cert, err := parsePEM(certPEM, "CERTIFICATE", "certificate", x509.ParseCertificate)
 	if err != nil {
 		return localCA{}, err
 	}
 	if !cert.IsCA {
 		return localCA{}, errors.New("the certificate is not a CA certificate")
 	}
-	kb, _ := pem.Decode(keyPEM)
-	if kb == nil || kb.Type != "PRIVATE KEY" {
-		return localCA{}, errors.New("no PRIVATE KEY block in the key file")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	k, err := parsePEM(keyPEM, "PRIVATE KEY", "key", x509.ParsePKCS8PrivateKey)
 	if err != nil {
 		return localCA{}, err
 	}
