@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -109,8 +108,7 @@ func parseCheckArgs(args []string, stderr io.Writer) (checkArgs, error) {
 	if err := refusePasswordFlag(args); err != nil {
 		return a, err
 	}
-	fs := flag.NewFlagSet("imapwhy check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("imapwhy check", checkUsage, stderr)
 	fs.StringVar(&a.server, "server", "", "the IMAP server `HOST[:PORT]` (default: found from ADDRESS)")
 	fs.StringVar(&a.tls, "tls", "", "with --server: `implicit`, starttls or none (default: implicit; starttls for port 143)")
 	fs.StringVar(&a.caFile, "ca-file", "", "PEM `FILE` of a CA to trust besides the system's")
@@ -118,10 +116,6 @@ func parseCheckArgs(args []string, stderr io.Writer) (checkArgs, error) {
 	fs.BoolVar(&a.tokenStdin, "oauth-token-stdin", false, "read an OAuth access token from the first line of standard input and log in with it")
 	fs.StringVar(&a.lang, "lang", "en", "language of the diagnosis and checklist: ja or en")
 	fs.BoolVar(&a.json, "json", false, "print one JSON object with every step")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), checkUsage)
-		fs.PrintDefaults()
-	}
 	addresses, err := parseInterspersed(fs, args)
 	if err != nil {
 		return a, err

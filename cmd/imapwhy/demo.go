@@ -39,20 +39,17 @@ const (
 	demoDefaultBase  = "127.0.0.1:10993"
 )
 
+const demoUsage = "Usage: imapwhy demo [--lang ja|en] [--listen ADDR] [--once] [--state-dir DIR]\n\n" +
+	"Runs imitations of mail providers on this PC with imapwhy in front, and shows what\n" +
+	"a mail app says for each failure and what imapwhy says instead. Offline.\n\nOptions:\n"
+
 // runDemo runs `imapwhy demo`: provider imitations on loopback, the proxy
 // in front of them (one listener per provider), every scenario logged in
 // through the proxy and printed as "before" (what the provider said, which a
 // mail app shows) and "now" (what imapwhy says instead). Then, unless
 // --once, it keeps serving until SIGINT or SIGTERM.
 func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("imapwhy demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: imapwhy demo [--lang ja|en] [--listen ADDR] [--once] [--state-dir DIR]\n\n"+
-			"Runs imitations of mail providers on this PC with imapwhy in front, and shows what\n"+
-			"a mail app says for each failure and what imapwhy says instead. Offline.\n\nOptions:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("imapwhy demo", demoUsage, stderr)
 	lang := fs.String("lang", demoDefaultLanguage(), "language of imapwhy's messages: ja or en")
 	listen := fs.String("listen", demoDefaultBase, "address of the first listener; the next providers get the next ports (port 0: any free ports)")
 	once := fs.Bool("once", false, "print the scenarios and exit")

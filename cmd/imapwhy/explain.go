@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -142,16 +141,11 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // parseExplainArgs parses flags and at most one FILE, in any order.
 func parseExplainArgs(args []string, stderr io.Writer) (explainOptions, error) {
 	var o explainOptions
-	fs := flag.NewFlagSet("imapwhy explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("imapwhy explain", explainUsage, stderr)
 	fs.StringVar(&o.server, "server", "", "the IMAP `HOST` the mail app used (identifies the provider)")
 	fs.StringVar(&o.user, "user", "", "the user `NAME` the mail app used (only facts about the name are used)")
 	fs.StringVar(&o.lang, "lang", "en", "language of the message: ja or en")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), explainUsage)
-		fs.PrintDefaults()
-	}
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		return o, err

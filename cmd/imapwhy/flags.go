@@ -7,6 +7,18 @@ import (
 	"io"
 )
 
+// newFlagSet returns the flag set of command name ("imapwhy check"): errors
+// and -h go to stderr, as usage followed by the flags' defaults.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // parseInterspersed parses args with fs, allowing flags before, between
 // and after the positional arguments, which it returns in order. The
 // flag package has already printed a parse error and the usage when it

@@ -59,8 +59,7 @@ const (
 
 func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	var f serveFlags
-	fs := flag.NewFlagSet("imapwhy serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("imapwhy serve", serveUsage, stderr)
 	fs.StringVar(&f.config, "config", "", "configuration `FILE` (YAML); none: the built-in default")
 	fs.BoolVar(&f.lan, "lan", false, "accept phones and PCs on the home network (private addresses only), print a QR code of the set-up page")
 	fs.Func("listen", "`ADDR` for the next listener, in the configuration's order (repeatable; \":2993\" keeps the host)", func(v string) error {
@@ -70,10 +69,6 @@ func parseServeFlags(args []string, stderr io.Writer) (serveFlags, error) {
 	fs.StringVar(&f.web, "web", "", "`ADDR` of the status and set-up pages (\":9443\" keeps the host), or off")
 	fs.StringVar(&f.host, "host", "", "the `HOST` phones reach this PC at, for the set-up page and QR code (default: its private address)")
 	fs.StringVar(&f.setupHTTP, "setup-http", "", "with --lan: `ADDR` of the plain-HTTP first-contact link (default "+defaultSetupHTTP+"), or off")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), serveUsage)
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, err
