@@ -16,18 +16,12 @@ type gateway struct {
 
 func newGateway(reg *prometheus.Registry) *gateway {
 	g := &gateway{
-		degraded: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "state_degraded",
-			Help: "1 while the shared state (Redis) cannot be reached and this instance goes on with its own memory, 0 otherwise.",
-		}),
-		stateErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "state_errors_total",
-			Help: "Shared state (Redis) operations that failed or timed out, by kind (history, limit, incident, ping).",
-		}, []string{"kind"}),
-		badHeaders: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "proxy_header_refused_total",
-			Help: "Connections from a trusted load balancer closed for a missing or malformed PROXY header.",
-		}),
+		degraded: gauge("state_degraded",
+			"1 while the shared state (Redis) cannot be reached and this instance goes on with its own memory, 0 otherwise."),
+		stateErrors: counterVec("state_errors_total",
+			"Shared state (Redis) operations that failed or timed out, by kind (history, limit, incident, ping).", "kind"),
+		badHeaders: counter("proxy_header_refused_total",
+			"Connections from a trusted load balancer closed for a missing or malformed PROXY header."),
 	}
 	reg.MustRegister(g.degraded, g.stateErrors, g.badHeaders)
 	return g

@@ -58,31 +58,14 @@ type Metrics struct {
 // collectors.
 func New() *Metrics {
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "logins_total",
-			Help: "Logins answered, by result (success, failure).",
-		}, []string{"result"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "login_failures_total",
-			Help: "Failed logins by diagnosed cause and recognised provider (unknown if none).",
-		}, []string{"cause", "provider"}),
-		saved: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "shield_saved_attempts_total",
-			Help: "Logins answered from history instead of being sent to the upstream (the shield held them).",
-		}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: namespace, Name: "connections_refused_total",
-			Help: "Connections answered with BYE at once: too many from the client's address.",
-		}),
-		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "sessions_active",
-			Help: "Logged-in sessions being forwarded now.",
-		}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Name: "forwarded_bytes_total",
-			Help: "Bytes forwarded after login, by direction (to_upstream, to_client); added when a session ends.",
-		}, []string{"direction"}),
+		reg:      prometheus.NewRegistry(),
+		logins:   counterVec("logins_total", "Logins answered, by result (success, failure).", "result"),
+		failures: counterVec("login_failures_total", "Failed logins by diagnosed cause and recognised provider (unknown if none).", "cause", "provider"),
+		saved:    counter("shield_saved_attempts_total", "Logins answered from history instead of being sent to the upstream (the shield held them)."),
+		refused:  counter("connections_refused_total", "Connections answered with BYE at once: too many from the client's address."),
+		sessions: gauge("sessions_active", "Logged-in sessions being forwarded now."),
+		bytes: counterVec("forwarded_bytes_total",
+			"Bytes forwarded after login, by direction (to_upstream, to_client); added when a session ends.", "direction"),
 		dialSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "upstream_dial_seconds",
 			Help:    "Time to open the TCP connection to the upstream (DNS included), failed dials too.",
@@ -106,6 +89,19 @@ func New() *Metrics {
 	m.bytes.WithLabelValues(ToClient)
 	m.gw = newGateway(m.reg)
 	return m
+}
+
+// counter, counterVec and gauge make a metric named imapwhy_<name>.
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
 }
 
 // Registry is the registry the metrics are on, for tests and for adding
