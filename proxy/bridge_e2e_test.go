@@ -168,6 +168,18 @@ func (r *bridgeRig) connectDevice(t *testing.T, user, password string) string {
 // as a browser does and returns the app password the last page shows.
 func (r *bridgeRig) connectBrowser(t *testing.T, user, password string) string {
 	t.Helper()
+	status, body := r.browserFlow(t, user, user, password)
+	m := regexp.MustCompile(`id="app-password">([^<]+)<`).FindSubmatch(body)
+	if status != http.StatusOK || m == nil {
+		t.Fatalf("callback: HTTP %d\n%s", status, body)
+	}
+	return string(m[1])
+}
+
+// browserFlow connects user's address signing in at the provider as
+// signIn; it returns the last page.
+func (r *bridgeRig) browserFlow(t *testing.T, user, signIn, password string) (int, []byte) {
+	t.Helper()
 	ctx := context.Background()
 	br := r.browser()
 	br.Jar, _ = cookiejar.New(nil)
@@ -193,7 +205,7 @@ func (r *bridgeRig) connectBrowser(t *testing.T, user, password string) string {
 	if err != nil {
 		t.Fatalf("authorize: HTTP %d, no redirect to the login page", resp.StatusCode)
 	}
-	back, err := r.op.Login(ctx, br, loginURL.String(), user, password)
+	back, err := r.op.Login(ctx, br, loginURL.String(), signIn, password)
 	if err != nil {
 		t.Fatalf("provider login: %v", err)
 	}
@@ -216,11 +228,7 @@ func (r *bridgeRig) connectBrowser(t *testing.T, user, password string) string {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	m := regexp.MustCompile(`id="app-password">([^<]+)<`).FindSubmatch(body)
-	if resp.StatusCode != http.StatusOK || m == nil {
-		t.Fatalf("callback: HTTP %d\n%s", resp.StatusCode, body)
-	}
-	return string(m[1])
+	return resp.StatusCode, body
 }
 
 func (r *bridgeRig) python(t *testing.T, user, password string) string {
@@ -291,6 +299,16 @@ func TestOAuthBridgeEndToEnd(t *testing.T) {
 	t.Run("browser flow, then imapclient LOGIN", func(t *testing.T) {
 		if err := r.login(t, oauthtest.Bob, bobPW); err != nil {
 			t.Errorf("imapclient: %v", err)
+		}
+	})
+
+	t.Run("a connected address is not taken over by another account", func(t *testing.T) {
+		status, body := r.browserFlow(t, oauthtest.Bob, oauthtest.Alice, oauthtest.AlicePassword)
+		if status == http.StatusOK || !strings.Contains(string(body), "connected to another account") {
+			t.Errorf("connecting Bob's address as Alice: HTTP %d\n%s", status, body)
+		}
+		if err := r.login(t, oauthtest.Bob, bobPW); err != nil {
+			t.Errorf("Bob's connection after the attempt: %v", err)
 		}
 	})
 

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/oauth2"
+
+	"github.com/imapwhy/imapwhy/diagnose"
 )
 
 // Paths of the pages.
@@ -70,10 +72,17 @@ func (b *Bridge) save(p *provider, user, password string, tok *oauth2.Token) err
 	if tok == nil || tok.RefreshToken == "" {
 		return errors.New("the provider gave no refresh token (offline access was not granted)")
 	}
+	who := identity(tok)
+	if old, err := b.opts.Store.Load(user); err == nil && old.Identity != "" && who != "" && !strings.EqualFold(old.Identity, who) {
+		// Someone else's connection is not replaced by signing in as
+		// oneself: the account's own app password forgets it first.
+		return ErrOtherIdentity
+	}
 	rec, err := newRecord(user, p.cfg.Name, password, b.opts.Params, grant{RefreshToken: tok.RefreshToken})
 	if err != nil {
 		return err
 	}
+	rec.Identity = who
 	if err := b.opts.Store.Save(rec); err != nil {
 		return err
 	}
@@ -81,6 +90,22 @@ func (b *Bridge) save(p *provider, user, password string, tok *oauth2.Token) err
 	delete(b.cache, normal(user))
 	b.mu.Unlock()
 	return nil
+}
+
+// ErrOtherIdentity: the address is connected already, to another account
+// of the provider.
+var ErrOtherIdentity = errors.New("this address is connected to another account of the provider; forget that connection first (with its app password, or imapwhy disconnect)")
+
+// identity is whom the tokens name: the ID token's user claim (received
+// straight from the token endpoint over TLS), else the access token's when
+// it is a JWT; "" when they do not say.
+func identity(tok *oauth2.Token) string {
+	if id, ok := tok.Extra("id_token").(string); ok {
+		if u := diagnose.ReadToken(id).User; u != "" {
+			return strings.ToLower(u)
+		}
+	}
+	return strings.ToLower(diagnose.ReadToken(tok.AccessToken).User)
 }
 
 // Device is what the person must do to approve a device connection.

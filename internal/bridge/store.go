@@ -35,6 +35,7 @@ type Record struct {
 	Version   int           `json:"v"`
 	User      string        `json:"user"` // lower case
 	Provider  string        `json:"provider"`
+	Identity  string        `json:"identity,omitempty"` // whom the provider's tokens name, when they say
 	Connected time.Time     `json:"connected"`
 	Params    shield.Params `json:"kdf"`
 	Salt      []byte        `json:"salt"`
