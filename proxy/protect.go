@@ -242,8 +242,8 @@ func (g *guard) upstream(uc upstream.Config) upstream.Config {
 // what they are; an upstream refusal of the credentials gets the history
 // facts first, and is recorded in the history with its cause. It counts the
 // failure in the metrics.
-func (g *guard) diagnose(obs *diagnose.Observation, loginErr error) diagnose.Diagnosis {
-	var d diagnose.Diagnosis
+func (g *guard) diagnose(obs *diagnose.Observation, loginErr error) (d diagnose.Diagnosis) {
+	defer func() { d.Detail = g.detail(obs, d.Detail) }()
 	var r *refusal
 	switch {
 	case errors.As(loginErr, &r):
@@ -263,6 +263,26 @@ func (g *guard) diagnose(obs *diagnose.Observation, loginErr error) diagnose.Dia
 		m.AttemptSaved()
 	}
 	return d
+}
+
+// detail is the diagnosis's quote of the server without the secret: the
+// raw texts lose it first, in every form the proxy sent it, and only then
+// are quoted (sanitised and cut) again; a password with two spaces, a tab
+// or an invalid byte, or cut in the middle, would not match afterwards.
+// The cause is decided on the texts as they were: a password may be a
+// word of them. A login reply's detail also loses quoted strings,
+// literals and base64-looking tokens.
+func (g *guard) detail(obs *diagnose.Observation, detail string) string {
+	if detail == "" {
+		return ""
+	}
+	red := *obs
+	redactObservation(&red, g.req, g.user)
+	detail = redactPassword(diagnose.Classify(red).Detail, g.req, g.user)
+	if obs.Phase == diagnose.PhaseLogin {
+		detail = scrubDetail(detail)
+	}
+	return detail
 }
 
 // credentialsRefused: the upstream answered the login itself with NO, so

@@ -88,7 +88,7 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 	lang := f.pageLanguage()
 	// The server's words go to the hook too: without the secret, in any
 	// form the proxy sent it.
-	d.Detail = redactPassword(d.Detail, req)
+	d.Detail = redactPassword(d.Detail, req, g.user)
 	r := Refusal{
 		Diagnosis: d, Message: diagnose.Message(d, lang), User: diagnose.CleanUsername(req.Username),
 		Client: ss.addr, Local: ss.localAddr(), Lang: lang,
@@ -120,7 +120,7 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 		ev = ev.Str("net_error", string(obs.NetError))
 	}
 	if d.Detail != "" {
-		ev = ev.Str("detail", redactPassword(d.Detail, req))
+		ev = ev.Str("detail", d.Detail)
 	}
 	if g.held {
 		ev = ev.Bool("held", true).Int("repeated_failures", obs.History.RepeatedFailures)

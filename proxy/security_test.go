@@ -4,11 +4,14 @@ package proxy
 // lock the owner out, learn about the real password from the history.
 
 import (
+	"encoding/base64"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/imapwhy/imapwhy/diagnose"
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
@@ -91,5 +94,83 @@ func TestBadUserNameRefused(t *testing.T) {
 			t.Errorf("%.20q reached the upstream", user)
 		}
 		tc.Conn.Close()
+	}
+}
+
+// TestUpstreamEchoesAwkwardPassword: an upstream that echoes the whole
+// LOGIN command in its NO gets no password into the log, whatever the
+// password is made of: two spaces and a tab (which the detail's cleaning
+// collapses), an invalid UTF-8 byte (which it replaces), or a place in the
+// echo where the 300-byte detail is cut.
+func TestUpstreamEchoesAwkwardPassword(t *testing.T) {
+	checkNoLeaks(t)
+	for _, tc := range []struct{ name, pass, pad string }{
+		{"two spaces and a tab", "pa  ss\tw-" + testSecret("spaces"), ""},
+		{"invalid UTF-8", "pa\xffss-" + testSecret("utf8"), ""},
+		{"cut in the middle", "cut-" + testSecret("cut"), strings.Repeat("x", 228)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := testkit.Serve(t, nil, func(c *testkit.Conn) {
+				c.Send("* OK [CAPABILITY IMAP4rev1 LITERAL+] fake ready")
+				line, err := c.Reader.ReadString('\n')
+				if err != nil {
+					return
+				}
+				cmd := strings.TrimRight(line, "\r\n")
+				if i := strings.LastIndexByte(cmd, '{'); i >= 0 && strings.HasSuffix(cmd, "+}") {
+					var n int
+					fmt.Sscanf(cmd[i:], "{%d+}", &n)
+					lit := make([]byte, n)
+					if _, err := io.ReadFull(c.Reader, lit); err != nil {
+						return
+					}
+					rest, _ := c.Reader.ReadString('\n')
+					cmd = cmd[:i] + string(lit) + strings.TrimRight(rest, "\r\n")
+				}
+				tag, _, _ := strings.Cut(cmd, " ")
+				c.Send(tag + " NO [AUTHENTICATIONFAILED] " + tc.pad + "Refused: " + cmd)
+				c.WaitClose()
+			})
+			p := startRig(t, rigConfig(t, config.TLSNone, up, config.TLSNone), Options{})
+			cl := rigGreeted(t, p.addr)
+			cl.Send(fmt.Sprintf("a LOGIN alice {%d+}\r\n%s\r\n", len(tc.pass), tc.pass))
+			cl.Until("a ")
+			testkit.WaitFor(t, func() bool { return len(p.logs.Events("auth_failure")) > 0 })
+			log := p.logs.String()
+			detail := fmt.Sprint(p.logs.Events("auth_failure")[0]["detail"])
+			secret := tc.pass[strings.IndexByte(tc.pass, '-')+1:]
+			if strings.Contains(log, secret[:8]) {
+				t.Errorf("the password reached the log: detail %q", detail)
+			}
+			if !strings.Contains(detail, "Refused") {
+				t.Errorf("detail %q: want the server's words kept", detail)
+			}
+		})
+	}
+}
+
+// TestRedactSentForms: the base64 PLAIN form is built from the user name
+// the login went upstream with (discovery may rewrite it), and the detail
+// of a login reply loses quoted strings, literals and base64-looking
+// tokens, which may be the credentials in another form.
+func TestRedactSentForms(t *testing.T) {
+	req := &loginRequest{Mechanism: "PLAIN", Username: "taro@example.jp", Password: "Secr3t-pw"}
+	sent := base64.StdEncoding.EncodeToString([]byte("\x00taro\x00Secr3t-pw"))
+	if got := redactPassword("BAD "+sent+" invalid", req, "taro"); got != "BAD *** invalid" {
+		t.Errorf("PLAIN with the rewritten name: %q", got)
+	}
+	if got := redactPassword("NO LOGIN taro Secr3", req, "taro"); got != "NO LOGIN taro ***" {
+		t.Errorf("an echo cut in the password: %q", got)
+	}
+	for in, want := range map[string]string{
+		`NO [AUTHENTICATIONFAILED] LOGIN taro "Secr3t-pw" failed`:   `NO [AUTHENTICATIONFAILED] LOGIN taro "…" failed`,
+		`NO LOGIN taro "unterminated`:                               `NO LOGIN taro "…"`,
+		`NO LOGIN taro {9} Secr3t-pw`:                               `NO LOGIN taro {…}`,
+		`NO bad response AGJvYgBzZWNyZXQ= rejected`:                 `NO bad response … rejected`,
+		`NO see https://support.example.com/accounts/answer/185833`: `NO see https://support.example.com/accounts/answer/185833`,
+	} {
+		if got := scrubDetail(in); got != want {
+			t.Errorf("scrubDetail(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
