@@ -270,30 +270,17 @@ for password in ("wrong-password", "carolpass"):
 	}
 }
 
-// iPhoneUA is the browser an iPhone's camera opens a QR code in.
-const iPhoneUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
-
 // chromium runs headless Chromium at phone width with one more flag and
 // the URL, and returns its standard output.
 func chromium(t *testing.T, flag, url string) string {
 	t.Helper()
-	return chromiumSized(t, "390,844", flag, url)
+	return testkit.Chromium(t, "390,844", flag, url)
 }
 
-// chromiumSized is chromium with a window size and an iPhone's user agent.
+// chromiumSized is chromium with a window size.
 func chromiumSized(t *testing.T, size, flag, url string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-		"--ignore-certificate-errors", "--user-data-dir="+t.TempDir(), "--window-size="+size, "--user-agent="+iPhoneUA, flag, url)
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %s %s: %v", flag, url, err)
-	}
-	return stdout.String()
+	return testkit.Chromium(t, size, flag, url)
 }
 
 // TestSetupScreenshots renders the set-up page and the status page as a
