@@ -168,8 +168,11 @@ func (d *demo) printChannels(w io.Writer) {
 }
 
 // printOutcome prints the "imapwhy:" line of a login, with the incident
-// page on a line of its own.
+// page on a line of its own (and only there, when the NO ends with it too).
 func (d *demo) printOutcome(w io.Writer, l demoLabels, o demoOutcome) {
+	if o.link != "" {
+		o.text = strings.TrimSuffix(o.text, " "+o.link)
+	}
 	switch {
 	case o.err != nil:
 		fmt.Fprintf(w, "   %s %s\n", l.now, fmt.Sprintf(l.failed, o.err))

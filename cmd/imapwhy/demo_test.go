@@ -98,6 +98,11 @@ func TestDemoOnceJapanese(t *testing.T) {
 			t.Errorf("%s: imapwhy's answer is not in Japanese: %s", name, now)
 		}
 	}
+	// The incident link is on its own line, not also at the end of the NO
+	// (where the Japanese NO carries it, having room for it).
+	if n := strings.Count(demoBlock(t, out, "incident-page"), "/why/"); n != 1 {
+		t.Errorf("the incident link is shown %d times:\n%s", n, demoBlock(t, out, "incident-page"))
+	}
 	// The scenario lines too: every "-- name: description" is Japanese.
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "-- ") && !japanese.MatchString(l) {
