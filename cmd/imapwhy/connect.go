@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -65,14 +64,9 @@ func parseConnectArgs(name, usage string, args []string, stderr io.Writer) (conn
 	if err := refusePasswordFlag(args); err != nil {
 		return a, err
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet(name, usage, stderr)
 	fs.StringVar(&a.config, "config", "", "configuration file (with oauth_bridge)")
 	fs.BoolVar(&a.passwordStdin, "password-stdin", false, "read the app password from the first line of standard input")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
 	rest, err := parseInterspersed(fs, args)
 	if err != nil {
 		return a, err
