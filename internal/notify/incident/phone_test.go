@@ -26,7 +26,7 @@ document.getElementById("phone").onload = function () {
   var out = document.createElement("pre");
   out.textContent = "user-lines=" + r.getClientRects().length +
     " message-width=" + Math.round(cells[2].getBoundingClientRect().width) +
-    " page-width=" + d.documentElement.scrollWidth + " viewport=" + w.innerWidth;
+    " page-width=" + d.documentElement.scrollWidth + " viewport=" + w.innerWidth + " cause-shown=" + (cells[3].getClientRects().length > 0);
   document.body.appendChild(out);
 };
 </script></body>`
@@ -34,7 +34,7 @@ document.getElementById("phone").onload = function () {
 // TestStatusPageAtPhoneWidth renders the status page in headless Chromium
 // as a phone shows it (390 px): the user name stays on one line and the
 // message gets most of the width, not a column of a few letters, and
-// nothing is wider than the screen.
+// nothing is wider than the screen; the cause code is left out.
 func TestStatusPageAtPhoneWidth(t *testing.T) {
 	st := NewStore(StoreOptions{})
 	h := NewHandler(st, HandlerOptions{Local: true})
@@ -57,7 +57,7 @@ func TestStatusPageAtPhoneWidth(t *testing.T) {
 	}))
 	defer srv.Close()
 	dom := testkit.Chromium(t, "390,844", "--dump-dom", srv.URL+"/")
-	m := regexp.MustCompile(`user-lines=(\d+) message-width=(\d+) page-width=(\d+) viewport=(\d+)`).FindStringSubmatch(dom)
+	m := regexp.MustCompile(`user-lines=(\d+) message-width=(\d+) page-width=(\d+) viewport=(\d+) cause-shown=(\w+)`).FindStringSubmatch(dom)
 	if m == nil {
 		t.Fatalf("no measurement in the rendered page:\n%s", dom)
 	}
@@ -66,6 +66,9 @@ func TestStatusPageAtPhoneWidth(t *testing.T) {
 	pageWidth, _ := strconv.Atoi(m[3])
 	if m[4] != "390" {
 		t.Fatalf("the frame is %s px wide, not 390", m[4])
+	}
+	if m[5] != "false" {
+		t.Error("the cause code is shown at phone width (it is for wider screens)")
 	}
 	if pageWidth > 390 {
 		t.Errorf("the page is %d px wide: the phone scrolls sideways", pageWidth)
