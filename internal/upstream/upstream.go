@@ -264,7 +264,6 @@ func (s *Client) TLSState() (tls.ConnectionState, bool) {
 	return tls.ConnectionState{}, false
 }
 
-
 // run connects and logs in. Once connected, cancelling ctx closes the
 // connection, which ends any read or write in progress.
 func (s *Client) run(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {

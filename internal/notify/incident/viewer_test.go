@@ -11,10 +11,10 @@ import (
 func TestLinkify(t *testing.T) {
 	for in, want := range map[string]string{
 		"Make one at https://myaccount.google.com/apppasswords.": `Make one at <a href="https://myaccount.google.com/apppasswords" rel="noreferrer noopener">https://myaccount.google.com/apppasswords</a>.`,
-		"詳しくは https://example.jp/help?a=1&b=2 を見てください。":            `詳しくは <a href="https://example.jp/help?a=1&amp;b=2" rel="noreferrer noopener">https://example.jp/help?a=1&amp;b=2</a> を見てください。`,
-		"no <b>link</b> here":                                   "no &lt;b&gt;link&lt;/b&gt; here",
-		"javascript:alert(1) is not one":                        "javascript:alert(1) is not one",
-		"(see https://x.example/a)":                             `(see <a href="https://x.example/a" rel="noreferrer noopener">https://x.example/a</a>)`,
+		"詳しくは https://example.jp/help?a=1&b=2 を見てください。":          `詳しくは <a href="https://example.jp/help?a=1&amp;b=2" rel="noreferrer noopener">https://example.jp/help?a=1&amp;b=2</a> を見てください。`,
+		"no <b>link</b> here":            "no &lt;b&gt;link&lt;/b&gt; here",
+		"javascript:alert(1) is not one": "javascript:alert(1) is not one",
+		"(see https://x.example/a)":      `(see <a href="https://x.example/a" rel="noreferrer noopener">https://x.example/a</a>)`,
 	} {
 		if got := string(Linkify(in)); got != want {
 			t.Errorf("Linkify(%q) =\n%s\nwant\n%s", in, got, want)
