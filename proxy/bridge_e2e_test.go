@@ -302,6 +302,16 @@ func TestOAuthBridgeEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("curl AUTHENTICATE PLAIN", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "curl", "-sS", "--cacert", r.e.caFile, "--login-options", "AUTH=PLAIN",
+			"--user", oauthtest.Bob+":"+bobPW, "imaps://"+r.e.addrs[routes[0]]+"/").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "INBOX") {
+			t.Errorf("curl: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("a connected address is not taken over by another account", func(t *testing.T) {
 		status, body := r.browserFlow(t, oauthtest.Bob, oauthtest.Alice, oauthtest.AlicePassword)
 		if status == http.StatusOK || !strings.Contains(string(body), "connected to another account") {

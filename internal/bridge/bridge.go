@@ -255,12 +255,12 @@ func (b *Bridge) Token(ctx context.Context, user, password string) (Token, error
 	b.mu.Lock()
 	c := b.cache[u]
 	b.mu.Unlock()
-	if c != nil && time.Now().Before(c.expires.Add(-b.opts.Margin)) {
-		if subtle.ConstantTimeCompare(c.check, check) != 1 {
-			return Token{}, ErrWrongPassword
-		}
+	if c != nil && time.Now().Before(c.expires.Add(-b.opts.Margin)) && subtle.ConstantTimeCompare(c.check, check) == 1 {
 		return Token{Access: c.access, Mechanism: mech}, nil
 	}
+	// Another password than the cached token's is checked against the
+	// stored grant: it is wrong, or the account was connected again (by
+	// imapwhy connect in another process) with a new one.
 	// One refresh at a time per account and password: sessions that start
 	// together wait for the first one's answer.
 	v, err, _ := b.group.Do(u+"\x00"+hex.EncodeToString(check), func() (any, error) {
