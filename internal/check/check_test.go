@@ -189,9 +189,20 @@ func scenarios() []scenario {
 			failed: StepLogin, cause: diagnose.CauseCredentialsRejected,
 			check: func(t *testing.T, r Report) {
 				// The step lines are Japanese too, not only the checklist.
+				japanese := func(s string) bool { return strings.ContainsFunc(s, func(c rune) bool { return c >= 0x3000 }) }
 				for _, s := range r.Steps {
-					if !strings.ContainsFunc(s.Summary, func(c rune) bool { return c >= 0x3000 }) {
+					if !japanese(s.Summary) {
 						t.Errorf("step %s: %q is not Japanese", s.Name, s.Summary)
+					}
+					if s.Name != StepCapability {
+						continue
+					}
+					// So are imapwhy's own words in its details (the
+					// capabilities themselves are the server's).
+					for _, d := range s.Details {
+						if label, _, _ := strings.Cut(d, ": "); !japanese(label) {
+							t.Errorf("step %s: detail %q is not Japanese", s.Name, d)
+						}
 					}
 				}
 			},

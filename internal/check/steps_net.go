@@ -48,7 +48,7 @@ func (r *runner) discover(ctx context.Context, s *Step) error {
 		s.Details = append(s.Details, "from: "+res.Detail)
 	}
 	if user != r.address {
-		s.Details = append(s.Details, "user name: "+user)
+		s.Details = append(s.Details, r.t("user name: %s", user))
 	}
 	return nil
 }
@@ -386,7 +386,7 @@ func (r *runner) plaintext(_ context.Context, s *Step) error {
 	s.Status = StatusWarning
 	s.Summary = r.t("off (--tls none): anything sent, the password too, crosses the network unencrypted")
 	if !r.loopback() {
-		s.Details = append(s.Details, "the password will not be sent: the server is not on this machine")
+		s.Details = append(s.Details, r.t("the password will not be sent: the server is not on this machine"))
 	}
 	return nil
 }

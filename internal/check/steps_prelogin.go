@@ -101,7 +101,7 @@ func (r *runner) startTLS(_ context.Context, s *Step) error {
 	case errors.Is(err, upstream.ErrNoStartTLS):
 		r.noStartTLS = true
 		s.Summary = r.t("the server does not offer STARTTLS on this port (SSL/TLS, port 993?)")
-		s.Details = append(s.Details, "capabilities: "+r.shown(strings.Join(r.obs.Capabilities, " ")))
+		s.Details = append(s.Details, r.t("capabilities: %s", r.shown(strings.Join(r.obs.Capabilities, " "))))
 	case refused && r.obs.Reply != nil && r.obs.Reply.Tagged:
 		s.Summary = r.t("the server refused STARTTLS")
 		s.Details = append(s.Details, r.t("server said: %s", r.shown(formatResponse(*r.obs.Reply))))
@@ -141,10 +141,10 @@ func (r *runner) capability(_ context.Context, s *Step) error {
 	r.obs.Phase = diagnose.PhaseCapability
 	if r.report.IMAP.SoftwareID == "" {
 		if name := r.recognise(); r.report.IMAP.SoftwareID != "" {
-			s.Details = append(s.Details, "server: "+name)
+			s.Details = append(s.Details, r.t("server: %s", name))
 		}
 	}
-	s.Details = append(s.Details, "capabilities ("+source+"): "+r.shown(strings.Join(r.obs.Capabilities, " ")))
+	s.Details = append(s.Details, r.t("capabilities (%s): %s", r.t(source), r.shown(strings.Join(r.obs.Capabilities, " "))))
 	if r.report.IMAP.LoginDisabled {
 		s.Status = StatusWarning
 		s.Summary = r.t("LOGINDISABLED: the server takes no password on this connection")

@@ -115,7 +115,7 @@ func formatEnd(r Report, lang string) string {
 	}
 	if d := r.Diagnosis; d != nil {
 		fmt.Fprintf(&b, "%s: %s\n", phrase(lang, "heading.diagnosis"), d.Message)
-		fmt.Fprintf(&b, "  (%s, %s, confidence %s)\n", d.Cause, d.Code, d.Confidence)
+		fmt.Fprintf(&b, "  (%s, %s, %s %s)\n", d.Cause, d.Code, phrase(lang, "heading.confidence"), d.Confidence)
 		if d.HelpURL != "" {
 			fmt.Fprintf(&b, "%s: %s\n", phrase(lang, "heading.help"), d.HelpURL)
 		}
