@@ -97,9 +97,7 @@ func exposeMetrics(m *metrics.Metrics) {
 
 // sessions is the number of connections the proxy is serving.
 func (p *rigProxy) sessions() int {
-	p.srv.mu.Lock()
-	defer p.srv.mu.Unlock()
-	return len(p.srv.sessions)
+	return p.srv.sessions.Len()
 }
 
 // waitSessions waits until the proxy serves at most n connections, within

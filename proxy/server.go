@@ -37,6 +37,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/bridge"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
+	"github.com/imapwhy/imapwhy/internal/live"
 	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/internal/shield"
 	"github.com/imapwhy/imapwhy/internal/upstream"
@@ -120,8 +121,7 @@ type Server struct {
 	prepared  []*listenerSettings  // made by New for Start
 	disc      *discover.Discoverer // kept across reloads with cfg.Discovery
 	listeners []*listener
-	sessions  map[*session]struct{}
-	closing   bool
+	sessions  live.Set[*session] // Close()d when Shutdown begins
 
 	wg     sync.WaitGroup // accept loops and sessions
 	idBase string
@@ -169,7 +169,6 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		log:      opts.Logger,
 		throttle: shield.NewThrottle(cfg.Limits, nil),
 		cfg:      cfg,
-		sessions: make(map[*session]struct{}),
 		idBase:   hex.EncodeToString(b[:]),
 	}
 	// Check every listener's upstream settings now, so that a bad CA file
@@ -314,7 +313,7 @@ func (s *Server) Reload(cfg config.Config) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.sessions.Closed() {
 		return errors.New("proxy: shutting down")
 	}
 	// A listener is kept when the new configuration names it by its
@@ -401,7 +400,7 @@ func (s *Server) acceptLoop(l *listener) {
 			born: time.Now(),
 			stop: make(chan struct{}),
 		}
-		if !s.track(sess) {
+		if !s.sessions.Add(sess) {
 			c.Close()
 			return
 		}
@@ -413,41 +412,25 @@ func (s *Server) acceptLoop(l *listener) {
 // Draining reports whether Shutdown has begun: the admin listener's
 // /readyz then fails, so that a load balancer sends nothing new.
 func (s *Server) Draining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
-// track registers a session; false when the server is shutting down.
-func (s *Server) track(sess *session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.sessions[sess] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(sess *session) {
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
+	return s.sessions.Closed()
 }
 
 // Shutdown stops accepting, says BYE to every session still before login,
 // and waits for forwarded sessions to end until ctx is done; then it closes
 // what is left and waits for every goroutine.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Refused from now on, an accepted connection is closed at once. The
+	// listeners are closed after that, under s.mu, so that a concurrent
+	// Reload either sees the shutdown or has its listeners closed here.
+	sessions, _ := s.sessions.Close()
 	s.mu.Lock()
-	s.closing = true
 	for _, l := range s.listeners {
 		l.ln.Close()
 	}
-	for sess := range s.sessions {
+	s.mu.Unlock()
+	for _, sess := range sessions {
 		sess.interruptPreAuth()
 	}
-	s.mu.Unlock()
 
 	done := make(chan struct{})
 	go func() {
@@ -459,12 +442,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	s.mu.Lock()
-	n := len(s.sessions)
-	for sess := range s.sessions {
+	left := s.sessions.Members()
+	for _, sess := range left {
 		sess.closeAll()
 	}
-	s.mu.Unlock()
+	n := len(left)
 	s.log.Warn().Str("event", "drain_timeout").Int("sessions", n).Msg("closed sessions still open at the drain deadline")
 	<-done
 	return ctx.Err()

@@ -89,7 +89,7 @@ func (ss *session) isStopping() bool {
 func (ss *session) serve() {
 	s := ss.srv
 	defer s.wg.Done()
-	defer s.untrack(ss)
+	defer s.sessions.Remove(ss)
 	defer ss.raw.Close()
 	if !ss.acceptProxyHeader() {
 		return

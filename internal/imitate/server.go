@@ -20,6 +20,7 @@ import (
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/handoff"
+	"github.com/imapwhy/imapwhy/internal/live"
 )
 
 // Options configures Start.
@@ -49,11 +50,10 @@ type Server struct {
 	memPassword string
 
 	mu     sync.Mutex
-	conns  map[io.Closer]struct{} // connections before login, and handed-off ones
-	users  map[string]bool        // imapmemserver users created so far
-	closed bool
-	wg     sync.WaitGroup // accept loop, pre-login goroutines, handed-off conns
-	served <-chan error   // imapserver.Serve's result (handoff.Serve)
+	conns  live.Set[io.Closer] // connections before login, and handed-off ones
+	users  map[string]bool     // imapmemserver users created so far
+	wg     sync.WaitGroup      // accept loop, pre-login goroutines, handed-off conns
+	served <-chan error        // imapserver.Serve's result (handoff.Serve)
 }
 
 // Start listens on a loopback address with implicit TLS and serves p until
@@ -91,7 +91,6 @@ func Start(p Provider, opts Options) (*Server, error) {
 		mem:         imapmemserver.New(),
 		log:         opts.Log,
 		memPassword: hex.EncodeToString(secret),
-		conns:       make(map[io.Closer]struct{}),
 		users:       make(map[string]bool),
 	}
 	if s.log == nil {
@@ -154,13 +153,9 @@ func (s *Server) Provider() Provider { return s.p.clone() }
 // Close stops the server: it closes the listener and every connection, and
 // returns when the server's goroutines have ended.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if _, first := s.conns.Close(); !first {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
 
 	err := s.ln.Close()
 	// imapserver closes its listener (ours) and the connections it
@@ -170,7 +165,8 @@ func (s *Server) Close() error {
 		s.log.Printf("imitate %s: closing imapserver: %v", s.p.ID, cerr)
 	}
 	s.hand.Close()
-	for _, c := range s.openConns() {
+	// Closed outside the set's lock: closing a handed-off one removes it.
+	for _, c := range s.conns.Members() {
 		c.Close()
 	}
 	s.wg.Wait()
@@ -178,36 +174,6 @@ func (s *Server) Close() error {
 		s.log.Printf("imitate %s: imapserver: %v", s.p.ID, serr)
 	}
 	return err
-}
-
-// track registers a connection so that Close can close it; false when the
-// server is closing.
-func (s *Server) track(c io.Closer) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
-// openConns returns the tracked connections. They are closed outside the
-// lock: closing a handed-off one untracks it.
-func (s *Server) openConns() []io.Closer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cs := make([]io.Closer, 0, len(s.conns))
-	for c := range s.conns {
-		cs = append(cs, c)
-	}
-	return cs
-}
-
-func (s *Server) untrack(c io.Closer) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
 }
 
 // acceptLoop accepts connections until the listener is closed.
@@ -223,7 +189,7 @@ func (s *Server) acceptLoop() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if !s.track(c) {
+		if !s.conns.Add(c) {
 			c.Close()
 			return
 		}
@@ -236,7 +202,7 @@ func (s *Server) acceptLoop() {
 // the connection to imapserver.
 func (s *Server) serveConn(c net.Conn) {
 	defer s.wg.Done()
-	defer s.untrack(c)
+	defer s.conns.Remove(c)
 	ss := newLoginSession(s, c)
 	user, err := ss.run()
 	if err != nil {
@@ -265,7 +231,7 @@ func (s *Server) handOff(c net.Conn, pending []byte, user string) {
 	var hc *handoff.Conn[string]
 	hc = handoff.NewConn(c, pending, user, func() { s.forget(hc) })
 	s.wg.Add(1) // done when imapserver (or Close) closes hc
-	if !s.track(hc) {
+	if !s.conns.Add(hc) {
 		hc.Close()
 		return
 	}
@@ -276,7 +242,7 @@ func (s *Server) handOff(c net.Conn, pending []byte, user string) {
 
 // forget is called once when a handed-off connection is closed.
 func (s *Server) forget(hc io.Closer) {
-	s.untrack(hc)
+	s.conns.Remove(hc)
 	s.wg.Done()
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/imapwhy/imapwhy/internal/handoff"
+	"github.com/imapwhy/imapwhy/internal/live"
 )
 
 // ErrClosed is returned by Serve after Close.
@@ -61,9 +62,7 @@ type Server struct {
 	seen       *firstSeen
 	served     <-chan error // imapserver.Serve's result (handoff.Serve)
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[*handoffConn]struct{}
+	conns live.Set[*handoffConn]
 }
 
 // handoffConn is a connection handed to imapserver, with the session of
@@ -82,7 +81,6 @@ func NewServer(o Options) *Server {
 		ln:         handoff.NewListener(nil),
 		maxSession: o.MaxSession,
 		seen:       newFirstSeen(),
-		conns:      make(map[*handoffConn]struct{}),
 	}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: handoff.NewSession(func(sess *session) (imapserver.Session, error) { return sess, nil }),
@@ -105,11 +103,11 @@ func (s *Server) Serve(c net.Conn, pending []byte, n Notice) error {
 	n.Time = s.seen.first(n)
 	done := make(chan struct{})
 	hc := handoff.NewConn(readOnlyConn{c}, pending, newSession(compose(n), n.Lang), func() { close(done) })
-	if !s.track(hc) {
+	if !s.conns.Add(hc) {
 		hc.Close()
 		return ErrClosed
 	}
-	defer s.untrack(hc)
+	defer s.conns.Remove(hc)
 	if !s.ln.Give(hc) {
 		hc.Close()
 		return ErrClosed
@@ -131,17 +129,10 @@ func (s *Server) Serve(c net.Conn, pending []byte, n Notice) error {
 
 // Close ends every notice session and stops the imapserver.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	conns, first := s.conns.Close()
+	if !first {
 		return nil
 	}
-	s.closed = true
-	conns := make([]*handoffConn, 0, len(s.conns))
-	for hc := range s.conns {
-		conns = append(conns, hc)
-	}
-	s.mu.Unlock()
 	s.ln.Close()
 	err := s.imap.Close()
 	// imapserver closes the connections it has registered; these are
@@ -153,22 +144,6 @@ func (s *Server) Close() error {
 		err = serr
 	}
 	return err
-}
-
-func (s *Server) track(hc *handoffConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[hc] = struct{}{}
-	return true
-}
-
-func (s *Server) untrack(hc *handoffConn) {
-	s.mu.Lock()
-	delete(s.conns, hc)
-	s.mu.Unlock()
 }
 
 // firstSeen remembers when a notice was first shown, so that the same
