@@ -319,8 +319,7 @@ func upstreamScripts() []upstreamScript {
 			name: "closed mid-login",
 			req:  alice,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
+				greetAlicePlain(c)
 			},
 			want: diagnose.Observation{
 				Phase:        diagnose.PhaseLogin,
@@ -334,8 +333,7 @@ func upstreamScripts() []upstreamScript {
 			name: "reply with a foreign tag",
 			req:  alice,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
+				greetAlicePlain(c)
 				c.Send("zz9 OK Logged in")
 				c.ExpectEOF()
 			},
@@ -555,8 +553,7 @@ func upstreamScripts() []upstreamScript {
 			name: "capabilities asked after login",
 			req:  alice,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
+				greetAlicePlain(c)
 				c.Send("a1 OK Logged in")
 				c.Expect("a2 CAPABILITY")
 				c.Send("* CAPABILITY IMAP4rev1 X-TEST", "a2 OK done", "* 3 EXISTS")
@@ -582,8 +579,7 @@ func upstreamScripts() []upstreamScript {
 			name: "bye after login",
 			req:  alice,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
+				greetAlicePlain(c)
 				c.Send("a1 OK Logged in")
 				c.Expect("a2 CAPABILITY")
 				c.Send("* BYE Internal error occurred. Refer to server log for more information.")
@@ -600,8 +596,7 @@ func upstreamScripts() []upstreamScript {
 			name: "bye during login",
 			req:  alice,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
+				greetAlicePlain(c)
 				c.Send("* BAD [ALERT] Slow down", "* BYE [UNAVAILABLE] Server shutting down")
 			},
 			want: diagnose.Observation{
@@ -620,8 +615,7 @@ func upstreamScripts() []upstreamScript {
 			name: "bytes after the OK stay buffered",
 			req:  alice,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
+				greetAlicePlain(c)
 				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in", "* 1 EXISTS", "* OK [ALERT] Welcome")
 				c.WaitClose()
 			},
@@ -665,8 +659,7 @@ func upstreamScripts() []upstreamScript {
 			req:    alice,
 			sendID: true,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
-				c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
+				greetAlicePlain(c)
 				c.Send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
 				c.ExpectEOF()
 			},
@@ -990,4 +983,12 @@ func TestUpstreamMechanism(t *testing.T) {
 			t.Errorf("ChooseMechanism(%q, authzid=%v) = %q, want %q", tc.caps, tc.authzid, got, tc.want)
 		}
 	}
+}
+
+// greetAlicePlain greets with SASL-IR and AUTH=PLAIN and expects alice's
+// AUTHENTICATE PLAIN with its initial response: the start of most logins
+// played here.
+func greetAlicePlain(c *testkit.Conn) {
+	c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
+	c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
 }
