@@ -72,6 +72,13 @@ func TestHelpEveryCommand(t *testing.T) {
 			}
 		}
 	}
+	// The commands without options of their own: the general usage.
+	for _, args := range [][]string{{"help", "help"}, {"help", "--help"}, {"help", "version"}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, strings.NewReader(""), &out, &errOut); code != 0 || out.String() != usage {
+			t.Errorf("imapwhy %s: exit %d, want 0 and the usage\n%s%s", strings.Join(args, " "), code, &out, &errOut)
+		}
+	}
 	var out, errOut bytes.Buffer
 	if code := run([]string{"help", "nosuch"}, strings.NewReader(""), &out, &errOut); code != 2 {
 		t.Errorf("imapwhy help nosuch: exit %d, want 2", code)

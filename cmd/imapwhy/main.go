@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; when it
@@ -58,7 +59,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "-h", "--help":
-		if len(args) > 1 && args[0] == "help" {
+		// help, version and help itself have no options of their own:
+		// the general usage says all there is.
+		if len(args) > 1 && args[0] == "help" && !slices.Contains([]string{"help", "-h", "--help", "version"}, args[1]) {
 			if commands[args[1]] {
 				return run([]string{args[1], "--help"}, stdin, stdout, stderr)
 			}
