@@ -334,6 +334,11 @@ func (tb *thunderbird) stop() {
 	}
 	syscall.Kill(-tb.cmd.Process.Pid, syscall.SIGKILL)
 	tb.cmd.Wait()
+	// Its content processes die with it; wait so that none still writes
+	// into the profile when the test's directories are removed.
+	for i := 0; i < 50 && syscall.Kill(-tb.cmd.Process.Pid, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (tb *thunderbird) xdotool(t *testing.T, args ...string) string {
