@@ -15,6 +15,10 @@ const IPhoneUA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWe
 // iPhone's), an iPhone's user agent, one more flag (--dump-dom,
 // --screenshot=FILE) and the URL, and returns its standard output.
 // Certificates are not checked: the caller has verified them already.
+// A screenshot has the size asked for, but the page is laid out in a window
+// at least 500 px wide (headless Chromium's minimum): a --dump-dom check
+// "at phone width" needs the page in a 390 px iframe (as the incident
+// package's TestStatusPageAtPhoneWidth does).
 func Chromium(t testing.TB, size, flag, url string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
