@@ -118,7 +118,7 @@ oauth_bridge:
 			c.CloseIdleConnections()
 		}
 	})
-	r.b, err = bridge.New(cfg.OAuthBridge, bridge.Options{Store: r.store, PublicURL: r.pages.URL, HTTPClient: hc, Margin: time.Millisecond})
+	r.b, err = bridge.New(cfg.OAuthBridge, bridge.Options{Store: r.store, PublicURL: r.pages.URL, HTTPClient: hc, Margin: time.Millisecond, Logger: proxy.NewTestLogger(r.e.logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +161,7 @@ func (r *bridgeRig) connectDevice(t *testing.T, user, password string) string {
 	if len(pw) < 24 {
 		t.Fatalf("generated app password %q is short", pw)
 	}
+	proxy.RegisterTestSecrets(pw)
 	return pw
 }
 
@@ -173,6 +174,7 @@ func (r *bridgeRig) connectBrowser(t *testing.T, user, password string) string {
 	if status != http.StatusOK || m == nil {
 		t.Fatalf("callback: HTTP %d\n%s", status, body)
 	}
+	proxy.RegisterTestSecrets(string(m[1]))
 	return string(m[1])
 }
 
@@ -384,8 +386,8 @@ func TestOAuthBridgeEndToEnd(t *testing.T) {
 		if !strings.HasPrefix(out, "NO ") || !strings.Contains(out, "Connect the account again") {
 			t.Errorf("imaplib after revocation:\n%s", out)
 		}
-		if !strings.Contains(r.e.logs.String(), `"cause":"oauth.reconnect_required"`) {
-			t.Errorf("log has no oauth.reconnect_required")
+		if logs := r.e.logs.String(); !strings.Contains(logs, `"cause":"oauth.reconnect_required"`) || !strings.Contains(logs, `"oauth_error":"invalid_grant"`) {
+			t.Errorf("log has no oauth.reconnect_required after invalid_grant")
 		}
 		// Connecting again makes it work.
 		alicePW = r.connectDevice(t, oauthtest.Alice, oauthtest.AlicePassword)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/rs/zerolog"
+
 	"github.com/imapwhy/imapwhy/internal/bridge"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/notify"
@@ -43,7 +45,7 @@ Options:
 
 // openBridge builds the OAuth bridge of cfg, its grants in
 // state_dir/oauth-bridge; nil when no provider is configured.
-func openBridge(cfg config.Config) (*bridge.Bridge, error) {
+func openBridge(cfg config.Config, log zerolog.Logger) (*bridge.Bridge, error) {
 	if !cfg.OAuthBridge.Enabled() {
 		return nil, nil
 	}
@@ -51,7 +53,7 @@ func openBridge(cfg config.Config) (*bridge.Bridge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oauth_bridge: %w", err)
 	}
-	return bridge.New(cfg.OAuthBridge, bridge.Options{Store: store, PublicURL: notify.PublicURL(cfg)})
+	return bridge.New(cfg.OAuthBridge, bridge.Options{Store: store, PublicURL: notify.PublicURL(cfg), Logger: log})
 }
 
 type connectArgs struct {
@@ -85,7 +87,7 @@ func bridgeFor(name string, a connectArgs, stderr io.Writer) (*bridge.Bridge, bo
 	}
 	var b *bridge.Bridge
 	if err == nil {
-		b, err = openBridge(cfg)
+		b, err = openBridge(cfg, zerolog.Nop())
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy %s: %v\n", name, err)

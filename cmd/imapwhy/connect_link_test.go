@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
+
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/proxy"
@@ -28,7 +30,7 @@ oauth_bridge:
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := openBridge(cfg)
+	b, err := openBridge(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

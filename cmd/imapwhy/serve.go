@@ -221,7 +221,7 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	no := notify.Options{Logger: log, TLS: cm.TLSConfig()}
 	po := proxy.Options{Logger: log, TLS: cm.TLSConfig(), Shield: sh, Metrics: m}
-	if po.Bridge, err = openBridge(cfg); err != nil {
+	if po.Bridge, err = openBridge(cfg, log); err != nil {
 		fmt.Fprintf(stderr, "imapwhy serve: %v\n", err)
 		return 2
 	}

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
 
@@ -61,6 +62,10 @@ type Options struct {
 	// Params is the argon2id cost of the sealing key; zero:
 	// shield.DefaultParams.
 	Params shield.Params
+	// Logger receives connections, disconnections and refused token
+	// requests (user, provider, the OAuth error; never a token). The zero
+	// value discards them.
+	Logger zerolog.Logger
 }
 
 // Bridge is the configured bridge. It is safe for concurrent use.
@@ -305,7 +310,12 @@ func (b *Bridge) refresh(ctx context.Context, p *provider, user, password string
 	defer cancel()
 	tok, err := conf.TokenSource(p.ctx(ctx), &oauth2.Token{RefreshToken: g.RefreshToken}).Token()
 	if err != nil {
-		return "", grantError(err)
+		err = grantError(err)
+		var ge *GrantError
+		errors.As(err, &ge)
+		b.opts.Logger.Warn().Str("event", "oauth_bridge_refresh_failed").Str("user", user).Str("provider", p.cfg.Name).
+			Str("oauth_error", ge.Failure.Error).Bool("unreachable", ge.Failure.Unreachable).Msg("the provider refused or did not answer the token request")
+		return "", err
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != g.RefreshToken {
 		if err := rec.seal(k, grant{RefreshToken: tok.RefreshToken}); err == nil {
@@ -364,13 +374,18 @@ func (b *Bridge) Disconnect(ctx context.Context, user, password string) error {
 	if err != nil {
 		return err
 	}
+	revoked := false
 	if p != nil && password != "" {
 		if g, k, err := rec.open(password); err == nil {
 			clear(k)
-			p.revokeToken(ctx, g.RefreshToken)
+			revoked = p.revokeToken(ctx, g.RefreshToken)
 		}
 	}
-	return b.forget(user)
+	if err := b.forget(user); err != nil {
+		return err
+	}
+	b.opts.Logger.Info().Str("event", "oauth_bridge_disconnected").Str("user", normal(user)).Bool("revoked", revoked).Msg("account disconnected from the OAuth bridge")
+	return nil
 }
 
 // ctx carries the provider's HTTP client for package oauth2.
@@ -449,11 +464,12 @@ func (p *provider) endpoints(ctx context.Context) (oauth2.Endpoint, string, erro
 	return oauth2.Endpoint{AuthURL: d.Auth, TokenURL: d.Token, DeviceAuthURL: d.Device, AuthStyle: style}, d.Revocation, nil
 }
 
-// revokeToken asks the provider to revoke a refresh token (RFC 7009);
-// failures are ignored: the grant is forgotten here anyway.
-func (p *provider) revokeToken(ctx context.Context, rt string) {
+// revokeToken asks the provider to revoke a refresh token (RFC 7009) and
+// reports whether it said yes; failures are otherwise ignored: the grant
+// is forgotten here anyway.
+func (p *provider) revokeToken(ctx context.Context, rt string) bool {
 	if _, err := p.config(ctx, ""); err != nil || p.revoke == "" {
-		return
+		return false
 	}
 	form := url.Values{"token": {rt}, "token_type_hint": {"refresh_token"}}
 	if p.secret == "" {
@@ -463,14 +479,17 @@ func (p *provider) revokeToken(ctx context.Context, rt string) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.revoke, strings.NewReader(form.Encode()))
 	if err != nil {
-		return
+		return false
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if p.secret != "" {
 		req.SetBasicAuth(url.QueryEscape(p.cfg.ClientID), url.QueryEscape(p.secret))
 	}
-	if resp, err := p.client.Do(req); err == nil {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return false
 	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }

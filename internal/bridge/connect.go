@@ -86,6 +86,8 @@ func (b *Bridge) save(p *provider, user, password string, tok *oauth2.Token) err
 	if err := b.opts.Store.Save(rec); err != nil {
 		return err
 	}
+	b.opts.Logger.Info().Str("event", "oauth_bridge_connected").Str("user", rec.User).Str("provider", p.cfg.Name).
+		Msg("account connected to the OAuth bridge")
 	b.mu.Lock()
 	delete(b.cache, normal(user))
 	b.mu.Unlock()
