@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/shield"
 )
 
@@ -102,5 +104,25 @@ func TestGrantError(t *testing.T) {
 		if !errors.As(grantError(tc.err), &ge) || ge.Failure.Error != tc.want || ge.Failure.Unreachable != tc.down {
 			t.Errorf("%v: %+v", tc.err, ge)
 		}
+	}
+}
+
+// Without web.public_url there is no exact redirect URI: the browser flow
+// says so instead of sending the provider a relative one.
+func TestConnectNeedsPublicURL(t *testing.T) {
+	s, err := NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(config.OAuthBridge{Providers: []config.BridgeProvider{{Kind: "google", Name: "google", ClientID: "x", Domains: []string{"example.test"}}}}, Options{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, ConnectPath, strings.NewReader("user=a%40example.test"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	b.Handler().ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "web.public_url") {
+		t.Errorf("HTTP %d\n%s", w.Code, w.Body.String())
 	}
 }

@@ -147,6 +147,11 @@ func (b *Bridge) connect(w http.ResponseWriter, r *http.Request, fs *flows) {
 		render(w, http.StatusOK, pageData{User: r.URL.Query().Get("user")})
 		return
 	}
+	if b.opts.PublicURL == "" {
+		// The provider must send the browser back to one exact address.
+		render(w, http.StatusServiceUnavailable, pageData{Error: "Connecting in the browser is not set up here (the administrator must set web.public_url). Use imapwhy connect in a terminal."})
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8192)
 	if err := r.ParseForm(); err != nil {
 		render(w, http.StatusBadRequest, pageData{Error: "The form could not be read."})
