@@ -116,6 +116,7 @@ func connectLink(b *bridge.Bridge, next func(context.Context, proxy.Refusal) pro
 		}
 		inner := rf
 		if rf.Lang == "ja" {
+			link += "&lang=ja"
 			inner.Message += " 接続ページ: " + link
 		} else {
 			inner.Message += " Connect the account here: " + link

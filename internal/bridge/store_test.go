@@ -126,3 +126,28 @@ func TestConnectNeedsPublicURL(t *testing.T) {
 		t.Errorf("HTTP %d\n%s", w.Code, w.Body.String())
 	}
 }
+
+// The connect page speaks the viewer's language, as the incident pages do.
+func TestConnectPageLanguage(t *testing.T) {
+	s, err := NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(config.OAuthBridge{Providers: []config.BridgeProvider{{Kind: "google", Name: "google", ClientID: "x", Domains: []string{"example.test"}}}}, Options{Store: s, PublicURL: "https://gw.example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ url, accept, want string }{
+		{ConnectPath + "?user=a%40example.test&lang=ja", "", "メールアカウントを接続"},
+		{ConnectPath, "ja-JP,ja;q=0.9", `lang="ja"`},
+		{ConnectPath, "en-US", "Connect your mail account"},
+	} {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, tc.url, nil)
+		req.Header.Set("Accept-Language", tc.accept)
+		b.Handler().ServeHTTP(w, req)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), tc.want) {
+			t.Errorf("%s (%s): HTTP %d, no %q", tc.url, tc.accept, w.Code, tc.want)
+		}
+	}
+}
