@@ -306,8 +306,19 @@ var (
 	// sheet and script, the event stream, downloads and the form.
 	contentSecurityPolicy = "default-src 'none'; style-src " + hashSource(pageCSS) + "; script-src " + hashSource(incident.TimeScript()) + " " + hashSource(liveJS) +
 		"; connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-	pageTemplate = template.Must(template.New("setup").Funcs(template.FuncMap{"links": incident.Linkify}).Parse(pageHTML))
+	pageTemplate = template.Must(template.New("setup").Funcs(template.FuncMap{"links": incident.Linkify, "groups": fingerprintGroups}).Parse(pageHTML))
 )
+
+// fingerprintGroups lets a fingerprint wrap only between its groups
+// ("AB:<wbr>CD"), so that no group is cut in two across lines while the
+// person compares it with the one the phone shows.
+func fingerprintGroups(fp string) template.HTML {
+	groups := strings.Split(fp, ":")
+	for i, g := range groups {
+		groups[i] = template.HTMLEscapeString(g)
+	}
+	return template.HTML(strings.Join(groups, ":<wbr>"))
+}
 
 func hashSource(s string) string {
 	sum := sha256.Sum256([]byte(s))

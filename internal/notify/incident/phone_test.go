@@ -1,8 +1,6 @@
 package incident
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,25 +9,17 @@ import (
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
-// phoneFrame shows /page in a frame as wide as an iPhone's screen (headless
-// Chromium's window is never narrower than 500 px) and reports, for the
-// first failure listed, on how many lines the user name is drawn, how wide
-// the message is, and how wide the page is.
-const phoneFrame = `<!doctype html><body style="margin:0">
-<iframe id="phone" src="/page" style="width:390px;height:844px;border:0"></iframe>
-<script>
-document.getElementById("phone").onload = function () {
-  var w = this.contentWindow, d = w.document;
+// measureRow reports, for the first failure listed on the status page, on
+// how many lines the user name is drawn, how wide the message is, how wide
+// the page is, and whether the cause code is shown.
+const measureRow = `
   var cells = d.querySelector("table tbody tr").querySelectorAll("td");
   var r = d.createRange();
   r.selectNodeContents(cells[1]);
-  var out = document.createElement("pre");
-  out.textContent = "user-lines=" + r.getClientRects().length +
+  return "user-lines=" + r.getClientRects().length +
     " message-width=" + Math.round(cells[2].getBoundingClientRect().width) +
-    " page-width=" + d.documentElement.scrollWidth + " viewport=" + w.innerWidth + " cause-shown=" + (cells[3].getClientRects().length > 0);
-  document.body.appendChild(out);
-};
-</script></body>`
+    " page-width=" + d.documentElement.scrollWidth + " viewport=" + w.innerWidth +
+    " cause-shown=" + (cells[3].getClientRects().length > 0);`
 
 // TestStatusPageAtPhoneWidth renders the status page in headless Chromium
 // as a phone shows it (390 px): the user name stays on one line and the
@@ -45,21 +35,10 @@ func TestStatusPageAtPhoneWidth(t *testing.T) {
 	if !strings.Contains(body, "taro.yamada@example.com") {
 		t.Fatalf("status page lacks the failure:\n%s", body)
 	}
-	// The page is served again, as it was rendered, from a plain loopback
-	// server, next to the frame that measures it.
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if r.URL.Path == "/page" {
-			w.Write([]byte(body))
-			return
-		}
-		w.Write([]byte(phoneFrame))
-	}))
-	defer srv.Close()
-	dom := testkit.Chromium(t, "390,844", "--dump-dom", srv.URL+"/")
-	m := regexp.MustCompile(`user-lines=(\d+) message-width=(\d+) page-width=(\d+) viewport=(\d+) cause-shown=(\w+)`).FindStringSubmatch(dom)
+	got := testkit.MeasureAtPhoneWidth(t, []byte(body), measureRow)
+	m := regexp.MustCompile(`^user-lines=(\d+) message-width=(\d+) page-width=(\d+) viewport=(\d+) cause-shown=(\w+)$`).FindStringSubmatch(got)
 	if m == nil {
-		t.Fatalf("no measurement in the rendered page:\n%s", dom)
+		t.Fatalf("measurement %q", got)
 	}
 	lines, _ := strconv.Atoi(m[1])
 	width, _ := strconv.Atoi(m[2])
@@ -76,7 +55,7 @@ func TestStatusPageAtPhoneWidth(t *testing.T) {
 	if lines != 1 {
 		t.Errorf("the user name is drawn on %d lines at phone width, want 1", lines)
 	}
-	t.Logf("user name on %d line(s), message %d px wide, viewport %s", lines, width, m[4])
+	t.Logf("user name on %d line(s), message %d px wide", lines, width)
 	if width < 300 {
 		t.Errorf("the message is %d px wide at phone width, want at least 300 of 390", width)
 	}
