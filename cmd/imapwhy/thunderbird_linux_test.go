@@ -40,7 +40,10 @@ import (
 //   - Thunderbird tries AUTHENTICATE PLAIN and then LOGIN on the same
 //     connection; the second refusal is a NO without ALERT, so one modal
 //     alert comes up per failed password, then Thunderbird's own "login
-//     failed" dialog (imapwhy logs both refusals).
+//     failed" dialog (imapwhy logs both refusals). The test ends there:
+//     cancelling that dialog lets Thunderbird's second connection (it
+//     opens two at start) try the same password, which is refused with an
+//     ALERT of its own.
 //
 // With IMAPWHY_SCREENSHOTS=DIR the alert windows are kept there as
 // thunderbird-alert-ja.png and thunderbird-alert-en.png (docs/ holds them).
