@@ -302,6 +302,11 @@ func (b *Bridge) refresh(ctx context.Context, p *provider, user, password string
 		return "", err
 	}
 	defer clear(k)
+	if rec.Provider != p.cfg.Name {
+		// The account was connected with a provider the configuration no
+		// longer gives it: its token is not sent to another one.
+		return "", &GrantError{Failure: diagnose.GrantFailure{Error: "invalid_grant", Description: "connected with another provider"}}
+	}
 	conf, err := p.config(ctx, "")
 	if err != nil {
 		return "", &GrantError{Failure: diagnose.GrantFailure{Unreachable: true}}
