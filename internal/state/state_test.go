@@ -301,11 +301,7 @@ func TestRedisTLSAndPassword(t *testing.T) {
 	}
 	c := config.Redis{Address: rs.Addr, KeyPrefix: "test:", Timeout: config.Duration(time.Second),
 		TLS: true, CAFile: rs.CAFile, ServerName: "127.0.0.1", PasswordFile: pw}
-	r, err := Open(c, dir, Options{Recheck: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := openRedis(t, c, dir)
 	if d := r.Degraded(); d != "" {
 		t.Fatalf("over TLS with the password: degraded %q", d)
 	}
@@ -314,25 +310,28 @@ func TestRedisTLSAndPassword(t *testing.T) {
 	}
 	// Another CA: the certificate is refused, so Redis is unreachable.
 	c.CAFile = ""
-	other, err := Open(c, dir, Options{Recheck: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openRedis(t, c, dir)
 	if other.Degraded() == "" {
 		t.Error("a Redis certificate from an unknown CA was accepted")
 	}
 	// A wrong password: degraded, not an error at start.
 	c.CAFile = rs.CAFile
 	os.WriteFile(pw, []byte("wrong"), 0o600)
-	wrong, err := Open(c, dir, Options{Recheck: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wrong.Close()
+	wrong := openRedis(t, c, dir)
 	if wrong.Degraded() == "" {
 		t.Error("a wrong Redis password was not noticed")
 	}
+}
+
+// openRedis opens the shared state of c, rechecked every 50ms, until t ends.
+func openRedis(t *testing.T, c config.Redis, dir string) *Redis {
+	t.Helper()
+	r, err := Open(c, dir, Options{Recheck: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 // TestOtherSecret: an instance with another secret is refused at start
