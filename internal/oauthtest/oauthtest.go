@@ -169,21 +169,32 @@ func Start(t testing.TB, opts Options) *Server {
 // deviceHandler is the provider's device page (RFC 8628 section 3.3):
 // the user enters the user code and signs in.
 func deviceHandler(store *storage) http.Handler {
+	return signInPage("user_code", `<input name="user_code" value=%q>`, store.approveDevice,
+		func(w http.ResponseWriter, _ *http.Request, _ string) {
+			fmt.Fprint(w, "Device approved. You can close this page.")
+		})
+}
+
+// signInPage is a page where the user signs in for the request the form
+// field key names (input shows it, a format of its value): a GET shows the
+// form, a POST checks the user name and password with signIn, then done
+// answers.
+func signInPage(key, input string, signIn func(value, user, password string) error, done func(w http.ResponseWriter, r *http.Request, value string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, "bad form", http.StatusBadRequest)
 			return
 		}
-		code := r.Form.Get("user_code")
+		v := r.Form.Get(key)
 		if r.Method != http.MethodPost {
-			fmt.Fprintf(w, `<form method="post"><input name="user_code" value=%q><input name="username"><input type="password" name="password"></form>`, code)
+			fmt.Fprintf(w, `<form method="post">`+input+`<input name="username"><input type="password" name="password"></form>`, v)
 			return
 		}
-		if err := store.approveDevice(code, r.Form.Get("username"), r.Form.Get("password")); err != nil {
+		if err := signIn(v, r.Form.Get("username"), r.Form.Get("password")); err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
-		fmt.Fprint(w, "Device approved. You can close this page.")
+		done(w, r, v)
 	})
 }
 
@@ -300,22 +311,10 @@ func (s *Server) Login(ctx context.Context, browser *http.Client, loginURL, user
 // loginHandler is the provider's login page: the form a browser posts
 // the user name and password to.
 func loginHandler(store *storage, callback func(context.Context, string) string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			http.Error(w, "bad form", http.StatusBadRequest)
-			return
-		}
-		id := r.Form.Get("id")
-		if r.Method != http.MethodPost {
-			fmt.Fprintf(w, `<form method="post"><input type="hidden" name="id" value=%q><input name="username"><input type="password" name="password"></form>`, id)
-			return
-		}
-		if err := store.login(id, r.Form.Get("username"), r.Form.Get("password")); err != nil {
-			http.Error(w, err.Error(), http.StatusForbidden)
-			return
-		}
-		http.Redirect(w, r, callback(r.Context(), id), http.StatusFound)
-	})
+	return signInPage("id", `<input type="hidden" name="id" value=%q>`, store.login,
+		func(w http.ResponseWriter, r *http.Request, id string) {
+			http.Redirect(w, r, callback(r.Context(), id), http.StatusFound)
+		})
 }
 
 // TokenRequest is what Token asks for.
