@@ -116,14 +116,10 @@ func parseCheckArgs(args []string, stderr io.Writer) (checkArgs, error) {
 	fs.BoolVar(&a.tokenStdin, "oauth-token-stdin", false, "read an OAuth access token from the first line of standard input and log in with it")
 	fs.StringVar(&a.lang, "lang", "en", "language of the diagnosis and checklist: ja or en")
 	fs.BoolVar(&a.json, "json", false, "print one JSON object with every step")
-	addresses, err := parseInterspersed(fs, args)
-	if err != nil {
+	var err error
+	if a.address, err = parseAddress(fs, args, "check"); err != nil {
 		return a, err
 	}
-	if len(addresses) != 1 {
-		return a, fmt.Errorf("want one ADDRESS, got %d (see imapwhy check --help)", len(addresses))
-	}
-	a.address = addresses[0]
 	if a.passwordStdin && a.tokenStdin {
 		return a, errors.New("--password-stdin and --oauth-token-stdin: one secret at a time")
 	}

@@ -69,15 +69,23 @@ func parseConnectArgs(name, usage string, args []string, stderr io.Writer) (conn
 	fs := newFlagSet(name, usage, stderr)
 	fs.StringVar(&a.config, "config", "", "configuration file (with oauth_bridge)")
 	fs.BoolVar(&a.passwordStdin, "password-stdin", false, "read the app password from the first line of standard input")
-	rest, err := parseInterspersed(fs, args)
-	if err != nil {
-		return a, err
+	var err error
+	a.address, err = parseAddress(fs, args, name)
+	return a, err
+}
+
+// bridgeCommand parses the arguments of `imapwhy name` and opens the
+// bridge of its configuration; when ok is false, the command ends with
+// status (its error already printed).
+func bridgeCommand(name, usage string, args []string, stderr io.Writer) (a connectArgs, b *bridge.Bridge, status int, ok bool) {
+	a, err := parseConnectArgs(name, usage, args, stderr)
+	if status, stop := parseFailed(err, name, 2, stderr); stop {
+		return a, nil, status, false
 	}
-	if len(rest) != 1 {
-		return a, fmt.Errorf("want one ADDRESS, got %d (see imapwhy %s --help)", len(rest), name)
+	if b, ok = bridgeFor(name, a, stderr); !ok {
+		return a, nil, 2, false
 	}
-	a.address = rest[0]
-	return a, nil
+	return a, b, 0, true
 }
 
 func bridgeFor(name string, a connectArgs, stderr io.Writer) (*bridge.Bridge, bool) {
@@ -98,13 +106,9 @@ func bridgeFor(name string, a connectArgs, stderr io.Writer) (*bridge.Bridge, bo
 
 // runConnect implements `imapwhy connect`.
 func runConnect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a, err := parseConnectArgs("connect", connectUsage, args, stderr)
-	if status, stop := parseFailed(err, "connect", 2, stderr); stop {
-		return status
-	}
-	b, ok := bridgeFor("connect", a, stderr)
+	a, b, status, ok := bridgeCommand("connect", connectUsage, args, stderr)
 	if !ok {
-		return 2
+		return status
 	}
 	if _, ok := b.Configured(a.address); !ok {
 		fmt.Fprintf(stderr, "imapwhy connect: %s is not in oauth_bridge (domains, users)\n", a.address)
@@ -112,6 +116,7 @@ func runConnect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	var own string
 	if a.passwordStdin {
+		var err error
 		if own, err = firstLine(stdin); err == nil {
 			if why := bridge.CheckOwnPassword(own); why != "" {
 				err = errors.New("app password: " + why)
@@ -144,16 +149,13 @@ func runConnect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // runDisconnect implements `imapwhy disconnect`.
 func runDisconnect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a, err := parseConnectArgs("disconnect", disconnectUsage, args, stderr)
-	if status, stop := parseFailed(err, "disconnect", 2, stderr); stop {
-		return status
-	}
-	b, ok := bridgeFor("disconnect", a, stderr)
+	a, b, status, ok := bridgeCommand("disconnect", disconnectUsage, args, stderr)
 	if !ok {
-		return 2
+		return status
 	}
 	var pw string
 	if a.passwordStdin {
+		var err error
 		if pw, err = firstLine(stdin); err != nil {
 			fmt.Fprintf(stderr, "imapwhy disconnect: %v\n", err)
 			return 2

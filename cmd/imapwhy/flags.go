@@ -41,6 +41,19 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseAddress parses args with fs (flags before, between and after) and
+// returns the one ADDRESS they must name, for `imapwhy cmd`.
+func parseAddress(fs *flag.FlagSet, args []string, cmd string) (string, error) {
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(rest) != 1 {
+		return "", fmt.Errorf("want one ADDRESS, got %d (see imapwhy %s --help)", len(rest), cmd)
+	}
+	return rest[0], nil
+}
+
 // parseFailed reports whether parsing the arguments of command name ended
 // the command, and with which exit status: 0 for -h, bad for a usage
 // error, printed here unless the flag package already showed it.
