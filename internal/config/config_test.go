@@ -64,7 +64,7 @@ func TestDefaults(t *testing.T) {
 
 // TestErrors checks that each mistake is refused with the key named.
 func TestErrors(t *testing.T) {
-	for _, tc := range []struct{ yaml, want string }{
+	checkRefused(t, []refused{
 		{"listner: []", "listner"},
 		{"listeners:\n  - address: 127.0.0.1:1\n    tsl: none", "tsl"},
 		{"log: {format: xml}", "log.format"},
@@ -91,12 +91,7 @@ func TestErrors(t *testing.T) {
 		{"shield: {max_users: -1}", "shield.max_users"},
 		{"shield: {enabled: maybe}", "maybe"},
 		{"shield: {windw: 1h}", "windw"},
-	} {
-		_, err := Parse(strings.NewReader(tc.yaml))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: got %v, want an error naming %q", tc.yaml, err, tc.want)
-		}
-	}
+	})
 }
 
 // TestProtectionDefaults: the shield is on, in memory, and the rate limits
@@ -176,18 +171,14 @@ routes:
 	if r := c.Routes[0].Upstream; r.TLS != TLSImplicit || r.ServerName != "imap.example.com" || c.Discovery.CacheTTL.D() != time.Hour {
 		t.Errorf("routing defaults: %+v %+v", r, c.Discovery)
 	}
-	for _, tc := range []struct{ yaml, want string }{
+	checkRefused(t, []refused{
 		{"routes:\n  - {domain: 'a@b', upstream: {address: 'h:1'}}", "routes[0].domain"},
 		{"routes:\n  - {domain: a.example, upstream: {address: auto}}", "routes[0].upstream.address"},
 		{"routes:\n  - {domain: a.example, upstream: {address: 'h:1'}}\n  - {domain: A.example, upstream: {address: 'h:1'}}", "routed twice"},
 		{"routes:\n  - {domain: a.example, upstream: {address: 'imap.a.example:143', tls: none}}", "routes[0].upstream.tls"},
 		{"discovery: {allow_domains: ['']}", "discovery.allow_domains[0]"},
 		{"discovery: {allow_privat: true}", "allow_privat"},
-	} {
-		if _, err := Parse(strings.NewReader(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: got %v, want an error naming %q", tc.yaml, err, tc.want)
-		}
-	}
+	})
 }
 
 // TestAutoUpstreamSafety: insecure_skip_verify on an auto listener would
@@ -236,5 +227,19 @@ func TestLocalModeRefusedBehindProxyProtocol(t *testing.T) {
 	}
 	if c.LocalMode() {
 		t.Error("auto resolves to local mode behind a load balancer")
+	}
+}
+
+// refused is a configuration that Parse must refuse, with an error naming
+// want (a key, or a line).
+type refused struct{ yaml, want string }
+
+// checkRefused parses each configuration and checks its error.
+func checkRefused(t *testing.T, cases []refused) {
+	t.Helper()
+	for _, tc := range cases {
+		if _, err := Parse(strings.NewReader(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want an error naming %q", tc.yaml, err, tc.want)
+		}
 	}
 }
