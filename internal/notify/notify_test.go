@@ -578,12 +578,7 @@ func TestNoticeMailboxNeedsCheckedPassword(t *testing.T) {
 	}
 
 	// The server is down (a closed loopback port).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := testkit.ClosedPort(t)
 	const user, worked = "ann@example.com", "ann-Passw0rd"
 	d := startReachRig(t, fmt.Sprintf(`listeners:
   - {address: '127.0.0.1:0', tls: implicit, notice_mailbox: true, upstream: {address: %q, tls: implicit}}

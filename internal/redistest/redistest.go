@@ -68,12 +68,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redistest: redis-server not found (apt-get install redis-server; scripts/test installs it)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(t)
 	s := &Server{Addr: addr, Password: o.Password, t: t, dir: t.TempDir()}
 	if o.TLS {
 		ca := testkit.NewCA(t, "redistest CA")
