@@ -249,19 +249,9 @@ func (s *Server) Start() error {
 	if s.listeners != nil || s.prepared == nil {
 		return errors.New("proxy: already started")
 	}
-	settings := s.prepared
-	var ls []*listener
-	for i, lc := range s.cfg.Listeners {
-		ln, err := net.Listen("tcp", lc.Address)
-		if err != nil {
-			for _, l := range ls {
-				l.ln.Close()
-			}
-			return fmt.Errorf("listeners[%d]: %w", i, err)
-		}
-		l := &listener{ln: ln}
-		l.settings.Store(settings[i])
-		ls = append(ls, l)
+	ls, _, err := bind(s.cfg.Listeners, s.prepared, nil)
+	if err != nil {
+		return err
 	}
 	s.listeners, s.prepared = ls, nil
 	for _, l := range ls {
@@ -277,6 +267,33 @@ func (s *Server) Start() error {
 		go s.acceptLoop(l)
 	}
 	return nil
+}
+
+// bind gives each of the configured listeners its settings, on the
+// listener reuse returns for its address or, if none (or reuse is nil), on
+// one bound now: fresh are these. If an address cannot be bound, the ones
+// bound here are closed again.
+func bind(cfgs []config.Listener, settings []*listenerSettings, reuse func(address string) *listener) (all, fresh []*listener, err error) {
+	for i, lc := range cfgs {
+		var l *listener
+		if reuse != nil {
+			l = reuse(lc.Address)
+		}
+		if l == nil {
+			ln, err := net.Listen("tcp", lc.Address)
+			if err != nil {
+				for _, l := range fresh {
+					l.ln.Close()
+				}
+				return nil, nil, fmt.Errorf("listeners[%d]: %w", i, err)
+			}
+			l = &listener{ln: ln}
+			fresh = append(fresh, l)
+		}
+		l.settings.Store(settings[i])
+		all = append(all, l)
+	}
+	return all, fresh, nil
 }
 
 // Addrs returns the bound addresses in the order of the configuration's
@@ -324,26 +341,15 @@ func (s *Server) Reload(cfg config.Config) error {
 		old[l.ln.Addr().String()] = l
 	}
 	kept := map[*listener]bool{}
-	var next []*listener
-	var fresh []*listener
-	for i, lc := range cfg.Listeners {
-		if l, ok := old[lc.Address]; ok && !kept[l] {
-			l.settings.Store(settings[i])
+	next, fresh, err := bind(cfg.Listeners, settings, func(address string) *listener {
+		if l, ok := old[address]; ok && !kept[l] {
 			kept[l] = true
-			next = append(next, l)
-			continue
+			return l
 		}
-		ln, err := net.Listen("tcp", lc.Address)
-		if err != nil {
-			for _, l := range fresh {
-				l.ln.Close()
-			}
-			return fmt.Errorf("listeners[%d]: %w", i, err)
-		}
-		l := &listener{ln: ln}
-		l.settings.Store(settings[i])
-		fresh = append(fresh, l)
-		next = append(next, l)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, l := range s.listeners {
 		if !kept[l] {
