@@ -61,15 +61,8 @@ func startBridgeRig(t *testing.T) *bridgeRig {
 	t.Helper()
 	op := oauthtest.Start(t, oauthtest.Options{})
 	dc := dovecottest.Start(t, dovecottest.Options{OAuth2: op.Dovecot(), MaxUserIPConnections: 100, MaxSessions: 100})
-	cert, caPEM := newProxyCert(t)
-	r := &bridgeRig{op: op, dc: dc, e: &e2e{
-		dc: dc, addrs: map[route]string{}, pool: x509.NewCertPool(),
-		caFile: filepath.Join(t.TempDir(), "proxy-ca.pem"), logs: &lockedBuffer{},
-	}}
-	r.e.pool.AppendCertsFromPEM(caPEM)
-	if err := os.WriteFile(r.e.caFile, caPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e, cert := newE2E(t, dc)
+	r := &bridgeRig{op: op, dc: dc, e: e}
 	// imapwhy's pages, where the provider sends the browser back.
 	var pages http.Handler = http.NotFoundHandler()
 	r.pages = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, q *http.Request) { pages.ServeHTTP(w, q) }))

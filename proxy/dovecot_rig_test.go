@@ -77,18 +77,7 @@ func startE2E(t *testing.T) *e2e {
 	t.Helper()
 	proxy.RegisterTestSecrets(secrets...)
 	dc := dovecottest.Start(t, dovecottest.Options{})
-	cert, caPEM := newProxyCert(t)
-	e := &e2e{
-		dc:     dc,
-		addrs:  map[route]string{},
-		pool:   x509.NewCertPool(),
-		caFile: filepath.Join(t.TempDir(), "proxy-ca.pem"),
-		logs:   &lockedBuffer{},
-	}
-	e.pool.AppendCertsFromPEM(caPEM)
-	if err := os.WriteFile(e.caFile, caPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e, cert := newE2E(t, dc)
 	t.Cleanup(func() { e.checkLogHasNoSecrets(t) }) // after the proxy's shutdown: its last words too
 	srv := startE2EProxy(t, e2eConfig(t, dc), proxy.Options{
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -102,6 +91,26 @@ func startE2E(t *testing.T) *e2e {
 		e.addrs[r] = addrs[i].String()
 	}
 	return e
+}
+
+// newE2E is the client side of a rig in front of dc, before its proxy
+// starts: a pool and a CA file that trust the proxy's certificate, which
+// it returns too.
+func newE2E(t *testing.T, dc *dovecottest.Server) (*e2e, tls.Certificate) {
+	t.Helper()
+	cert, caPEM := newProxyCert(t)
+	e := &e2e{
+		dc:     dc,
+		addrs:  map[route]string{},
+		pool:   x509.NewCertPool(),
+		caFile: filepath.Join(t.TempDir(), "proxy-ca.pem"),
+		logs:   &lockedBuffer{},
+	}
+	e.pool.AppendCertsFromPEM(caPEM)
+	if err := os.WriteFile(e.caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return e, cert
 }
 
 // startE2EProxy runs the proxy with cfg and opts, its log going to logs

@@ -7,14 +7,11 @@ package proxy_test
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -48,15 +45,8 @@ func startOAuthRig(t *testing.T) *oauthRig {
 	t.Helper()
 	op := oauthtest.Start(t, oauthtest.Options{})
 	dc := dovecottest.Start(t, dovecottest.Options{OAuth2: op.Dovecot()})
-	cert, caPEM := newProxyCert(t)
-	r := &oauthRig{op: op, dc: dc, e: &e2e{
-		dc: dc, addrs: map[route]string{}, pool: x509.NewCertPool(),
-		caFile: filepath.Join(t.TempDir(), "proxy-ca.pem"), logs: &lockedBuffer{},
-	}}
-	r.e.pool.AppendCertsFromPEM(caPEM)
-	if err := os.WriteFile(r.e.caFile, caPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	e, cert := newE2E(t, dc)
+	r := &oauthRig{op: op, dc: dc, e: e}
 	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`
 state_dir: %s
 log: {level: debug}
