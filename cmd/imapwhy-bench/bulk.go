@@ -35,69 +35,59 @@ type bulkRow struct {
 // target, rounds times.
 func benchBulk(ctx context.Context, ts []target, rounds, messages, size int) ([]bulkRow, error) {
 	want := int64(messages) * int64(size)
-	var rows []bulkRow
-	for _, vts := range byVariant(ts) {
-		samples, err := runRounds(ctx, vts, rounds, func(ctx context.Context, t target) (bulkSample, error) {
-			return fetchAll(ctx, t, want)
-		})
-		if err != nil {
-			return nil, err
-		}
-		for i, t := range vts {
-			row := bulkRow{Target: t, TLS: samples[i][0].TLS, CPUPerGB: math.NaN()}
-			var mbps, ratios []float64
-			var bytes int64
-			var cpu time.Duration
-			for r, s := range samples[i] {
-				mbps = append(mbps, s.mbps())
-				ratios = append(ratios, s.mbps()/samples[0][r].mbps())
-				bytes += s.Bytes
-				cpu += s.CPU
-			}
-			row.Samples = mbps
-			row.MBps, row.Ratio = median(mbps), median(ratios)
-			if t.Proxy != nil {
-				row.CPUPerGB = cpu.Seconds() / (float64(bytes) / 1e9)
-			}
-			rows = append(rows, row)
-		}
+	return rowsByVariant(ctx, ts, rounds, func(ctx context.Context, t target) (bulkSample, error) {
+		return fetchAll(ctx, t, want)
+	}, bulkRowOf)
+}
+
+// bulkRowOf makes t's row from its samples and direct's in the same rounds.
+func bulkRowOf(t target, own, direct []bulkSample) bulkRow {
+	row := bulkRow{Target: t, TLS: own[0].TLS, CPUPerGB: math.NaN()}
+	var mbps, ratios []float64
+	var bytes int64
+	var cpu time.Duration
+	for r, s := range own {
+		mbps = append(mbps, s.mbps())
+		ratios = append(ratios, s.mbps()/direct[r].mbps())
+		bytes += s.Bytes
+		cpu += s.CPU
 	}
-	return rows, nil
+	row.Samples = mbps
+	row.MBps, row.Ratio = median(mbps), median(ratios)
+	if t.Proxy != nil {
+		row.CPUPerGB = cpu.Seconds() / (float64(bytes) / 1e9)
+	}
+	return row
 }
 
 // fetchAll logs in, opens INBOX read-only and times one
 // FETCH 1:* BODY.PEEK[], which must deliver at least want bytes. The
 // proxy's CPU time is sampled around the FETCH only.
 func fetchAll(ctx context.Context, t target, want int64) (bulkSample, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	c, err := login(ctx, t.Addr, t.TLS, bulkReadBuffer)
-	if err != nil {
-		return bulkSample{}, err
-	}
-	defer c.logout()
-	if err := c.command("EXAMINE INBOX"); err != nil {
-		return bulkSample{}, err
-	}
-	u0, err := t.proxyUsage()
-	if err != nil {
-		return bulkSample{}, err
-	}
-	before := c.bytesRead()
-	start := time.Now()
-	if err := c.command("FETCH 1:* BODY.PEEK[]"); err != nil {
-		return bulkSample{}, err
-	}
-	s := bulkSample{Elapsed: time.Since(start), Bytes: c.bytesRead() - before, TLS: tlsName(c.tls)}
-	u1, err := t.proxyUsage()
-	if err != nil {
-		return bulkSample{}, err
-	}
-	s.CPU = u1.CPU - u0.CPU
-	if s.Bytes < want {
-		return s, fmt.Errorf("FETCH delivered %d bytes, the mailbox holds %d", s.Bytes, want)
-	}
-	return s, nil
+	return inSession(ctx, t, 10*time.Minute, bulkReadBuffer, func(c *client) (bulkSample, error) {
+		if err := c.command("EXAMINE INBOX"); err != nil {
+			return bulkSample{}, err
+		}
+		u0, err := t.proxyUsage()
+		if err != nil {
+			return bulkSample{}, err
+		}
+		before := c.bytesRead()
+		start := time.Now()
+		if err := c.command("FETCH 1:* BODY.PEEK[]"); err != nil {
+			return bulkSample{}, err
+		}
+		s := bulkSample{Elapsed: time.Since(start), Bytes: c.bytesRead() - before, TLS: tlsName(c.tls)}
+		u1, err := t.proxyUsage()
+		if err != nil {
+			return bulkSample{}, err
+		}
+		s.CPU = u1.CPU - u0.CPU
+		if s.Bytes < want {
+			return s, fmt.Errorf("FETCH delivered %d bytes, the mailbox holds %d", s.Bytes, want)
+		}
+		return s, nil
+	})
 }
 
 // tlsName describes a negotiated TLS connection: "TLS 1.3 AES_128_GCM

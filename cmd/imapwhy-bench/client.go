@@ -201,6 +201,20 @@ func login(ctx context.Context, addr string, tlsConf *tls.Config, readBuffer int
 	return c, nil
 }
 
+// inSession logs in to t within timeout, runs f on the connection and
+// logs out.
+func inSession[T any](ctx context.Context, t target, timeout time.Duration, readBuffer int, f func(c *client) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := login(ctx, t.Addr, t.TLS, readBuffer)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer c.logout()
+	return f(c)
+}
+
 // logout says LOGOUT and waits (briefly) for the server to answer, so
 // that sessions end the way a mail app ends them.
 func (c *client) logout() {

@@ -22,52 +22,42 @@ type noopRow struct {
 // benchNoop times n NOOPs, one after the other, on one logged-in session
 // per target, rounds times.
 func benchNoop(ctx context.Context, ts []target, rounds, n int) ([]noopRow, error) {
-	var rows []noopRow
-	for _, vts := range byVariant(ts) {
-		samples, err := runRounds(ctx, vts, rounds, func(ctx context.Context, t target) (noopSample, error) {
-			return noopSeries(ctx, t, n)
-		})
-		if err != nil {
-			return nil, err
-		}
-		for i, t := range vts {
-			var p50, p99, add50, add99 []float64
-			for r, s := range samples[i] {
-				d := samples[0][r]
-				p50 = append(p50, float64(s.P50))
-				p99 = append(p99, float64(s.P99))
-				add50 = append(add50, float64(s.P50-d.P50))
-				add99 = append(add99, float64(s.P99-d.P99))
-			}
-			rows = append(rows, noopRow{
-				Target:  t,
-				P50:     time.Duration(median(p50)),
-				P99:     time.Duration(median(p99)),
-				Added50: time.Duration(median(add50)),
-				Added99: time.Duration(median(add99)),
-			})
-		}
+	return rowsByVariant(ctx, ts, rounds, func(ctx context.Context, t target) (noopSample, error) {
+		return noopSeries(ctx, t, n)
+	}, noopRowOf)
+}
+
+// noopRowOf makes t's row from its samples and direct's in the same rounds.
+func noopRowOf(t target, own, direct []noopSample) noopRow {
+	var p50, p99, add50, add99 []float64
+	for r, s := range own {
+		d := direct[r]
+		p50 = append(p50, float64(s.P50))
+		p99 = append(p99, float64(s.P99))
+		add50 = append(add50, float64(s.P50-d.P50))
+		add99 = append(add99, float64(s.P99-d.P99))
 	}
-	return rows, nil
+	return noopRow{
+		Target:  t,
+		P50:     time.Duration(median(p50)),
+		P99:     time.Duration(median(p99)),
+		Added50: time.Duration(median(add50)),
+		Added99: time.Duration(median(add99)),
+	}
 }
 
 // noopSeries logs in and times n NOOP commands, each from writing the
 // command to reading its tagged OK.
 func noopSeries(ctx context.Context, t target, n int) (noopSample, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	c, err := login(ctx, t.Addr, t.TLS, idleReadBuffer)
-	if err != nil {
-		return noopSample{}, err
-	}
-	defer c.logout()
-	lat := make([]time.Duration, n)
-	for i := range lat {
-		start := time.Now()
-		if err := c.command("NOOP"); err != nil {
-			return noopSample{}, err
+	return inSession(ctx, t, 2*time.Minute, idleReadBuffer, func(c *client) (noopSample, error) {
+		lat := make([]time.Duration, n)
+		for i := range lat {
+			start := time.Now()
+			if err := c.command("NOOP"); err != nil {
+				return noopSample{}, err
+			}
+			lat[i] = time.Since(start)
 		}
-		lat[i] = time.Since(start)
-	}
-	return noopSample{P50: percentile(lat, 50), P99: percentile(lat, 99)}, nil
+		return noopSample{P50: percentile(lat, 50), P99: percentile(lat, 99)}, nil
+	})
 }

@@ -93,3 +93,20 @@ func runRounds[S any](ctx context.Context, ts []target, rounds int, measure func
 	}
 	return out, nil
 }
+
+// rowsByVariant measures the targets of each variant rounds times
+// (runRounds), and makes each target's row from its samples and those of
+// the variant's first target (direct) in the same rounds.
+func rowsByVariant[S, R any](ctx context.Context, ts []target, rounds int, measure func(context.Context, target) (S, error), row func(t target, own, direct []S) R) ([]R, error) {
+	var rows []R
+	for _, vts := range byVariant(ts) {
+		samples, err := runRounds(ctx, vts, rounds, measure)
+		if err != nil {
+			return nil, err
+		}
+		for i, t := range vts {
+			rows = append(rows, row(t, samples[i], samples[0]))
+		}
+	}
+	return rows, nil
+}
