@@ -58,16 +58,11 @@ func newAutoconfigTransport(g *Guard, roots *x509.CertPool) *http.Transport {
 // autoconfig tries each autoconfig URL in turn and returns the first usable
 // IMAP server.
 func (d *Discoverer) autoconfig(ctx context.Context, a address) (Result, error) {
-	var errs []error
-	for _, u := range d.autoconfigURLs(a.ascii, a.full) {
-		r, err := d.fetchAutoconfig(ctx, u, a.ascii)
-		if err == nil {
-			return r, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
+	r, errs, ok := firstWorking(ctx, d.autoconfigURLs(a.ascii, a.full), func(u string) (Result, error) {
+		return d.fetchAutoconfig(ctx, u, a.ascii)
+	})
+	if ok {
+		return r, nil
 	}
 	if len(errs) == 0 {
 		return Result{}, errors.New("autoconfig: no URL to try")

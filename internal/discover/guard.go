@@ -119,21 +119,33 @@ var connect = func(ctx context.Context, d *net.Dialer, network, address string) 
 // dialEach dials the addresses in the resolver's order until one answers.
 func (g *Guard) dialEach(ctx context.Context, network string, addrs []netip.Addr, port uint16) (net.Conn, error) {
 	d := &net.Dialer{ControlContext: g.control}
-	var errs []error
-	for _, a := range addrs {
-		conn, err := connect(ctx, d, network, netip.AddrPortFrom(a, port).String())
+	conn, errs, ok := firstWorking(ctx, addrs, func(a netip.Addr) (net.Conn, error) {
+		return connect(ctx, d, network, netip.AddrPortFrom(a, port).String())
+	})
+	if ok {
+		return conn, nil
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
+}
+
+// firstWorking calls try on each item in turn until one succeeds, and
+// returns its result with ok true; otherwise the errors of the tries. It
+// stops early once ctx is done.
+func firstWorking[T, R any](ctx context.Context, items []T, try func(T) (R, error)) (r R, errs []error, ok bool) {
+	for _, it := range items {
+		r, err := try(it)
 		if err == nil {
-			return conn, nil
+			return r, errs, true
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	if len(errs) == 1 {
-		return nil, errs[0]
-	}
-	return nil, errors.Join(errs...)
+	return r, errs, false
 }
 
 // control is the last fence: it runs on the socket about to connect, with
