@@ -230,6 +230,17 @@ func render(w http.ResponseWriter, r *http.Request, status int, d pageData) {
 	_ = page.Execute(w, d)
 }
 
+// postedLogin reads the user and password of a posted form (small), or
+// answers 400 and returns ok false.
+func postedLogin(w http.ResponseWriter, r *http.Request) (user, password string, ok bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8192)
+	if err := r.ParseForm(); err != nil {
+		render(w, r, http.StatusBadRequest, pageData{Error: pageIn(r).T.BadForm})
+		return "", "", false
+	}
+	return strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password"), true
+}
+
 // connect shows the form (GET) or starts the authorization request (POST).
 func (b *Bridge) connect(w http.ResponseWriter, r *http.Request, fs *flows) {
 	if r.Method != http.MethodPost {
@@ -241,12 +252,10 @@ func (b *Bridge) connect(w http.ResponseWriter, r *http.Request, fs *flows) {
 		render(w, r, http.StatusServiceUnavailable, pageData{Error: pageIn(r).T.NoPublicURL})
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8192)
-	if err := r.ParseForm(); err != nil {
-		render(w, r, http.StatusBadRequest, pageData{Error: pageIn(r).T.BadForm})
+	user, own, ok := postedLogin(w, r)
+	if !ok {
 		return
 	}
-	user, own := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
 	p := b.provider(user)
 	if p == nil {
 		render(w, r, http.StatusBadRequest, pageData{User: user, Error: pageIn(r).T.NotBridged})
@@ -337,12 +346,10 @@ func (b *Bridge) disconnect(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, ConnectPath, http.StatusSeeOther)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8192)
-	if err := r.ParseForm(); err != nil {
-		render(w, r, http.StatusBadRequest, pageData{Error: pageIn(r).T.BadForm})
+	user, pw, ok := postedLogin(w, r)
+	if !ok {
 		return
 	}
-	user, pw := strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")
 	rec, err := b.opts.Store.Load(user)
 	if err == nil {
 		_, k, oerr := rec.open(pw)
