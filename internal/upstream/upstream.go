@@ -332,19 +332,13 @@ func (s *Client) failed(ctx context.Context, err error) error {
 // Connect dials and, for implicit TLS, handshakes, within the dial timeout.
 func (s *Client) Connect(ctx context.Context) error {
 	s.obs.Phase = diagnose.PhaseDial
-	deadline := s.start.Add(s.cfg.DialTimeout)
-	if s.deadline.Before(deadline) {
-		deadline = s.deadline
-	}
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	conn, err := s.dial(dctx)
+	conn, dctx, cancel, err := s.dialWithin(ctx, s.start.Add(s.cfg.DialTimeout))
 	if err != nil {
 		return err
 	}
+	defer cancel()
 	s.raw, s.conn = conn, conn
 	if s.cfg.TLS == config.TLSImplicit {
-		conn.SetDeadline(deadline)
 		if err := s.Handshake(dctx); err != nil {
 			return err
 		}
@@ -354,6 +348,24 @@ func (s *Client) Connect(ctx context.Context) error {
 		s.br = bufio.NewReader(s.conn)
 	}
 	return nil
+}
+
+// dialWithin dials by limit or the login's deadline, whichever comes
+// first: the connection's deadline and the returned context's are that
+// time (call cancel when done with it; on an error it is done already).
+func (s *Client) dialWithin(ctx context.Context, limit time.Time) (net.Conn, context.Context, context.CancelFunc, error) {
+	deadline := limit
+	if s.deadline.Before(deadline) {
+		deadline = s.deadline
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	conn, err := s.dial(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	conn.SetDeadline(deadline)
+	return conn, ctx, cancel, nil
 }
 
 func (s *Client) dial(ctx context.Context) (net.Conn, error) {
@@ -469,18 +481,12 @@ func (s *Client) awaitPlaintextGreeting(ctx context.Context) error {
 // portSpeaksTLS reports whether a new connection to the server completes a
 // TLS handshake, within probeTimeout and the login's deadline.
 func (s *Client) portSpeaksTLS(ctx context.Context) bool {
-	deadline := time.Now().Add(probeTimeout)
-	if s.deadline.Before(deadline) {
-		deadline = s.deadline
-	}
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	conn, err := s.dial(ctx)
+	conn, ctx, cancel, err := s.dialWithin(ctx, time.Now().Add(probeTimeout))
 	if err != nil {
 		return false
 	}
+	defer cancel()
 	defer conn.Close()
-	conn.SetDeadline(deadline)
 	// Only the question "is this TLS?" is asked: nothing is sent over the
 	// connection, so the certificate does not matter here.
 	tc := tls.Client(conn, &tls.Config{ServerName: s.serverName(), InsecureSkipVerify: true})
