@@ -59,33 +59,26 @@ func TestClientVanishesMidCommand(t *testing.T) {
 	checkNoLeaks(t)
 	up, accepted := testkit.Counting(t, "")
 	p, addrs, _ := rigThreeListeners(t, up)
+	// answered sends cmd, checks that the answer starts with want, then
+	// sends part, the start of what would follow.
+	answered := func(cmd, want, part string) func(tc *testkit.Client) {
+		return func(tc *testkit.Client) {
+			tc.Send(cmd)
+			if l := tc.Line(); !strings.HasPrefix(l, want) {
+				t.Errorf("after %q: %q", cmd, l)
+			}
+			tc.Send(part)
+		}
+	}
 	cases := []struct {
 		name, listener string
 		script         func(tc *testkit.Client)
 	}{
 		{"mid line", config.TLSNone, func(tc *testkit.Client) { tc.Send("a LOGIN alice pass") }},
-		{"mid synchronising literal", config.TLSNone, func(tc *testkit.Client) {
-			tc.Send("a LOGIN alice {20}\r\n")
-			if l := tc.Line(); !strings.HasPrefix(l, "+ ") {
-				t.Errorf("literal: %q", l)
-			}
-			tc.Send("01234")
-		}},
+		{"mid synchronising literal", config.TLSNone, answered("a LOGIN alice {20}\r\n", "+ ", "01234")},
 		{"mid non-synchronising literal", config.TLSNone, func(tc *testkit.Client) { tc.Send("a LOGIN alice {20+}\r\n01234") }},
-		{"mid AUTHENTICATE", config.TLSNone, func(tc *testkit.Client) {
-			tc.Send("a AUTHENTICATE PLAIN\r\n")
-			if l := tc.Line(); !strings.HasPrefix(l, "+") {
-				t.Errorf("AUTHENTICATE: %q", l)
-			}
-			tc.Send("AGFsaWNlAG")
-		}},
-		{"mid STARTTLS handshake", config.TLSStartTLS, func(tc *testkit.Client) {
-			tc.Send("a STARTTLS\r\n")
-			if l := tc.Line(); !strings.HasPrefix(l, "a OK") {
-				t.Errorf("STARTTLS: %q", l)
-			}
-			tc.Send(string(clientHelloPrefix))
-		}},
+		{"mid AUTHENTICATE", config.TLSNone, answered("a AUTHENTICATE PLAIN\r\n", "+", "AGFsaWNlAG")},
+		{"mid STARTTLS handshake", config.TLSStartTLS, answered("a STARTTLS\r\n", "a OK", string(clientHelloPrefix))},
 		{"mid TLS handshake", config.TLSImplicit, func(tc *testkit.Client) { tc.Send(string(clientHelloPrefix)) }},
 	}
 	for _, c := range cases {
@@ -229,24 +222,10 @@ func TestSlowClients(t *testing.T) {
 		})
 	}
 	// Meanwhile, a mail app logs in and works.
-	conn, err := tls.Dial("tcp", addrs[config.TLSImplicit], clientTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(rigPreAuth))
-	app := &testkit.Client{T: t, Conn: conn, Reader: rigReader(conn)}
-	app.Line()
-	app.Send("a LOGIN alice " + pass + "\r\nb SELECT INBOX\r\n")
-	if l := app.Until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
-		t.Errorf("a normal session during the attack: %q", l)
-	}
-	app.Send("c LOGOUT\r\n")
-	app.Until("c OK")
+	appWorks(t, addrs[config.TLSImplicit], clientTLS, pass, rigPreAuth, "during the attack")
 	wg.Wait()
 	t.Logf("%d slow or flooding clients cut off", len(cases))
 	tally.add("bad inputs tried", int64(len(cases)))
-	conn.Close()
 	p.waitSessions(t, 0)
 }
 
@@ -367,26 +346,13 @@ func TestIdleConnections(t *testing.T) {
 
 	// Meanwhile, a mail app logs in and works.
 	start := time.Now()
-	conn, err := tls.Dial("tcp", p.srv.Addrs()[1].String(), clientTLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	app := &testkit.Client{T: t, Conn: conn, Reader: rigReader(conn)}
-	app.Line()
-	app.Send("a LOGIN alice " + pass + "\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
-	if l := app.Until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
-		t.Errorf("a normal session among the idle ones: %q", l)
-	}
-	app.Until("c OK")
+	appWorks(t, p.srv.Addrs()[1].String(), clientTLS, pass, 10*time.Second, "among the idle ones")
 	t.Logf("a normal login, SELECT and LOGOUT among them took %v", time.Since(start).Round(time.Millisecond))
 
 	for _, c := range conns {
 		c.Close()
 	}
 	conns = nil
-	conn.Close()
 	p.waitSessions(t, 0)
 }
 
@@ -590,4 +556,24 @@ func TestBinaryJunk(t *testing.T) {
 	if accepted.Load() != 0 {
 		t.Error("junk reached the upstream")
 	}
+}
+
+// appWorks is a mail app at addr (TLS with conf) that logs in as alice with pass,
+// SELECTs INBOX and logs out, within limit; when says when, in the error.
+func appWorks(t *testing.T, addr string, conf *tls.Config, pass string, limit time.Duration, when string) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(limit))
+	app := &testkit.Client{T: t, Conn: conn, Reader: rigReader(conn)}
+	app.Line()
+	app.Send("a LOGIN alice " + pass + "\r\nb SELECT INBOX\r\n")
+	if l := app.Until("b "); !strings.HasPrefix(l[len(l)-1], "b OK") {
+		t.Errorf("a normal session %s: %q", when, l)
+	}
+	app.Send("c LOGOUT\r\n")
+	app.Until("c OK")
 }
