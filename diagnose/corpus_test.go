@@ -1,9 +1,7 @@
 package diagnose
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // The corpus of real login-failure responses (shared/corpus) is copied
@@ -31,66 +31,24 @@ const (
 	minAccuracyWireOnly   = 0.90
 )
 
-type corpusRecord struct {
-	Line           int     `json:"-"`
-	Provider       string  `json:"provider"`
-	ServerSoftware string  `json:"server_software"`
-	Greeting       *string `json:"greeting"`
-	Capability     *string `json:"capability"`
-	Command        string  `json:"command"`
-	Response       *string `json:"response"`
-	Cause          string  `json:"cause"`
-	Fix            string  `json:"fix"`
-}
+// corpusRecord and corpusLabel are testkit's, with the methods below.
+type corpusRecord struct{ testkit.CorpusRecord }
 
-type corpusLabel struct {
-	Line      int     `yaml:"line"`
-	Starts    string  `yaml:"starts"`
-	Expect    []Cause `yaml:"expect"`
-	Server    string  `yaml:"server"`
-	Mechanism string  `yaml:"mechanism"`
-	Note      string  `yaml:"note"`
-}
+type corpusLabel struct{ testkit.CorpusLabel }
 
 func readCorpus(t testing.TB, path string) []corpusRecord {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var recs []corpusRecord
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		var r corpusRecord
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("%s:%d: %v", path, line, err)
-		}
-		r.Line = line
-		recs = append(recs, r)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	for _, r := range testkit.ReadCorpus(t, path) {
+		recs = append(recs, corpusRecord{r})
 	}
 	return recs
 }
 
 func readLabels(t testing.TB) map[int]corpusLabel {
 	t.Helper()
-	data, err := os.ReadFile(corpusLabelsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Records []corpusLabel `yaml:"records"`
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		t.Fatalf("%s: %v", corpusLabelsFile, err)
-	}
 	labels := map[int]corpusLabel{}
-	for _, l := range f.Records {
+	for _, l := range testkit.ReadCorpusLabels(t, corpusLabelsFile) {
 		if _, dup := labels[l.Line]; dup {
 			t.Fatalf("%s: line %d labelled twice", corpusLabelsFile, l.Line)
 		}
@@ -98,11 +56,11 @@ func readLabels(t testing.TB) map[int]corpusLabel {
 			t.Fatalf("%s: line %d: no expected cause", corpusLabelsFile, l.Line)
 		}
 		for _, c := range l.Expect {
-			if !c.Valid() {
+			if !Cause(c).Valid() {
 				t.Fatalf("%s: line %d: unknown cause %q", corpusLabelsFile, l.Line, c)
 			}
 		}
-		labels[l.Line] = l
+		labels[l.Line] = corpusLabel{l}
 	}
 	return labels
 }
@@ -137,7 +95,7 @@ func (r corpusRecord) observation(t testing.TB, l corpusLabel, withServer bool) 
 
 func (l corpusLabel) accepts(c Cause) bool {
 	for _, e := range l.Expect {
-		if e == c {
+		if Cause(e) == c {
 			return true
 		}
 	}

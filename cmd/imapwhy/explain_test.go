@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // The corpus copy and its labels live with the diagnose package.
@@ -40,48 +39,17 @@ type corpusCase struct {
 // client's AUTHENTICATE line where the record names an OAuth mechanism.
 func corpusCases(t *testing.T) []corpusCase {
 	t.Helper()
-	data, err := os.ReadFile(explainLabels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var labels struct {
-		Records []struct {
-			Line      int      `yaml:"line"`
-			Starts    string   `yaml:"starts"`
-			Expect    []string `yaml:"expect"`
-			Server    string   `yaml:"server"`
-			Mechanism string   `yaml:"mechanism"`
-			Note      string   `yaml:"note"`
-		} `yaml:"records"`
-	}
-	if err := yaml.Unmarshal(data, &labels); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(explainCorpus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var records []map[string]*string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var r map[string]*string
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		records = append(records, r)
-	}
+	records := testkit.ReadCorpus(t, explainCorpus)
 	var cases []corpusCase
-	for _, l := range labels.Records {
+	for _, l := range testkit.ReadCorpusLabels(t, explainLabels) {
 		r := records[l.Line-1]
 		var lines []string
 		if l.Mechanism != "" && l.Mechanism != "LOGIN" && l.Mechanism != "PLAIN" {
 			lines = append(lines, "C: A1 AUTHENTICATE "+l.Mechanism)
 		}
-		for _, k := range []string{"greeting", "capability", "response"} {
-			if r[k] != nil {
-				lines = append(lines, *r[k])
+		for _, p := range []*string{r.Greeting, r.Capability, r.Response} {
+			if p != nil {
+				lines = append(lines, *p)
 			}
 		}
 		cases = append(cases, corpusCase{l.Line, strings.Join(lines, "\n"), l.Server, l.Expect})
