@@ -101,6 +101,11 @@ func (c *messageCatalog) alternative(d Diagnosis) string {
 			return ""
 		}
 	}
+	if d.Proxied {
+		if s := c.alternatives[string(d.Alternative)+variantProxied]; s != "" {
+			return s
+		}
+	}
 	for _, id := range providerKeys(d.Provider) {
 		if s := c.alternatives[string(d.Alternative)+"/"+id]; s != "" {
 			return s
@@ -192,14 +197,27 @@ type template struct {
 //	                       assert what was not seen
 //	cause~no_app_passwords a known provider that has no app passwords
 //	cause                  the general wording
+//
+// and, before all of them, for a login that came through the proxy
+// (Diagnosis.Proxied):
+//
+//	cause~proxied          the server, port and TLS that failed are
+//	                       imapwhy's upstream setting, not the mail app's:
+//	                       the wording says so and whom to tell
 const (
 	variantUnsure         = "~unsure"
 	variantNoAppPasswords = "~no_app_passwords"
+	variantProxied        = "~proxied"
 )
 
 // templates returns the wordings for a diagnosis, the most fitting first.
 func (c *messageCatalog) templates(d Diagnosis) []template {
 	cause := string(d.Cause)
+	if d.Proxied {
+		if ts := c.causes[cause+variantProxied]; len(ts) > 0 {
+			return ts
+		}
+	}
 	for _, id := range providerKeys(d.Provider) {
 		if ts := c.causes[cause+"/"+id]; len(ts) > 0 {
 			return ts
@@ -269,6 +287,10 @@ func loadMessages(lang string, data []byte) (*messageCatalog, error) {
 	}
 	for key, text := range f.Alternatives {
 		cause, provider, _ := strings.Cut(key, "/")
+		cause, proxied := strings.CutSuffix(cause, variantProxied)
+		if proxied && provider != "" {
+			return nil, fmt.Errorf("alternatives %s: a proxied sentence has no provider", key)
+		}
 		if !Cause(cause).Valid() {
 			return nil, fmt.Errorf("alternatives: unknown cause %q", key)
 		}
@@ -291,6 +313,13 @@ func loadMessages(lang string, data []byte) (*messageCatalog, error) {
 		if c.alternatives[string(cause)] == "" {
 			return nil, fmt.Errorf("alternatives: no sentence for %s", cause)
 		}
+		// Through the proxy, the server that failed is imapwhy's upstream,
+		// not the mail app's: those causes need words that say so.
+		if upstreamSetting(cause) {
+			if len(c.causes[string(cause)+variantProxied]) == 0 || c.alternatives[string(cause)+variantProxied] == "" {
+				return nil, fmt.Errorf("causes, alternatives: no %s%s wording", cause, variantProxied)
+			}
+		}
 	}
 	return c, nil
 }
@@ -304,7 +333,7 @@ func buildTemplates(lang, key string, texts []string) ([]template, error) {
 	if provider != "" && providerByID(provider) == nil {
 		return nil, fmt.Errorf("causes %s: unknown provider %q", key, provider)
 	}
-	if hasVariant && ("~"+variant != variantUnsure && "~"+variant != variantNoAppPasswords || provider != "") {
+	if hasVariant && ("~"+variant != variantUnsure && "~"+variant != variantNoAppPasswords && "~"+variant != variantProxied || provider != "") {
 		return nil, fmt.Errorf("causes %s: unknown variant %q", key, variant)
 	}
 	if len(texts) == 0 {
@@ -337,6 +366,14 @@ func buildTemplates(lang, key string, texts []string) ([]template, error) {
 		return nil, fmt.Errorf("causes %s: the last wording must have no placeholders", key)
 	}
 	return ts, nil
+}
+
+// upstreamSetting: the cause is about the server, port or TLS mode the
+// login went to (and the network on the way), which through the proxy is
+// imapwhy's own upstream setting.
+func upstreamSetting(c Cause) bool {
+	s := string(c)
+	return strings.HasPrefix(s, "upstream.") || strings.HasPrefix(s, "network.")
 }
 
 // checkText: one line, no control characters, ASCII in English.

@@ -1,6 +1,7 @@
 package diagnose
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"unicode"
@@ -57,20 +58,22 @@ func TestMessagesComplete(t *testing.T) {
 			checkLinks(t, lang, d, msg)
 		}
 		for _, cause := range Causes() {
-			for _, p := range providers {
-				for _, alt := range []Cause{"", longAlt, CauseCredentialsRejected} {
-					for _, conf := range []Confidence{High, Medium} {
-						d := p
-						d.Cause, d.Alternative, d.Confidence = cause, alt, conf
-						check(d)
+			for _, proxied := range []bool{false, true} {
+				for _, p := range providers {
+					for _, alt := range []Cause{"", longAlt, CauseCredentialsRejected} {
+						for _, conf := range []Confidence{High, Medium} {
+							d := p
+							d.Cause, d.Alternative, d.Confidence, d.Proxied = cause, alt, conf, proxied
+							check(d)
+						}
 					}
 				}
-			}
-			for _, alt := range Causes() {
-				for _, p := range []Diagnosis{{}, longest} {
-					d := p
-					d.Cause, d.Alternative = cause, alt
-					check(d)
+				for _, alt := range Causes() {
+					for _, p := range []Diagnosis{{}, longest} {
+						d := p
+						d.Cause, d.Alternative, d.Proxied = cause, alt, proxied
+						check(d)
+					}
 				}
 			}
 		}
@@ -173,6 +176,7 @@ func TestLoadMessagesRejects(t *testing.T) {
 		"control character":   strings.Replace(en, line, `    - "No password\nwas entered."`, 1),
 		"placeholder last":    strings.Replace(en, line, `    - "{provider} got no password."`, 1),
 		"unknown cause":       en + "\n  no.such: \"x\"\n",
+		"no proxied wording":  regexp.MustCompile(`(?m)^  upstream\.refused~proxied:\n    - .*\n`).ReplaceAllString(en, ""),
 		"unknown key":         en + "\nextra: 1\n",
 	}
 	for name, doc := range cases {
@@ -309,5 +313,53 @@ func TestMessageHeld(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestMessageProxied: through the proxy, a server that cannot be reached is
+// imapwhy's upstream, not the mail app's setting: the message says imapwhy
+// could not reach it, that the app's settings and password are fine, and
+// names the setting to check; `imapwhy check` (not proxied) keeps the
+// wording for someone who typed the server.
+func TestMessageProxied(t *testing.T) {
+	o := Observation{Host: "127.0.0.1", Port: 993, TLSMode: "implicit", Phase: PhaseDial, NetError: NetRefused}
+	plain := Classify(o)
+	o.Proxied = true
+	d := Classify(o)
+	if d.Cause != CauseUpstreamRefused || !d.Proxied || plain.Proxied {
+		t.Fatalf("proxied %+v, plain %+v", d, plain)
+	}
+	for lang, want := range map[string][]string{
+		"en": {"imapwhy cannot reach the mail server", "nothing answers", "mail app and password are fine", "listeners[].upstream"},
+		"ja": {"imapwhyがメールサーバーに接続できません", "ポートで応答がありません", "メールアプリの設定とパスワードは問題ありません", "listeners[].upstream"},
+	} {
+		msg := Message(d, lang)
+		for _, w := range want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: %q missing: %s", lang, w, msg)
+			}
+		}
+		if strings.Contains(msg, "your settings") || strings.Contains(msg, "設定されたポート") {
+			t.Errorf("%s: blames the mail app's settings: %s", lang, msg)
+		}
+	}
+	if msg := Message(plain, "en"); !strings.Contains(msg, "in your settings") {
+		t.Errorf("check's wording changed: %s", msg)
+	}
+	for _, c := range Causes() {
+		if !upstreamSetting(c) {
+			continue
+		}
+		for _, lang := range Languages() {
+			p := Message(Diagnosis{Cause: c, Proxied: true, Confidence: High}, lang)
+			if p == Message(Diagnosis{Cause: c, Confidence: High}, lang) || !strings.HasPrefix(p, "imapwhy") {
+				t.Errorf("%s %s: proxied message %q", lang, c, p)
+			}
+		}
+	}
+	// A second cause through the proxy names imapwhy's upstream too.
+	alt := Diagnosis{Cause: CauseUpstreamTimeout, Alternative: CauseUpstreamRefused, Confidence: Medium, Proxied: true}
+	if msg := Message(alt, "en"); !strings.Contains(msg, "imapwhy's upstream port") && strings.Contains(msg, "Or the port is wrong") {
+		t.Errorf("alternative: %s", msg)
 	}
 }

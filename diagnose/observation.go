@@ -86,6 +86,11 @@ type Observation struct {
 	Port       int
 	TLSMode    string // "implicit", "starttls" or "none"
 	ServerName string // TLS / fingerprint name, if different from Host
+	// Proxied: a mail app logged in through the proxy, which chose the
+	// upstream (its listener's setting, a route or discovery): the mail
+	// app's own settings are not the ones above. The proxy sets it;
+	// `imapwhy check` and explain, where the person typed the server, do not.
+	Proxied bool
 
 	Phase    Phase    // last phase reached; where the failure happened
 	NetError NetError // connection-level failure, NetOK if none

@@ -63,7 +63,7 @@ listeners:
 		{"account disabled with a reason", 0, "disabled", "disabledpass", "account.disabled", "disabled"},
 		{"password expired", 0, "expired", "x-expired", "account.password_expired", "expired"},
 		{"temporary failure", 0, "tempfail1", "x-tempfail", "server.temporary_failure", "temporary"},
-		{"SMTP port", 2, "alice", "alicepass", "upstream.not_imap", "IMAP port"},
+		{"SMTP port", 2, "alice", "alicepass", "upstream.not_imap", "its port is not IMAP"},
 		{"certificate for another name", 3, "alice", "alicepass", "upstream.certificate_name", "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -272,3 +272,48 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 		})
 	}
 }
+
+// TestUpstreamDownNotTheApp: when imapwhy's own upstream does not answer,
+// the mail app is told that imapwhy cannot reach the mail server, that its
+// settings and password are fine, and which setting the person running
+// imapwhy must check; not to check the port in its own settings.
+func TestUpstreamDownNotTheApp(t *testing.T) {
+	checkNoLeaks(t)
+	for _, lang := range []string{"en", "ja"} {
+		t.Run(lang, func(t *testing.T) {
+			srv, logs := startProxy(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+    tls: none
+    language: %s
+    upstream: {address: %q, tls: none}
+limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
+`, lang, testkit.ClosedPort(t)), Options{})
+			tc := dialTestClient(t, srv.Addrs()[0])
+			defer tc.Conn.Close()
+			if lang == "ja" {
+				tc.Send("e LANGUAGE JA\r\n")
+				tc.Until("e ")
+			}
+			tc.Send("a LOGIN alice " + testSecret("down") + "\r\n")
+			lines := tc.Until("a ")
+			no := lines[len(lines)-1]
+			want := map[string][]string{
+				"en": {"a NO [UNAVAILABLE] imapwhy cannot reach the mail server (nothing answers).", "mail app and password are fine", "listeners[].upstream"},
+				"ja": {"a NO [UNAVAILABLE] imapwhyがメールサーバーに接続できません", "メールアプリの設定とパスワードは問題ありません", "listeners[].upstream"},
+			}[lang]
+			for _, w := range want {
+				if !strings.Contains(no, w) {
+					t.Errorf("NO %q: %q missing", no, w)
+				}
+			}
+			if strings.Contains(no, "your settings") || strings.Contains(no, "設定されたポート") {
+				t.Errorf("NO %q blames the mail app's settings", no)
+			}
+			testkit.WaitFor(t, func() bool { return len(logs.Events("auth_failure")) > 0 })
+			if c := logs.Events("auth_failure")[0]["cause"]; c != string(diagnose.CauseUpstreamRefused) {
+				t.Errorf("cause %v", c)
+			}
+		})
+	}
+}

@@ -100,7 +100,9 @@ func (g *guard) lastWorked() bool { return g.attempt != nil && g.attempt.LastWor
 // server is shutting down, nothing is tried.
 func (g *guard) login(ctx context.Context, stopping bool) (*upstream.Session, diagnose.Diagnosis, *diagnose.Observation, error) {
 	req := g.req
-	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password)}
+	// Proxied: the upstream is imapwhy's choice, not the mail app's
+	// setting, and the messages say so.
+	obs := &diagnose.Observation{Typed: diagnose.Facts(req.Username, req.Password), Proxied: true}
 	if req.isOAuth() {
 		// A token is no typed password: only the user name's facts count.
 		obs.Typed = diagnose.Facts(req.Username, "")
@@ -243,7 +245,7 @@ func (g *guard) upstream(uc upstream.Config) upstream.Config {
 // facts first, and is recorded in the history with its cause. It counts the
 // failure in the metrics.
 func (g *guard) diagnose(obs *diagnose.Observation, loginErr error) (d diagnose.Diagnosis) {
-	defer func() { d.Detail = g.detail(obs, d.Detail) }()
+	defer func() { d.Detail, d.Proxied = g.detail(obs, d.Detail), obs.Proxied }()
 	var r *refusal
 	switch {
 	case errors.As(loginErr, &r):
