@@ -10,7 +10,8 @@ package proxy
 //	          history (credentials.repeated_failure), nothing is sent upstream
 //	       -> upstream login (internal/upstream)
 //	       -> refused: history facts for diagnose, the failure recorded,
-//	          the failure delay; the session then answers (reply.go)
+//	          the failure delay (credentials refused only); the session
+//	          then answers (reply.go)
 //	       -> logged in: the password that worked recorded, the delay reset
 //
 // The throttle is always on, with config.Limits; the shield and the metrics
@@ -80,6 +81,9 @@ type guard struct {
 	user    string
 	attempt *shield.Attempt // nil when the shield is off, or before routing
 	held    bool            // the shield answered from history
+	// failureDelay is the failure delay this refusal was given (from the
+	// login's arrival), 0 when it got none.
+	failureDelay time.Duration
 }
 
 // beginLogin starts the protections of one login attempt. The password
@@ -95,8 +99,9 @@ func (g *guard) lastWorked() bool { return g.attempt != nil && g.attempt.LastWor
 // login tries the login under the protections, in this order: the login
 // rate limits; the upstream (the listener's own, or the one routing and
 // discovery choose, route.go); the shield; the upstream login
-// (internal/upstream). A failure is diagnosed, recorded, and held for the
-// failure delay before login returns it with its diagnosis. stopping: the
+// (internal/upstream). A failure is diagnosed and recorded, and a refusal
+// of the credentials is held for the failure delay, before login returns
+// it with its diagnosis. stopping: the
 // server is shutting down, nothing is tried.
 func (g *guard) login(ctx context.Context, stopping bool) (*upstream.Session, diagnose.Diagnosis, *diagnose.Observation, error) {
 	req := g.req
@@ -116,7 +121,9 @@ func (g *guard) login(ctx context.Context, stopping bool) (*upstream.Session, di
 		return up, diagnose.Diagnosis{}, obs, nil
 	}
 	d := g.diagnose(obs, err)
-	g.delay()
+	if g.credentialsJudged(obs, err) {
+		g.delay()
+	}
 	return nil, d, obs, err
 }
 
@@ -294,11 +301,26 @@ func credentialsRefused(obs *diagnose.Observation, err error) bool {
 	return obs.Phase == diagnose.PhaseLogin && errors.As(err, &se) && se.Resp.Status == "NO"
 }
 
+// credentialsJudged: the refusal is about the user name and password: the
+// upstream answered the login with NO, the shield answered for a password
+// the upstream refused before, or the OAuth bridge's app password was
+// wrong. Only these get the failure delay, which slows guessing: an
+// upstream that is down or unreachable, or a limit of the proxy's own,
+// says nothing about the password.
+func (g *guard) credentialsJudged(obs *diagnose.Observation, err error) bool {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.cause == diagnose.CauseCredentialsRejected
+	}
+	return g.held || credentialsRefused(obs, err)
+}
+
 // delay waits out the failure delay before the NO: the NO goes out no
 // sooner than the delay after the login arrived, however long the upstream
 // took. Shutdown cuts it short.
 func (g *guard) delay() {
 	d := g.ss.srv.throttle.Failed(g.ss.addr, g.user, g.req.Password)
+	g.failureDelay = d
 	wait := time.Until(g.start.Add(d))
 	if wait <= 0 {
 		return

@@ -363,3 +363,46 @@ func containsLine(lines []string, prefix string) bool {
 	}
 	return false
 }
+
+// TestFailureDelayOnlyForCredentials: the failure delay (which doubles with
+// each further wrong password) is for refusals of the user name and
+// password; an upstream that refuses connections gets its NO at once, and
+// does not count as a further failure. The delays are read from the
+// auth_failure events, not timed.
+func TestFailureDelayOnlyForCredentials(t *testing.T) {
+	up := startMemUpstream(t, map[string]string{"alice": "alicepass"})
+	srv, logs := startProxy(t, fmt.Sprintf(`
+listeners:
+  - {address: "127.0.0.1:0", tls: none, upstream: {address: %q, tls: none}}
+  - {address: "127.0.0.1:0", tls: none, upstream: {address: %q, tls: none}}
+limits: {failure_delay_base: 1ms, failure_delay_max: 1h, per_address_logins_per_minute: -1, per_user_logins_per_minute: -1}
+`, up.Addr, testkit.ClosedPort(t)), Options{})
+	login := func(listener int, pw string) map[string]any {
+		t.Helper()
+		n := len(logs.Events("auth_failure"))
+		tc := dialTestClient(t, srv.Addrs()[listener])
+		defer tc.Conn.Close()
+		tc.Send(fmt.Sprintf("a LOGIN alice {%d+}\r\n%s\r\n", len(pw), pw))
+		if l := tc.Until("a "); !strings.HasPrefix(l[len(l)-1], "a NO ") {
+			t.Fatalf("answer %q", l)
+		}
+		testkit.WaitFor(t, func() bool { return len(logs.Events("auth_failure")) > n })
+		return logs.Events("auth_failure")[n]
+	}
+	delayMS := func(ev map[string]any) float64 {
+		v, _ := ev["failure_delay"].(float64)
+		return v
+	}
+	for i, want := range []float64{1, 2, 4} {
+		if got := delayMS(login(0, fmt.Sprintf("wrong-%d", i))); got != want {
+			t.Errorf("wrong password %d: failure delay %vms, want %vms", i+1, got, want)
+		}
+	}
+	ev := login(1, "wrong-9")
+	if ev["cause"] != string(diagnose.CauseUpstreamRefused) || delayMS(ev) != 0 {
+		t.Errorf("upstream down: cause %v, failure delay %vms, want upstream.refused without delay", ev["cause"], delayMS(ev))
+	}
+	if got := delayMS(login(0, "wrong-4")); got != 8 {
+		t.Errorf("wrong password after the upstream failure: failure delay %vms, want 8ms (the failure was not counted)", got)
+	}
+}

@@ -125,6 +125,9 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 	if g.held {
 		ev = ev.Bool("held", true).Int("repeated_failures", obs.History.RepeatedFailures)
 	}
+	if g.failureDelay > 0 {
+		ev = ev.Dur("failure_delay", g.failureDelay)
+	}
 	ev = logOAuth(ev, obs.OAuth)
 	ev = logClientApp(ev, f)
 	ev.Bool("incident_page", ans.Link != "").Bool("notice", ans.Handoff != nil).
