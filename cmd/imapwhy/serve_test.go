@@ -177,7 +177,7 @@ listeners:
 	if !ca.AppendCertsFromPEM(pem) {
 		t.Fatalf("%s holds no certificate", caFile)
 	}
-	if no := loginNo(t, addr, ca); !strings.HasPrefix(no, "a1 NO [UNAVAILABLE] ") || !strings.Contains(no, "993") {
+	if no := loginNo(t, addr, ca); !strings.HasPrefix(no, "a1 NO [UNAVAILABLE] imapwhy cannot reach the mail server") || !strings.Contains(no, "listeners[].upstream") {
 		t.Errorf("English answer for a refused upstream: %q", no)
 	}
 
