@@ -293,11 +293,7 @@ func TestMessageHeld(t *testing.T) {
 		"ja": {"アプリパスワード", "再送信していません"},
 	} {
 		msg := Message(d, lang)
-		for _, w := range want {
-			if !strings.Contains(msg, w) {
-				t.Errorf("%s: %q missing: %s", lang, w, msg)
-			}
-		}
+		checkSays(t, lang, msg, want)
 		if strings.Contains(msg, "wrong password") || strings.Contains(msg, "間違った") {
 			t.Errorf("%s: calls the password wrong: %s", lang, msg)
 		}
@@ -334,11 +330,7 @@ func TestMessageProxied(t *testing.T) {
 		"ja": {"imapwhyがメールサーバーに接続できません", "ポートで応答がありません", "メールアプリの設定とパスワードは問題ありません", "listeners[].upstream"},
 	} {
 		msg := Message(d, lang)
-		for _, w := range want {
-			if !strings.Contains(msg, w) {
-				t.Errorf("%s: %q missing: %s", lang, w, msg)
-			}
-		}
+		checkSays(t, lang, msg, want)
 		if strings.Contains(msg, "your settings") || strings.Contains(msg, "設定されたポート") {
 			t.Errorf("%s: blames the mail app's settings: %s", lang, msg)
 		}
@@ -361,5 +353,15 @@ func TestMessageProxied(t *testing.T) {
 	alt := Diagnosis{Cause: CauseUpstreamTimeout, Alternative: CauseUpstreamRefused, Confidence: Medium, Proxied: true}
 	if msg := Message(alt, "en"); !strings.Contains(msg, "imapwhy's upstream port") && strings.Contains(msg, "Or the port is wrong") {
 		t.Errorf("alternative: %s", msg)
+	}
+}
+
+// checkSays: msg contains every string of want.
+func checkSays(t *testing.T, lang, msg string, want []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("%s: %q missing: %s", lang, w, msg)
+		}
 	}
 }
