@@ -44,6 +44,11 @@ type Response struct {
 	Code    string // response code name without brackets, upper case ("AUTHENTICATIONFAILED", "ALERT", "WEBALERT"...); "" if none
 	CodeArg string // the rest inside the brackets after the code name ("https://..." for WEBALERT), "" if none
 	Text    string // human-readable text after the code
+	// FromApp: a pasted line with no status and no wrapper around the
+	// server's words, such as "The user name or password for
+	// imap.gmail.com is incorrect.": a mail app's own text, taken as the
+	// refusal (a NO) though the server never said it so.
+	FromApp bool
 }
 
 // Typed holds facts about what the user typed. It never holds the password.

@@ -73,10 +73,15 @@ func (e *entry) helpFor(c Cause) string {
 // maxDetail bounds Diagnosis.Detail (bytes).
 const maxDetail = 300
 
-// detail quotes what the server said, for logs.
+// detail quotes what the server said (or the mail app showed), for logs.
 func (ev *evidence) detail() string {
 	o := ev.o
 	switch {
+	case ev.reply != nil && ev.reply.FromApp:
+		// Not the server's words: no "NO" it never sent.
+		shown := *ev.reply
+		shown.Status = ""
+		return sanitizeLine("the mail app showed: "+formatResponse(&shown), maxDetail)
 	case ev.reply != nil:
 		return sanitizeLine(formatResponse(ev.reply), maxDetail)
 	case o.NotIMAP != "":

@@ -86,12 +86,15 @@ func (p *transcriptParser) line(line string) {
 		// Trailing space is kept: in a literal it is part of the password.
 		p.clientLine(strings.TrimPrefix(left[2:], " "))
 	case hasPrefixFold(left, "S:"):
-		p.serverLine(strings.TrimSpace(left[2:]))
+		p.serverLine(strings.TrimSpace(left[2:]), false)
 	default:
+		appText := false
 		if !strings.HasPrefix(left, "*") {
-			left = unwrapClientText(left)
+			unwrapped := unwrapClientText(left)
+			appText = unwrapped == left // no server words found inside
+			left = unwrapped
 		}
-		p.serverLine(strings.TrimSpace(left))
+		p.serverLine(strings.TrimSpace(left), appText)
 	}
 }
 
@@ -99,8 +102,10 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// serverLine records one line the server sent.
-func (p *transcriptParser) serverLine(line string) {
+// serverLine records one line the server sent. appText: the line was
+// pasted without "S:" and held no server words a wrapper quoted, so a line
+// without a status word is the mail app's text.
+func (p *transcriptParser) serverLine(line string, appText bool) {
 	if line == "" {
 		return
 	}
@@ -129,6 +134,8 @@ func (p *transcriptParser) serverLine(line string) {
 		return
 	}
 	r, tag := parseTaggedOrBare(line)
+	word, _ := cutWord(line)
+	r.FromApp = appText && tag == "" && !imapwire.IsStatusName(strings.ToUpper(word))
 	p.responses = append(p.responses, r)
 	if r.Status == "OK" && p.isLoginOK(tag, r) {
 		p.loginOK = len(p.responses) - 1

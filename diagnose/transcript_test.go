@@ -50,7 +50,11 @@ func TestParseTranscriptLines(t *testing.T) {
 	}{
 		{"bare line with code", "NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)",
 			Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Invalid credentials (Failure)"}, PhaseLogin},
-		{"bare text", "LOGIN failed.", Response{Tagged: true, Status: "NO", Text: "LOGIN failed."}, PhaseLogin},
+		// Text without a status word may be the mail app's own: taken as
+		// the NO, marked as not the server's words.
+		{"bare text", "LOGIN failed.", Response{Tagged: true, Status: "NO", Text: "LOGIN failed.", FromApp: true}, PhaseLogin},
+		{"S: bare text", "S: LOGIN failed.", Response{Tagged: true, Status: "NO", Text: "LOGIN failed."}, PhaseLogin},
+		{"bare NO", "NO LOGIN failed.", Response{Tagged: true, Status: "NO", Text: "LOGIN failed."}, PhaseLogin},
 		{"S: prefix", "S: a1 NO LOGIN failed.", Response{Tagged: true, Status: "NO", Text: "LOGIN failed."}, PhaseLogin},
 		{"code with argument", "* NO [WEBALERT https://accounts.google.com/x?y=1] Web login required.\na NO [ALERT] Please log in via your web browser",
 			Response{Tagged: true, Status: "NO", Code: "ALERT", Text: "Please log in via your web browser"}, PhaseLogin},

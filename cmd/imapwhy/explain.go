@@ -129,7 +129,12 @@ func runExplain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if opts.json {
 		err = writeExplainJSON(stdout, d, msg, newExplainOAuth(obs.OAuth))
 	} else {
-		err = writeExplainText(stdout, d, msg, newExplainOAuth(obs.OAuth))
+		// A mail app's own text (no status word) is no quote of the server.
+		saidBy := "server said"
+		if obs.Reply != nil && obs.Reply.FromApp {
+			saidBy = "detail"
+		}
+		err = writeExplainText(stdout, d, msg, saidBy, newExplainOAuth(obs.OAuth))
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "imapwhy explain: write output: %v\n", err)
@@ -246,7 +251,8 @@ func writeLoginSucceeded(w io.Writer, o explainOptions) error {
 	return err
 }
 
-func writeExplainText(w io.Writer, d diagnose.Diagnosis, msg string, oauth *explainOAuth) error {
+// writeExplainText prints the diagnosis; saidBy labels its Detail.
+func writeExplainText(w io.Writer, d diagnose.Diagnosis, msg, saidBy string, oauth *explainOAuth) error {
 	var b strings.Builder
 	line := func(label, value string) {
 		if value != "" {
@@ -265,7 +271,7 @@ func writeExplainText(w io.Writer, d diagnose.Diagnosis, msg string, oauth *expl
 	}
 	line("code", d.Code+" (temporary: "+temporary+")")
 	line("message", msg)
-	line("server said", d.Detail)
+	line(saidBy, d.Detail)
 	if oauth != nil {
 		line("token", oauth.Token)
 		if c := oauth.Challenge; c != nil {

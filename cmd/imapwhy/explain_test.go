@@ -117,6 +117,28 @@ func TestExplainText(t *testing.T) {
 	}
 }
 
+// TestExplainAppText: text a mail app showed is not quoted as the server's
+// NO; a server's words, bare or unwrapped from a library's message, are.
+func TestExplainAppText(t *testing.T) {
+	_, out, _ := explain(t, "The user name or password for imap.gmail.com is incorrect.\n")
+	if strings.Contains(out, "server said") || !strings.Contains(out, "the mail app showed: The user name or password for imap.gmail.com is incorrect.") {
+		t.Errorf("mail app's text:\n%s", out)
+	}
+	_, out, _ = explain(t, "The user name or password for imap.gmail.com is incorrect.\n", "--json")
+	if strings.Contains(out, `"NO `) || !strings.Contains(out, `"detail": "the mail app showed: The user`) {
+		t.Errorf("mail app's text, JSON:\n%s", out)
+	}
+	for _, in := range []string{
+		"NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)\n",
+		"b'[AUTHENTICATIONFAILED] Invalid credentials (Failure)'\n",
+		"S: LOGIN failed.\n",
+	} {
+		if _, out, _ := explain(t, in); !strings.Contains(out, "server said: NO ") || strings.Contains(out, "mail app showed") {
+			t.Errorf("%q:\n%s", in, out)
+		}
+	}
+}
+
 func TestExplainFileAndFlags(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "transcript.txt")
