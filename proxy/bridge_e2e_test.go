@@ -59,8 +59,7 @@ func (r *bridgeRig) browser() *http.Client {
 
 func startBridgeRig(t *testing.T) *bridgeRig {
 	t.Helper()
-	op := oauthtest.Start(t, oauthtest.Options{})
-	dc := dovecottest.Start(t, dovecottest.Options{OAuth2: op.Dovecot(), MaxUserIPConnections: 100, MaxSessions: 100})
+	op, dc := oauthtest.StartWithDovecot(t, dovecottest.Options{MaxUserIPConnections: 100, MaxSessions: 100})
 	e, cert := newE2E(t, dc)
 	r := &bridgeRig{op: op, dc: dc, e: e}
 	// imapwhy's pages, where the provider sends the browser back.

@@ -43,8 +43,7 @@ type oauthRig struct {
 
 func startOAuthRig(t *testing.T) *oauthRig {
 	t.Helper()
-	op := oauthtest.Start(t, oauthtest.Options{})
-	dc := dovecottest.Start(t, dovecottest.Options{OAuth2: op.Dovecot()})
+	op, dc := oauthtest.StartWithDovecot(t, dovecottest.Options{})
 	e, cert := newE2E(t, dc)
 	r := &oauthRig{op: op, dc: dc, e: e}
 	cfg, err := config.Parse(strings.NewReader(fmt.Sprintf(`

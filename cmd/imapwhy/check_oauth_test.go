@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +13,8 @@ import (
 // Dovecot checking a real provider's tokens: what the token is for and
 // when it expires, the login, the diagnosis; never the token.
 func TestCheckOAuthTokenStdin(t *testing.T) {
-	op := oauthtest.Start(t, oauthtest.Options{})
-	dc := dovecottest.Start(t, dovecottest.Options{OAuth2: op.Dovecot()})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, dc.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	op, dc := oauthtest.StartWithDovecot(t, dovecottest.Options{})
+	caFile := dc.CAFile(t)
 	good := op.Token(t, oauthtest.TokenRequest{User: oauthtest.Alice, Password: oauthtest.AlicePassword})
 	noScope := op.Token(t, oauthtest.TokenRequest{User: oauthtest.Alice, Password: oauthtest.AlicePassword, Scopes: []string{"openid", "email"}, Lifetime: -time.Hour})
 	args := []string{oauthtest.Alice, "--server", dc.IMAPS, "--ca-file", caFile, "--oauth-token-stdin"}

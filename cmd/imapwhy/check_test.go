@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -89,10 +87,7 @@ func TestFirstLine(t *testing.T) {
 // password on standard input.
 func TestCheckDovecot(t *testing.T) {
 	dc := dovecottest.Start(t, dovecottest.Options{})
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, dc.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := dc.CAFile(t)
 	tests := []struct {
 		name  string
 		stdin string

@@ -42,10 +42,7 @@ func startLANServe(t *testing.T) *lanServe {
 	t.Helper()
 	dc := dovecottest.Start(t, dovecottest.Options{})
 	dir := t.TempDir()
-	caPath := filepath.Join(dir, "dovecot-ca.pem")
-	if err := os.WriteFile(caPath, dc.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caPath := dc.CAFile(t)
 	cfgFile := filepath.Join(dir, "imapwhy.yaml")
 	cfg := fmt.Sprintf(`state_dir: %s
 log: {format: json, level: info}

@@ -59,10 +59,7 @@ func TestThunderbirdAlert(t *testing.T) {
 	srv := dovecottest.Start(t, dovecottest.Options{})
 	bin := buildImapwhy(t)
 	dir := t.TempDir()
-	dovecotCA := filepath.Join(dir, "dovecot-ca.pem")
-	if err := os.WriteFile(dovecotCA, srv.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dovecotCA := srv.CAFile(t)
 	upstream := fmt.Sprintf(`{address: %q, tls: implicit, ca_file: %q}`, srv.IMAPS, dovecotCA)
 	cfg := fmt.Sprintf(`state_dir: %s
 log: {format: json, level: info}

@@ -63,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{
 		dc:      dc,
-		caFile:  writeCAFile(t, dc.CAPEM),
+		caFile:  dc.CAFile(t),
 		smtp:    testkit.SMTP(t),
 		closed:  testkit.ClosedPort(t),
 		gmail:   testkit.ReplyIMAP(t, gmailGreeting, gmailScript),

@@ -17,9 +17,8 @@ import (
 // token is for and when it expires, and why the server refused it; the
 // token itself is nowhere in the report.
 func TestCheckOAuthToken(t *testing.T) {
-	op := oauthtest.Start(t, oauthtest.Options{})
-	dc := dovecottest.Start(t, dovecottest.Options{OAuth2: op.Dovecot()})
-	caFile := writeCAFile(t, dc.CAPEM)
+	op, dc := oauthtest.StartWithDovecot(t, dovecottest.Options{})
+	caFile := dc.CAFile(t)
 	alice := oauthtest.TokenRequest{User: oauthtest.Alice, Password: oauthtest.AlicePassword}
 	expired := alice
 	expired.Lifetime = -time.Minute

@@ -429,3 +429,15 @@ func (s *Server) passwdFile() string        { return filepath.Join(s.Dir, "users
 func (s *Server) checkpasswordPath() string { return filepath.Join(s.Dir, "checkpassword.sh") }
 func (s *Server) expiredLuaPath() string    { return filepath.Join(s.Dir, "expired.lua") }
 func (s *Server) mailDir() string           { return filepath.Join(s.Dir, "mail") }
+
+// CAFile writes the certificate authority of Dovecot's certificate to a
+// file in a temporary directory of t and returns its path, for a ca_file
+// setting or --ca-file.
+func (s *Server) CAFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "dovecot-ca.pem")
+	if err := os.WriteFile(path, s.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

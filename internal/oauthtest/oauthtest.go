@@ -488,3 +488,13 @@ func (s *Server) Dovecot() *dovecottest.OAuth2 {
 		Scope:            MailScope,
 	}
 }
+
+// StartWithDovecot starts the provider, then a Dovecot whose oauth2 passdb
+// checks its tokens (opts set everything else of Dovecot's), and returns
+// both.
+func StartWithDovecot(t testing.TB, opts dovecottest.Options) (*Server, *dovecottest.Server) {
+	t.Helper()
+	op := Start(t, Options{})
+	opts.OAuth2 = op.Dovecot()
+	return op, dovecottest.Start(t, opts)
+}
