@@ -142,11 +142,17 @@ func (h *handler) why(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)
 		return
 	}
-	t := textFor(in.Lang)
+	// The page speaks the language the mail app was answered in, unless
+	// the viewer chose one; the message stays as the app showed it.
+	lang := in.Lang
+	if l, ok := chosenLanguage(r); ok {
+		lang = l
+	}
+	t := textFor(lang)
 	d := whyData{
-		pageData:   newPage(in.Lang, t.WhyTitle),
+		pageData:   newPage(lang, t.WhyTitle),
 		In:         in,
-		Steps:      Steps(in.Cause, in.Lang),
+		Steps:      Steps(in.Cause, lang),
 		HelpURL:    safeHelpURL(in.HelpURL),
 		Expires:    in.Time.Add(h.st.TTL()).In(h.opts.Location).Format("15:04 MST"),
 		ExpiresUTC: in.Time.Add(h.st.TTL()).UTC().Format(time.RFC3339),
@@ -190,11 +196,19 @@ func (h *handler) render(w http.ResponseWriter, code int, name string, data any)
 	w.Write(b.Bytes())
 }
 
+// chosenLanguage is the language the viewer chose with ?lang=, if any.
+func chosenLanguage(r *http.Request) (string, bool) {
+	if l := r.URL.Query().Get("lang"); l != "" {
+		return Language(l), true
+	}
+	return "", false
+}
+
 // viewerLanguage is ?lang=, else the first language of Accept-Language
 // the pages speak, else English.
 func viewerLanguage(r *http.Request) string {
-	if l := r.URL.Query().Get("lang"); l != "" {
-		return Language(l)
+	if l, ok := chosenLanguage(r); ok {
+		return l
 	}
 	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
 		tag, _, _ := strings.Cut(strings.TrimSpace(part), ";")
@@ -247,7 +261,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	all := h.st.Recent(keep, 0)
-	if r.URL.Query().Get("lang") == "" && len(all) > 0 && all[0].Lang != "" {
+	if _, chosen := chosenLanguage(r); !chosen && len(all) > 0 && all[0].Lang != "" {
 		// The page speaks the language the mail app was answered in (the
 		// listener's), like the messages it lists.
 		lang = Language(all[0].Lang)

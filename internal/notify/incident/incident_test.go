@@ -176,6 +176,26 @@ func TestIncidentPage(t *testing.T) {
 	if _, body := get(t, h, Path(jin.ID), "127.0.0.1:1", nil); !strings.Contains(body, "対処方法") || !strings.Contains(body, ja.Message) {
 		t.Error("the Japanese incident's page is not in Japanese")
 	}
+	// ?lang= chooses the page's own words and steps, as on the status
+	// page; the message stays as the mail app showed it.
+	for _, c := range []struct {
+		id, lang string
+		want     []string
+		not      string
+	}{
+		{jin.ID, "en", []string{html.EscapeString(Steps(ja.Cause, "en")[0]), `lang="en"`, ja.Message, `lang="ja">`}, "対処方法"},
+		{in.ID, "ja", []string{"対処方法", html.EscapeString(Steps(in.Cause, "ja")[0]), `<html lang="ja"`, html.EscapeString(in.Message)}, html.EscapeString(Steps(in.Cause, "en")[0])},
+	} {
+		_, body := get(t, h, Path(c.id)+"?lang="+c.lang, "127.0.0.1:1", nil)
+		for _, w := range c.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("?lang=%s: page lacks %q", c.lang, w)
+			}
+		}
+		if strings.Contains(body, c.not) {
+			t.Errorf("?lang=%s: page has %q", c.lang, c.not)
+		}
+	}
 	clk.Advance(time.Hour)
 	resp, body = get(t, h, Path(in.ID), "127.0.0.1:1", nil)
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "expired") || strings.Contains(body, in.Message) {
