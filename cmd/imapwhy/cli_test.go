@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -82,6 +83,30 @@ func TestHelpEveryCommand(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run([]string{"help", "nosuch"}, strings.NewReader(""), &out, &errOut); code != 2 {
 		t.Errorf("imapwhy help nosuch: exit %d, want 2", code)
+	}
+}
+
+// TestUsageNamesEveryFlag: the general usage shows, for every command,
+// each option its --help lists, so the two cannot drift apart.
+func TestUsageNamesEveryFlag(t *testing.T) {
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z][a-z0-9-]*)`)
+	for _, c := range commandList {
+		var out, errOut bytes.Buffer
+		run([]string{c.name, "--help"}, strings.NewReader(""), &out, &errOut)
+		flags := flagLine.FindAllStringSubmatch(out.String()+errOut.String(), -1)
+		if len(flags) == 0 {
+			t.Errorf("imapwhy %s --help lists no options", c.name)
+		}
+		synopsis := usage[strings.Index(usage, "imapwhy "+c.name+" "):]
+		synopsis = synopsis[:strings.Index(synopsis, c.summary)]
+		for _, f := range flags {
+			if !strings.Contains(synopsis, "--"+f[1]) {
+				t.Errorf("imapwhy %s: the general usage does not show --%s:\n%s", c.name, f[1], synopsis)
+			}
+		}
+	}
+	if !strings.Contains(usage, "--tls implicit|starttls|none") {
+		t.Errorf("the general usage lacks check's --tls none:\n%s", usage)
 	}
 }
 

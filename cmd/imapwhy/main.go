@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; when it
@@ -15,23 +16,42 @@ import (
 // information Go records in every binary.
 var version = ""
 
-const usage = `imapwhy: an IMAP proxy that explains "password incorrect"
+// commandList is every command with options of its own, in the order the
+// general usage lists them: the usage shows each command's own synopsis
+// (the "Usage:" lines of its --help), so the two cannot disagree.
+var commandList = []struct{ name, usage, summary string }{
+	{"serve", serveUsage, "run the proxy (no config: the built-in default)"},
+	{"demo", demoUsage, "offline demo: provider imitations + proxy"},
+	{"explain", explainUsage, "diagnose a server's raw error text"},
+	{"check", checkUsage, "test a mailbox login step by step"},
+	{"connect", connectUsage, "connect an account to the OAuth bridge (device flow)"},
+	{"disconnect", disconnectUsage, "forget an account's OAuth bridge sign-in"},
+}
 
-Usage:
-  imapwhy serve [--config FILE]     run the proxy (no config: the built-in default)
-  imapwhy demo [--lang ja|en]       offline demo: provider imitations + proxy
-  imapwhy explain [--server HOST] [--user NAME] [--lang ja|en] [--json] [FILE]
-                                    diagnose a server's raw error text
-  imapwhy check ADDRESS [--server HOST[:PORT]] [--tls implicit|starttls] [--ca-file F]
-                [--password-stdin] [--lang ja|en] [--json]
-                                    test a mailbox login step by step
-  imapwhy connect ADDRESS [--config FILE] [--password-stdin]
-                                    connect an account to the OAuth bridge (device flow)
-  imapwhy disconnect ADDRESS [--config FILE] [--password-stdin]
-                                    forget an account's OAuth bridge sign-in
-  imapwhy version                   print the version and commit
-  imapwhy help COMMAND              the options of one command (or: imapwhy COMMAND --help)
-`
+// usage is the general usage, built from commandList.
+var usage = generalUsage()
+
+func generalUsage() string {
+	var b strings.Builder
+	b.WriteString("imapwhy: an IMAP proxy that explains \"password incorrect\"\n\nUsage:\n")
+	const prefix = "Usage: "
+	for _, c := range commandList {
+		synopsis, _, _ := strings.Cut(c.usage, "\n\n")
+		for i, l := range strings.Split(synopsis, "\n") {
+			if i == 0 {
+				l = strings.TrimPrefix(l, prefix)
+			} else {
+				// Continuation lines are aligned under "Usage: imapwhy CMD".
+				l = strings.TrimPrefix(l, strings.Repeat(" ", len(prefix)))
+			}
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+		fmt.Fprintf(&b, "%36s%s\n", "", c.summary)
+	}
+	b.WriteString("  imapwhy version                   print the version and commit\n")
+	b.WriteString("  imapwhy help COMMAND              the options of one command (or: imapwhy COMMAND --help)\n")
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -76,7 +96,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // commands are the subcommands with their own options.
-var commands = map[string]bool{"serve": true, "demo": true, "explain": true, "check": true, "connect": true, "disconnect": true}
+var commands = func() map[string]bool {
+	m := map[string]bool{}
+	for _, c := range commandList {
+		m[c.name] = true
+	}
+	return m
+}()
 
 // versionLine is "imapwhy VERSION (commit C, go GOVERSION)": the version
 // set at build time, else the module version from the build information
