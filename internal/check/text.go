@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/imapwhy/imapwhy/diagnose"
 )
 
 // spinnerFrames cycle while a step runs on a terminal; ASCII, so that any
@@ -115,7 +117,7 @@ func formatEnd(r Report, lang string) string {
 	}
 	if d := r.Diagnosis; d != nil {
 		fmt.Fprintf(&b, "%s: %s\n", phrase(lang, "heading.diagnosis"), d.Message)
-		fmt.Fprintf(&b, "  (%s, %s, %s %s)\n", d.Cause, d.Code, phrase(lang, "heading.confidence"), d.Confidence)
+		fmt.Fprintf(&b, "  (%s, %s, %s %s)\n", d.Cause, d.Code, phrase(lang, "heading.confidence"), confidenceWord(lang, d.Confidence))
 		if d.HelpURL != "" {
 			fmt.Fprintf(&b, "%s: %s\n", phrase(lang, "heading.help"), d.HelpURL)
 		}
@@ -203,4 +205,13 @@ func (s *spinner) spin(w io.Writer, mu *sync.Mutex, prefix string) {
 func (s *spinner) stop() {
 	close(s.done)
 	<-s.stopped
+}
+
+// confidenceWord is a diagnosis's confidence in the reader's language
+// ("低", not "low", in Japanese); the JSON keeps the value itself.
+func confidenceWord(lang string, c diagnose.Confidence) string {
+	if w := phrase(lang, "confidence."+string(c)); w != "" {
+		return w
+	}
+	return string(c)
 }

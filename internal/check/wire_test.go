@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/imapwhy/imapwhy/diagnose"
 )
 
 // TestLineRecorder: lines split across reads, CRLF and LF, the bound on
@@ -116,5 +118,18 @@ func TestPrinterPlain(t *testing.T) {
 	p.Step(Step{Name: StepDNS, Status: StatusSkipped, Summary: "not run"})
 	if got, want := out.String(), "  dns         skipped          not run\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestPrinterConfidence: the diagnosis line gives the confidence in the
+// reader's language.
+func TestPrinterConfidence(t *testing.T) {
+	d := &Diagnosis{Cause: "upstream.timeout", Code: "UNAVAILABLE", Confidence: diagnose.Low, Message: "m"}
+	for lang, want := range map[string]string{"en": "(upstream.timeout, UNAVAILABLE, confidence low)", "ja": "(upstream.timeout, UNAVAILABLE, 確度 低)"} {
+		var out bytes.Buffer
+		NewPrinter(&out, lang, false).Finish(Report{Steps: []Step{{Name: StepTCP, Status: StatusFailed}}, Diagnosis: d})
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%s: output lacks %q:\n%s", lang, want, out.String())
+		}
 	}
 }
