@@ -3,8 +3,6 @@ package certs
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -12,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +19,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/internal/pki"
 )
 
 // Files of the local mode, in the state directory.
@@ -160,20 +159,11 @@ func (s *localSource) usableLeaf(certPath, keyPath string, dns []string, ips []n
 // both (key first: a crash in between leaves a pair that does not match,
 // which the next start replaces) and returns them.
 func (s *localSource) issueLeaf(certPath, keyPath string, dns []string, ips []net.IP, now time.Time) (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("local certificate: generating key: %w", err)
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
 	notAfter := now.Add(leafLifetime)
 	if s.ca.cert.NotAfter.Before(notAfter) {
 		notAfter = s.ca.cert.NotAfter
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: primaryName(dns), Organization: []string{"imapwhy"}},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              notAfter,
@@ -183,11 +173,11 @@ func (s *localSource) issueLeaf(certPath, keyPath string, dns []string, ips []ne
 		DNSNames:              dns,
 		IPAddresses:           ips,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.ca.cert, key.Public(), s.ca.key)
+	leaf, err := pki.Sign(tmpl, s.ca.cert, s.ca.key)
 	if err != nil {
-		return nil, fmt.Errorf("local certificate: signing: %w", err)
+		return nil, fmt.Errorf("local certificate: %w", err)
 	}
-	certPEM, keyPEM, err := encodePair(der, key)
+	certPEM, keyPEM, err := encodePair(leaf.DER, leaf.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -212,14 +202,6 @@ func encodePair(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err 
 	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
 	return certPEM, keyPEM, nil
-}
-
-func randomSerial() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, fmt.Errorf("serial number: %w", err)
-	}
-	return n, nil
 }
 
 // writeFileAtomic replaces path with data: readers see the old file or the

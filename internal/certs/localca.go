@@ -2,9 +2,6 @@ package certs
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -18,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/imapwhy/imapwhy/internal/pki"
 )
 
 // loadOrCreateCA loads the CA from dir, or creates it on the first run or
@@ -58,18 +57,9 @@ func loadOrCreateCA(dir string, log zerolog.Logger) (localCA, error) {
 }
 
 func createCA(certPath, keyPath, reason string, log zerolog.Logger) (localCA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return localCA{}, fmt.Errorf("local CA: generating key: %w", err)
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return localCA{}, err
-	}
 	now := time.Now()
 	domains, ranges := caConstraints(hostIdentities())
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: caName(), Organization: []string{"imapwhy"}},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(caLifetime),
@@ -83,11 +73,11 @@ func createCA(certPath, keyPath, reason string, log zerolog.Logger) (localCA, er
 		PermittedDNSDomains:         domains,
 		PermittedIPRanges:           ranges,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ca, err := pki.Sign(tmpl, nil, nil)
 	if err != nil {
-		return localCA{}, fmt.Errorf("local CA: signing: %w", err)
+		return localCA{}, fmt.Errorf("local CA: %w", err)
 	}
-	certPEM, keyPEM, err := encodePair(der, key)
+	certPEM, keyPEM, err := encodePair(ca.DER, ca.Key)
 	if err != nil {
 		return localCA{}, err
 	}
@@ -97,13 +87,10 @@ func createCA(certPath, keyPath, reason string, log zerolog.Logger) (localCA, er
 	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
 		return localCA{}, fmt.Errorf("state_dir: %w", err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return localCA{}, fmt.Errorf("local CA: %w", err) // unreachable: we just made it
-	}
+	cert := ca.Cert
 	log.Info().Str("reason", reason).Str("fingerprint", fingerprint(cert)).Str("subject", cert.Subject.CommonName).
 		Time("not_after", cert.NotAfter).Str("file", certPath).Msg("created local CA")
-	return localCA{cert: cert, key: key}, nil
+	return localCA{cert: cert, key: ca.Key}, nil
 }
 
 // parsePEM parses with parse the first PEM block of data, which must be of

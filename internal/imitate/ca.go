@@ -2,17 +2,15 @@ package imitate
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/pki"
 )
 
 // certValidity is how long the CA and its certificates are valid. The
@@ -31,17 +29,8 @@ type CA struct {
 
 // NewCA makes a fresh authority with a new key.
 func NewCA() (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("imitate: CA key: %w", err)
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
 		Subject: pkix.Name{
 			CommonName:   "imapwhy imitation CA",
 			Organization: []string{"imapwhy provider imitations (not a real authority)"},
@@ -53,15 +42,11 @@ func NewCA() (*CA, error) {
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := pki.Sign(tmpl, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("imitate: CA certificate: %w", err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("imitate: CA certificate: %w", err)
-	}
-	return &CA{cert: cert, key: key}, nil
+	return &CA{cert: ca.Cert, key: ca.Key}, nil
 }
 
 // Pool returns a new pool holding only this authority.
@@ -84,51 +69,22 @@ func (ca *CA) Issue(names ...string) (tls.Certificate, error) {
 	if len(names) == 0 {
 		return tls.Certificate{}, errors.New("imitate: a certificate needs at least one name")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("imitate: certificate key: %w", err)
-	}
-	serial, err := newSerial()
-	if err != nil {
-		return tls.Certificate{}, err
-	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(certValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Subject:     pkix.Name{CommonName: names[0]},
+		NotBefore:   now.Add(-time.Hour),
+		NotAfter:    now.Add(certValidity),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("imitate: certificate for %s: %w", names[0], err)
-	}
-	leaf, err := x509.ParseCertificate(der)
+	pki.AddNames(tmpl, names...)
+	leaf, err := pki.Sign(tmpl, ca.cert, ca.key)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("imitate: certificate for %s: %w", names[0], err)
 	}
 	return tls.Certificate{
-		Certificate: [][]byte{der, ca.cert.Raw},
-		PrivateKey:  key,
-		Leaf:        leaf,
+		Certificate: [][]byte{leaf.DER, ca.cert.Raw},
+		PrivateKey:  leaf.Key,
+		Leaf:        leaf.Cert,
 	}, nil
-}
-
-// newSerial returns a random 128-bit serial number (RFC 5280 allows up to
-// 20 octets; random serials keep two CAs from colliding in one trust store).
-func newSerial() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, fmt.Errorf("imitate: serial number: %w", err)
-	}
-	return n, nil
 }

@@ -8,17 +8,14 @@ package testkit
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
-	"math/big"
-	"net"
 	"testing"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/pki"
 )
 
 // LoopbackNames are the names a certificate for a loopback server covers:
@@ -175,19 +172,10 @@ func (p *PKI) ServerConfig() *tls.Config {
 func (p *PKI) ClientConfig(serverName string) *tls.Config { return p.CA.ClientConfig(serverName) }
 
 func makeCert(s Spec, parent *Cert) (*Cert, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("serial: %w", err)
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: s.CommonName},
-		NotBefore:    s.NotBefore,
-		NotAfter:     s.NotAfter,
+		Subject:   pkix.Name{CommonName: s.CommonName},
+		NotBefore: s.NotBefore,
+		NotAfter:  s.NotAfter,
 	}
 	if tmpl.Subject.CommonName == "" {
 		tmpl.Subject.CommonName = "imapwhy test CA"
@@ -204,13 +192,7 @@ func makeCert(s Spec, parent *Cert) (*Cert, error) {
 			tmpl.NotBefore = early
 		}
 	}
-	for _, n := range s.Names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
+	pki.AddNames(tmpl, s.Names...)
 	if s.CA {
 		tmpl.Subject.Organization = []string{"imapwhy tests"}
 		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
@@ -222,17 +204,15 @@ func makeCert(s Spec, parent *Cert) (*Cert, error) {
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
-	signer, signerKey := tmpl, key
+	var signed *pki.Signed
+	var err error
 	if parent != nil {
-		signer, signerKey = parent.X509, parent.Key
+		signed, err = pki.Sign(tmpl, parent.X509, parent.Key)
+	} else {
+		signed, err = pki.Sign(tmpl, nil, nil)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
 	if err != nil {
-		return nil, fmt.Errorf("create certificate: %w", err)
+		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse certificate: %w", err)
-	}
-	return &Cert{X509: cert, DER: der, Key: key}, nil
+	return &Cert{X509: signed.Cert, DER: signed.DER, Key: signed.Key}, nil
 }
