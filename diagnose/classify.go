@@ -29,19 +29,18 @@ var fallback = verdict{cause: CauseCredentialsRejected, confidence: Low}
 // Typed facts and history never override an explicit code or text. When
 // nothing fits, the result is credentials.rejected with Low confidence.
 func Classify(o Observation) Diagnosis {
-	d := classify(o)
-	d.Proxied = o.Proxied
-	return d
-}
-
-func classify(o Observation) Diagnosis {
 	if r, ok := reported(&o); ok {
 		// imapwhy on the other end said what it diagnosed: that is the
-		// answer, not a second guess from its prose.
-		return r.Diagnosis
+		// answer, not a second guess from its prose. A server it could
+		// not reach is its upstream, not the one o names.
+		d := r.Diagnosis
+		d.Proxied = true
+		return d
 	}
 	ev := newEvidence(&o)
-	return ev.diagnosis(ev.decide())
+	d := ev.diagnosis(ev.decide())
+	d.Proxied = o.Proxied
+	return d
 }
 
 // evidence is an Observation prepared for classification.

@@ -26,8 +26,9 @@ type Diagnosis struct {
 	// Held: the proxy did not send this password upstream again (the
 	// shield); Cause is what the server's last refusal of it meant.
 	Held bool
-	// Proxied: the login came through the proxy (Observation.Proxied), so
-	// the server, port and TLS that failed are imapwhy's upstream setting,
-	// not the mail app's; Message words upstream and network causes so.
+	// Proxied: the login came through the proxy (Observation.Proxied), or
+	// the server was an imapwhy that reported its diagnosis, so the server,
+	// port and TLS that failed are imapwhy's upstream setting, not the mail
+	// app's; Message words upstream and network causes so.
 	Proxied bool
 }

@@ -338,6 +338,14 @@ func TestMessageProxied(t *testing.T) {
 	if msg := Message(plain, "en"); !strings.Contains(msg, "in your settings") {
 		t.Errorf("check's wording changed: %s", msg)
 	}
+	// `imapwhy check` against imapwhy: the report says its upstream is down;
+	// the server check reached (imapwhy) answered fine.
+	rep := Classify(Observation{Host: "127.0.0.1", Port: 1993, Phase: PhaseLogin,
+		Untagged: []Response{{Status: "OK", Code: ResponseCode, CodeArg: Diagnosis{Cause: CauseUpstreamRefused, Confidence: High}.Report(false)}},
+		Reply:    &Response{Tagged: true, Status: "NO", Code: "UNAVAILABLE", Text: "whatever"}})
+	if rep.Cause != CauseUpstreamRefused || !rep.Proxied {
+		t.Errorf("reported by imapwhy: %+v, want upstream.refused, proxied", rep)
+	}
 	for _, c := range Causes() {
 		if !upstreamSetting(c) {
 			continue
