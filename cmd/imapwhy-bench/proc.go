@@ -5,7 +5,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,8 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // userHZ is the unit of utime and stime in /proc/<pid>/stat: sysconf
@@ -128,44 +128,20 @@ func childrenOf(pid int) ([]int, error) {
 // child is a server process the driver started: imapwhy or nginx's master.
 type child struct {
 	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has been waited for
-	err  error         // Wait's result, valid after done
+	*testkit.Process
 }
 
 // startChild starts bin with args, its stdout and stderr going to logPath.
-// The kernel kills it if the driver dies first.
+// The kernel ends it if the driver dies first.
 func startChild(name, logPath, bin string, args ...string) (*child, error) {
-	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := testkit.StartProcess(exec.Command(bin, args...), logPath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	defer out.Close() // the child has its own copy
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
+	return &child{name: name, Process: p}, nil
 }
 
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// exited reports whether the process has ended.
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *child) pid() int { return c.Pid() }
 
 // waitListening waits until every address accepts a connection, the
 // process exits, or timeout passes.
@@ -175,8 +151,8 @@ func (c *child) waitListening(timeout time.Duration, addrs ...string) error {
 	var d net.Dialer
 	for _, a := range addrs {
 		for {
-			if c.exited() {
-				return fmt.Errorf("%s exited at start: %v", c.name, c.err)
+			if c.Exited() {
+				return fmt.Errorf("%s exited at start: %v", c.name, c.Err())
 			}
 			conn, err := d.DialContext(ctx, "tcp", a)
 			if err == nil {
@@ -192,25 +168,17 @@ func (c *child) waitListening(timeout time.Duration, addrs ...string) error {
 	return nil
 }
 
-// stop sends SIGTERM, then SIGKILL if the process has not exited within
-// grace, and waits for it.
+// stop sends SIGTERM to the process and its children, then SIGKILL if
+// it has not exited within grace, and waits for it.
 func (c *child) stop(grace time.Duration) error {
-	if c.exited() {
-		return nil
+	killed, err := c.Stop(grace)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.name, err)
 	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-		return nil
-	case <-time.After(grace):
-	}
-	c.cmd.Process.Kill()
-	select {
-	case <-c.done:
+	if killed {
 		return fmt.Errorf("%s did not exit within %v of SIGTERM; killed", c.name, grace)
-	case <-time.After(5 * time.Second):
-		return errors.New(c.name + " did not exit after SIGKILL")
 	}
+	return nil
 }
 
 // freeAddr returns host:port with a port that was free on host a moment

@@ -385,8 +385,8 @@ func (s *Server) cleanup() {
 	s.mu.Lock()
 	p, stopped := s.proc, s.stopped
 	s.mu.Unlock()
-	if !stopped && p.exited() {
-		s.t.Errorf("dovecottest: dovecot exited during the test: %v", p.err)
+	if !stopped && p.Exited() {
+		s.t.Errorf("dovecottest: dovecot exited during the test: %v", p.Err())
 	}
 	s.Stop()
 	if s.t.Failed() {

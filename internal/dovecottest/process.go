@@ -11,7 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 const (
@@ -32,11 +35,7 @@ const (
 var errExited = errors.New("dovecot exited")
 
 // process is one running "dovecot -F" (the master, in its own process group).
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when Wait has returned
-	err  error         // Wait's result, valid after done
-}
+type process struct{ *testkit.Process }
 
 // moduleDir is where Debian's packages put Dovecot's plugins.
 const moduleDir = "/usr/lib/dovecot/modules"
@@ -63,67 +62,28 @@ func dovecotBinary() (string, error) {
 // stdout and stderr (where it reports errors before its log is open) going
 // to outPath.
 func startProcess(bin, conf, outPath string) (*process, error) {
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cmd := exec.Command(bin, "-F", "-c", conf)
+	cmd.Dir = filepath.Dir(conf)
+	p, err := testkit.StartProcess(cmd, outPath)
 	if err != nil {
 		return nil, err
 	}
-	defer out.Close() // the child has its own copy
-	cmd := exec.Command(bin, "-F", "-c", conf)
-	cmd.Dir = filepath.Dir(conf)
-	// An *os.File, not a pipe: Wait must not wait for Dovecot's children
-	// to close a pipe they inherited.
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go p.wait()
-	return p, nil
+	return &process{p}, nil
 }
 
-func (p *process) wait() {
-	p.err = p.cmd.Wait()
-	close(p.done)
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM to the whole group, then SIGKILL if Dovecot has not
-// exited within stopTimeout, and finally sweeps the group for leftovers.
+// stop stops Dovecot and its children, SIGKILL if it has not exited within
+// stopTimeout of SIGTERM.
 func (p *process) stop() error {
-	pgid := p.cmd.Process.Pid
-	if !p.exited() {
-		_ = signalGroup(pgid, sigTerm)
-		select {
-		case <-p.done:
-		case <-time.After(stopTimeout):
-			_ = signalGroup(pgid, sigKill)
-			select {
-			case <-p.done:
-			case <-time.After(stopTimeout):
-				return fmt.Errorf("dovecot (pid %d) did not exit after SIGKILL", pgid)
-			}
-		}
-	}
-	// Children that outlived the master (none expected) share its group.
-	_ = signalGroup(pgid, sigKill)
-	return nil
+	_, err := p.Stop(stopTimeout)
+	return err
 }
 
 // waitGreeting dials addr until it sends "* OK", Dovecot exits, or ctx ends.
 func waitGreeting(ctx context.Context, addr string, p *process) error {
 	var lastErr error
 	for {
-		if p.exited() {
-			return fmt.Errorf("%w: %v", errExited, p.err)
+		if p.Exited() {
+			return fmt.Errorf("%w: %v", errExited, p.Err())
 		}
 		line, err := readGreeting(ctx, addr)
 		if err == nil && strings.HasPrefix(line, "* OK") {
@@ -136,7 +96,7 @@ func waitGreeting(ctx context.Context, addr string, p *process) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("no greeting on %s within %v: %w", addr, startTimeout, lastErr)
-		case <-p.done:
+		case <-p.Done():
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -229,7 +189,7 @@ func reapStale(logf func(format string, args ...any)) {
 		}
 		conf := filepath.Join(dir, "dovecot.conf")
 		if pid, ok := masterPID(dir); ok && cmdlineMentions(pid, conf) {
-			_ = signalGroup(pid, sigKill)
+			_ = testkit.SignalGroup(pid, syscall.SIGKILL)
 			logf("dovecottest: killed stale dovecot (pid %d) of %s", pid, dir)
 		}
 		if err := os.RemoveAll(dir); err == nil {

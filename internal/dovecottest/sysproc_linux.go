@@ -5,17 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
-
-// sysProcAttr puts Dovecot in its own process group (so the whole tree can
-// be signalled) and asks the kernel to SIGTERM it if the test binary dies
-// without cleaning up. Pdeathsig fires when the forking OS thread exits;
-// test goroutines are not locked to threads, so the Go runtime keeps that
-// thread alive for the life of the process.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-}
 
 // processIdentity is "pid start-time" (start time in clock ticks since boot,
 // field 22 of /proc/pid/stat), which stays unique across pid reuse; "" if

@@ -7,10 +7,6 @@ import (
 	"syscall"
 )
 
-// sysProcAttr puts Dovecot in its own process group so the whole tree can
-// be signalled.
-func sysProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
-
 // processIdentity is the pid while the process exists ("" otherwise); pid
 // reuse is not detected without /proc.
 func processIdentity(pid int) string {
