@@ -60,6 +60,17 @@ func startProxyConfig(t *testing.T, cfg config.Config, opts Options) (*Server, *
 	return testkit.Start(t, s, err), logs
 }
 
+// startWithSession starts a test server and a client on its listener
+// that has sent cmd (tagged "a") and got its OK.
+func startWithSession(t *testing.T, cmd string) (*Server, *testkit.Client) {
+	t.Helper()
+	s, _ := startTestServer(t)
+	tc := dialTestClient(t, s.Addrs()[0])
+	tc.Send("a " + cmd + "\r\n")
+	tc.Until("a OK")
+	return s, tc
+}
+
 func dialTestClient(t *testing.T, addr net.Addr) *testkit.Client {
 	t.Helper()
 	return dialTestClientFrom(t, "", addr)
@@ -149,10 +160,7 @@ func TestFailedLoginAnswer(t *testing.T) {
 
 // TestShutdownSaysBye: a connection that has not logged in is told BYE.
 func TestShutdownSaysBye(t *testing.T) {
-	s, _ := startTestServer(t)
-	tc := dialTestClient(t, s.Addrs()[0])
-	tc.Send("a NOOP\r\n")
-	tc.Until("a OK")
+	s, tc := startWithSession(t, "NOOP")
 	done := testkit.ShutdownAsync(s.Shutdown, 5*time.Second)
 	if l := tc.Line(); !strings.HasPrefix(l, "* BYE ") {
 		t.Errorf("got %q, want BYE", l)
@@ -168,10 +176,7 @@ func TestShutdownSaysBye(t *testing.T) {
 // TestShutdownDrains: a logged-in session keeps working during the drain,
 // and Shutdown returns once it ends.
 func TestShutdownDrains(t *testing.T) {
-	s, _ := startTestServer(t)
-	tc := dialTestClient(t, s.Addrs()[0])
-	tc.Send("a LOGIN alice alicepass\r\n")
-	tc.Until("a OK")
+	s, tc := startWithSession(t, "LOGIN alice alicepass")
 	done := testkit.ShutdownAsync(s.Shutdown, 10*time.Second)
 	// The session goes on while the server drains.
 	tc.Send("b SELECT INBOX\r\n")
@@ -194,10 +199,7 @@ func TestShutdownDrains(t *testing.T) {
 // TestShutdownDeadline: at the drain deadline the remaining sessions are
 // closed and Shutdown reports the deadline.
 func TestShutdownDeadline(t *testing.T) {
-	s, _ := startTestServer(t)
-	tc := dialTestClient(t, s.Addrs()[0])
-	tc.Send("a LOGIN alice alicepass\r\n")
-	tc.Until("a OK")
+	s, tc := startWithSession(t, "LOGIN alice alicepass")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -211,11 +213,8 @@ func TestShutdownDeadline(t *testing.T) {
 // TestReload: a listener added by Reload serves, a removed one stops
 // accepting, and a session on it goes on.
 func TestReload(t *testing.T) {
-	s, _ := startTestServer(t)
+	s, tc := startWithSession(t, "LOGIN alice alicepass")
 	old := s.Addrs()[0]
-	tc := dialTestClient(t, old)
-	tc.Send("a LOGIN alice alicepass\r\n")
-	tc.Until("a OK")
 
 	s.mu.Lock()
 	cfg := s.cfg
