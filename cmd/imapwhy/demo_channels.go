@@ -7,13 +7,13 @@ import (
 	"net"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/imitate"
+	"github.com/imapwhy/imapwhy/internal/memlog"
 	"github.com/imapwhy/imapwhy/internal/notify"
 	"github.com/imapwhy/imapwhy/internal/shield"
 	"github.com/imapwhy/imapwhy/proxy"
@@ -35,22 +35,13 @@ type demoChannels struct {
 // demoEvents keeps the channels proxy's log events (JSON lines), to tell
 // which answers the shield gave without asking the provider.
 type demoEvents struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (e *demoEvents) Write(p []byte) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.b.Write(p)
+	memlog.Buffer
 }
 
 // heldSince reports whether a login was held back after offset, and the
 // new offset.
 func (e *demoEvents) heldSince(off int) (bool, int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s := e.b.String()
+	s := e.String()
 	return strings.Contains(s[off:], `"held":true`), len(s)
 }
 
