@@ -1,7 +1,7 @@
 package diagnose
 
 // Cause IDs. The strings are stable: logs, metrics, tests and docs use them.
-// shared/causes.md says what each one means and what its message must say.
+// README.md ("What each diagnosis means") says what each one means.
 const (
 	// What the user typed.
 	CausePasswordSurroundingSpace Cause = "password.surrounding_space"
@@ -24,12 +24,12 @@ const (
 	CauseServerTemporaryFailure      Cause = "server.temporary_failure"
 	CauseServerPrivacyRequired       Cause = "server.privacy_required"
 	CauseServerNoUsableMechanism     Cause = "server.no_usable_mechanism"
-	// CauseServerBadCommand is not in causes.md: the server answered the
+	// CauseServerBadCommand is not among the original causes: the server answered the
 	// login command with BAD (it did not accept the command as sent: an
 	// empty or oddly quoted password, a malformed command, or one sent in
 	// the wrong state), which says nothing about the password's value.
 	CauseServerBadCommand Cause = "server.bad_command"
-	// CauseServerReferral is not in causes.md: the server answered with a
+	// CauseServerReferral is not among the original causes: the server answered with a
 	// login referral (RFC 2221) or said "wrong host": the mailbox lives on
 	// another server, which no password can fix.
 	CauseServerReferral      Cause = "server.referral"
@@ -69,7 +69,7 @@ const (
 	CauseClientRateLimited          Cause = "client.rate_limited"
 	CauseClientTooManyConnections   Cause = "client.too_many_connections"
 	CauseClientUnsupportedMechanism Cause = "client.unsupported_mechanism"
-	// CauseClientUnknownDomain is not in causes.md: routing by email domain
+	// CauseClientUnknownDomain is not among the original causes: routing by email domain
 	// found no server for the user's domain.
 	CauseClientUnknownDomain Cause = "client.unknown_domain"
 	// CauseClientInvalidUsername: the user name is too long or holds
@@ -78,7 +78,7 @@ const (
 	CauseClientInvalidUsername Cause = "client.invalid_username"
 )
 
-// causeInfo is one row of the table in shared/causes.md.
+// causeInfo is one row of the cause table (README.md lists it for users).
 type causeInfo struct {
 	code      string // RFC 5530 code sent to the client
 	temporary bool   // trying again later can help
@@ -122,14 +122,14 @@ var causes = []struct {
 	{CauseServerBadCommand, causeInfo{codeAuthenticationFailed, false}},
 	{CauseServerReferral, causeInfo{codeContactAdmin, false}},
 	{CauseAuthorizationFailed, causeInfo{codeAuthorizationFailed, false}},
-	// causes.md says "maybe": a block list entry may expire.
+	// Temporary "maybe": a block list entry may expire.
 	{CausePolicyAddressBlocked, causeInfo{codeUnavailable, false}},
 	{CauseProviderClientIDRequired, causeInfo{codeAuthenticationFailed, false}},
 	{CauseCredentialsPasswordChanged, causeInfo{codeAuthenticationFailed, false}},
 	{CauseCredentialsCapsLock, causeInfo{codeAuthenticationFailed, false}},
 	{CauseCredentialsRepeatedFailure, causeInfo{codeAuthenticationFailed, false}},
 	{CauseUpstreamDNSNotFound, causeInfo{codeUnavailable, false}},
-	// causes.md says "maybe": a restarting server refuses too, so a later
+	// Temporary "maybe": a restarting server refuses too, so a later
 	// retry can help; the message still points at the port.
 	{CauseUpstreamRefused, causeInfo{codeUnavailable, true}},
 	{CauseUpstreamTimeout, causeInfo{codeUnavailable, true}},

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// Greetings and capabilities as the servers send them (shared/corpus).
+// Greetings and capabilities as the servers send them (testdata/provider-responses.jsonl).
 const (
 	gmailGreeting    = "* OK Gimap ready for requests from 192.0.2.7 is27mb3495359jab"
 	exoGreeting      = "* OK The Microsoft Exchange IMAP4 service is ready. [TABPADQAUAAxADIAMwBDAEEAMAAyADMAMwAuAEcAQgBSAFAAMQAyADMALgBQAFIATwBEAC4ATwBVAFQATABPAE8ASwAuAEMATwBNAA==]"

@@ -13,8 +13,7 @@ import (
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
-// The corpus of real login-failure responses (shared/corpus) is copied
-// into testdata so that the test never depends on files outside the repo.
+// The corpus of real login-failure responses, kept in testdata.
 var (
 	corpusFile       = filepath.Join("testdata", "provider-responses.jsonl")
 	corpusLabelsFile = filepath.Join("testdata", "corpus-labels.yaml")

@@ -1,6 +1,6 @@
 package diagnose
 
-// Cause is a stable diagnosis ID (see README and shared/causes.md).
+// Cause is a stable diagnosis ID (see README.md).
 type Cause string
 
 // Confidence of a diagnosis.

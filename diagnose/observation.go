@@ -66,7 +66,7 @@ type Typed struct {
 	AppPasswordShapes        []string // provider IDs whose app-password form this password matches
 }
 
-// History holds facts from the failure-history store (issue 5). All zero
+// History holds facts from the failure-history store (internal/shield). All zero
 // when no history is kept.
 type History struct {
 	Known              bool   // history exists for this user

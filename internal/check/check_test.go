@@ -88,7 +88,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // Gmail's answers to a login it wants confirmed in a browser (corpus:
-// shared/corpus/provider-responses.jsonl, "Web login required").
+// diagnose/testdata/provider-responses.jsonl, "Web login required").
 const gmailGreeting = "* OK Gimap ready for requests from 127.0.0.1 x12mb3495359jab"
 
 // imapwhyGreeting and the scripts below answer as imapwhy does: an

@@ -38,7 +38,7 @@ type Config struct {
 	Shield    Shield     `yaml:"shield"`
 	Discovery Discovery  `yaml:"discovery"`
 	Routes    []Route    `yaml:"routes"`
-	// Issue 8 (reach.go): incident and status pages, notifications.
+	// Incident and status pages, notifications (reach.go).
 	Web    Web    `yaml:"web"`
 	Notify Notify `yaml:"notify"`
 	// State is where instances behind a load balancer share what they
@@ -66,7 +66,7 @@ type Listener struct {
 	TLS      string   `yaml:"tls"`      // implicit | starttls | none (none: loopback only)
 	Language string   `yaml:"language"` // ja | en
 	Upstream Upstream `yaml:"upstream"`
-	// NoticeMailbox (issue 8, reach.go): when a login fails for a cause
+	// NoticeMailbox (reach.go): when a login fails for a cause
 	// that typing again cannot fix, accept it into a read-only mailbox
 	// whose one message explains the problem. Default false.
 	NoticeMailbox bool `yaml:"notice_mailbox"`

@@ -7,5 +7,5 @@ import (
 )
 
 // TestMain fails the package's tests if any goroutine outlives them
-// (issue 7: no goroutine left behind after any test).
+// (no goroutine left behind after any test).
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -1,6 +1,6 @@
 package config
 
-// Issue 8: the ways a diagnosis reaches people whose mail app hides the
+// The ways a diagnosis reaches people whose mail app hides the
 // server's words: incident and status pages (web), the notice mailbox (a
 // listener's notice_mailbox), and notifications (notify).
 

@@ -1,7 +1,7 @@
 package discover
 
 // Discovery must not turn the proxy into a scanner of the operator's own
-// network (issue 7): whatever a domain's DNS says, and however often it
+// network: whatever a domain's DNS says, and however often it
 // changes its answer, nothing is dialled that is not public. These tests go
 // through a Discoverer as the proxy does (Lookup, then the guard's dial of
 // what it found), with a real listener at the private address to prove that

@@ -6,7 +6,7 @@
 // Provider.Host and CA.Pool() as its roots.
 //
 // Before login an imitation answers with the provider's own texts, copied
-// from shared/corpus: the greeting, the CAPABILITY list and its tagged OK,
+// from the corpus (diagnose/testdata/provider-responses.jsonl): the greeting, the CAPABILITY list and its tagged OK,
 // and the exact untagged and tagged lines that end each login. This part is
 // a small scripted layer of our own (session.go), because go-imap's
 // imapserver writes its own greeting and capability list and cannot send

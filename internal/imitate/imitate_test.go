@@ -28,8 +28,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // corpusPreLogin is what each provider sends before login, copied from
-// shared/corpus (README fingerprint table and records #7, #10, #18, #20,
-// #22) and the peers notes, independently of the package's own tables.
+// the corpus (diagnose/testdata/provider-responses.jsonl, records #7, #10,
+// #18, #20, #22) and Dovecot as observed, independently of the package's own tables.
 // The client address is 127.0.0.1.
 var corpusPreLogin = map[string]struct {
 	greeting, capability, capabilityOK string

@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// The texts below are copied from shared/corpus/provider-responses.jsonl
-// ("corpus #N" is its N-th record) and from the peers notes
-// (shared/peers/README.md, Dovecot 2.3.19 observed on this machine). Where
+// The texts below are copied from diagnose/testdata/provider-responses.jsonl
+// ("corpus #N" is its N-th record) and from Dovecot 2.3.19 as observed
+// on Debian 12. Where
 // nothing was recorded the text is marked "assumed". Session tokens, host
 // names and time stamps inside texts are frozen copies of recorded ones:
 // real servers vary them per connection, and fingerprints must not depend

@@ -1,6 +1,6 @@
 // Package shield keeps the history of logins that imapwhy uses to explain a
 // failure by what worked before, and to stop forwarding a password that
-// keeps failing before the provider locks the account (issue 5). It also
+// keeps failing before the provider locks the account. It also
 // holds the per-address throttles: the failure delay, login rate limits and
 // the connection limit.
 //

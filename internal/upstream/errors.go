@@ -2,7 +2,7 @@ package upstream
 
 // Errors of the upstream login and the typed connection facts derived from
 // them. Facts come from typed errors (errors.Is / errors.As), never from
-// error strings (STYLE.md point 7).
+// error strings.
 
 import (
 	"context"
