@@ -68,7 +68,12 @@ func hasOtherNonASCII(s string) bool {
 // space and folded to half-width, so a pasted app password with a
 // trailing space still counts as one (the space is reported by itself).
 func appPasswordShapes(password string) []string {
-	norm := width.Fold.String(strings.TrimFunc(password, isTypedSpace))
+	norm := strings.TrimFunc(password, isTypedSpace)
+	// Folding copies the password into buffers nobody wipes; ASCII text
+	// is folded already.
+	if strings.IndexFunc(norm, func(r rune) bool { return r > unicode.MaxASCII }) >= 0 {
+		norm = width.Fold.String(norm)
+	}
 	var ids []string
 	for _, e := range catalogData.shapes {
 		if e.shape.MatchString(norm) {

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"unsafe"
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/imapwire"
@@ -45,6 +46,25 @@ type loginRequest struct {
 	// bridged is the access token the OAuth bridge got for this password
 	// login ("" when it did not): masked like the password.
 	bridged string
+	// secret holds the bytes Password is a view of (no copy), for wipe;
+	// nil for a bearer token.
+	secret *[]byte
+}
+
+// setPassword makes b, which the request now owns, its password.
+func (r *loginRequest) setPassword(b []byte) {
+	r.secret = &b
+	r.Password = unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// wipe overwrites the password's bytes once the login is over: the
+// session may last for days. Nothing may use Password afterwards.
+func (r *loginRequest) wipe() {
+	if r.secret != nil {
+		clear(*r.secret)
+		r.secret = nil
+	}
+	r.Password = ""
 }
 
 // errLogout is returned by next after the client's LOGOUT was answered.

@@ -25,17 +25,23 @@ func (f *front) cmdLogin() (*loginRequest, error) {
 	if err := f.argSP(); err != nil {
 		return nil, err
 	}
-	pass, err := f.argAstring()
+	pass, err := f.cur.r.SecretAstring(f.inviteLiteral)
 	if err != nil {
-		return nil, err
+		return nil, f.wireErr(err)
 	}
-	if err := f.argEnd(); err != nil {
+	err = f.argEnd()
+	f.cur.r.Wipe()
+	if err != nil {
+		clear(pass)
 		return nil, err
 	}
 	if !f.secure() {
+		clear(pass)
 		return nil, f.refusePlaintext()
 	}
-	return &loginRequest{Tag: f.cur.tag, Mechanism: "LOGIN", Username: user, Password: pass}, nil
+	req := &loginRequest{Tag: f.cur.tag, Mechanism: "LOGIN", Username: user}
+	req.setPassword(pass)
+	return req, nil
 }
 
 // cmdAuthenticate: AUTHENTICATE SP auth-type [SP (base64 / "=")]. PLAIN,
@@ -53,10 +59,12 @@ func (f *front) cmdAuthenticate() (*loginRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	ir := ""
+	// The response aliases the line buffer: decoded, then wiped.
+	var ir []byte
 	if hasIR {
-		ir = f.argToken()
+		ir = f.cur.r.TokenBytes()
 	}
+	defer f.cur.r.Wipe()
 	if err := f.argEnd(); err != nil {
 		return nil, err
 	}
@@ -75,7 +83,8 @@ func (f *front) cmdAuthenticate() (*loginRequest, error) {
 		if err != nil {
 			return nil, err
 		}
-		if line == "*" {
+		defer clear(line)
+		if string(line) == "*" {
 			// RFC 9051 §6.2.2: a cancelled exchange gets BAD. Not the
 			// client's fault, so it does not count towards MaxBadCommands.
 			f.tagged("BAD", "", "Authentication cancelled")
@@ -91,7 +100,7 @@ func (f *front) cmdAuthenticate() (*loginRequest, error) {
 
 // oauthRequest decodes a base64 XOAUTH2 or OAUTHBEARER message (RFC 7628)
 // into a login request: the user in the message and its bearer token.
-func (f *front) oauthRequest(mech, b64 string) (*loginRequest, error) {
+func (f *front) oauthRequest(mech string, b64 []byte) (*loginRequest, error) {
 	msg, err := frontDecodeBase64(b64)
 	if err != nil {
 		return nil, frontSyntax("Invalid base64 data")
@@ -107,57 +116,63 @@ func (f *front) oauthRequest(mech, b64 string) (*loginRequest, error) {
 }
 
 // readContinuation asks for the client's SASL response ("+ " with an empty
-// challenge) and reads its line.
-func (f *front) readContinuation() (string, error) {
+// challenge) and reads its line, which aliases the front end's line
+// buffer: the caller wipes it once decoded.
+func (f *front) readContinuation() ([]byte, error) {
 	f.writeLine("+ ")
 	if err := f.flush(); err != nil {
-		return "", err
+		return nil, err
 	}
 	line, _, err := f.readSegment(f.lim.MaxLine)
-	if err != nil {
-		return "", err
-	}
-	return string(line), nil
+	return line, err
 }
 
 // plainRequest decodes a base64 PLAIN message into a login request.
-func (f *front) plainRequest(b64 string) (*loginRequest, error) {
+func (f *front) plainRequest(b64 []byte) (*loginRequest, error) {
 	msg, err := frontDecodeBase64(b64)
 	if err != nil {
 		// RFC 9051 §6.2.2: invalid base64 MUST get a tagged BAD.
 		return nil, frontSyntax("Invalid base64 data")
 	}
 	authzid, user, pass, err := frontDecodePlain(msg)
-	clear(msg) // the password in bytes: wiped once copied into the request
+	clear(msg) // the password in bytes: wiped once copied out
 	if err != nil {
 		f.failures++
 		f.tagged("NO", "AUTHENTICATIONFAILED", "Malformed PLAIN credentials")
 		return nil, nil
 	}
-	return &loginRequest{Tag: f.cur.tag, Mechanism: "PLAIN", Username: user, Password: pass, Authzid: authzid}, nil
+	req := &loginRequest{Tag: f.cur.tag, Mechanism: "PLAIN", Username: user, Authzid: authzid}
+	req.setPassword(pass)
+	return req, nil
 }
 
 // frontDecodeBase64 decodes a SASL response: "=" (the empty initial
 // response, RFC 4959) and an empty continuation line are empty; anything
 // else must be padded base64.
-func frontDecodeBase64(s string) ([]byte, error) {
-	if s == "=" || s == "" {
+func frontDecodeBase64(s []byte) ([]byte, error) {
+	if string(s) == "=" || len(s) == 0 {
 		return nil, nil
 	}
-	return base64.StdEncoding.DecodeString(s)
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := base64.StdEncoding.Decode(out, s)
+	if err != nil {
+		clear(out)
+		return nil, err
+	}
+	return out[:n], nil
 }
 
 var errFrontPlain = errors.New("malformed PLAIN message")
 
 // frontDecodePlain splits a PLAIN message: [authzid] NUL authcid NUL passwd
 // (RFC 4616 §2). An empty user name or password is passed on: the diagnosis
-// can explain it.
-func frontDecodePlain(msg []byte) (authzid, authcid, passwd string, err error) {
+// can explain it. The password is a copy the caller owns.
+func frontDecodePlain(msg []byte) (authzid, authcid string, passwd []byte, err error) {
 	parts := bytes.Split(msg, []byte{0})
 	if len(parts) != 3 {
-		return "", "", "", errFrontPlain
+		return "", "", nil, errFrontPlain
 	}
-	return string(parts[0]), string(parts[1]), string(parts[2]), nil
+	return string(parts[0]), string(parts[1]), bytes.Clone(parts[2]), nil
 }
 
 // refusePlaintext refuses credentials on a connection that is not private

@@ -150,7 +150,9 @@ func (ss *session) serve() {
 			return
 		}
 		// The front end counts failed logins and says BYE at the limit.
-		if ss.refuse(f, g, d, obs, err, &log) {
+		handedOff := ss.refuse(f, g, d, obs, err, &log)
+		req.wipe()
+		if handedOff {
 			return // handed off: the session is over
 		}
 		if ss.isStopping() {
@@ -235,8 +237,8 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	if req.isOAuth() {
 		token = oauthFacts(req, time.Now())
 	}
-	// The session may last for days: keep no reference to the password.
-	req.Password = ""
+	// The session may last for days: the password's bytes are overwritten.
+	req.wipe()
 	if err != nil {
 		up.Conn.Close()
 		log.Debug().Err(err).Msg("client went away at login")

@@ -153,31 +153,34 @@ func (r *CommandReader) Skip() error {
 // segment that follows it. A synchronising literal is first passed to
 // invite, which sends the continuation request or refuses the literal with
 // an error; nil invite refuses every synchronising literal.
-func (r *CommandReader) readLiteral(invite func(Literal) error) (string, error) {
+func (r *CommandReader) readLiteral(invite func(Literal) error) ([]byte, error) {
 	lit := r.lit
 	if r.literalTooBig(lit) {
-		return "", &LiteralError{Literal: lit}
+		return nil, &LiteralError{Literal: lit}
 	}
 	if lit.Sync {
 		if invite == nil {
-			return "", syntax("Literal not allowed here")
+			return nil, syntax("Literal not allowed here")
 		}
 		if err := invite(lit); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	buf := make([]byte, lit.Size)
 	if _, err := io.ReadFull(r.br, buf); err != nil {
-		return "", fmt.Errorf("read literal: %w", err)
+		clear(buf)
+		return nil, fmt.Errorf("read literal: %w", err)
 	}
 	r.litBytes += lit.Size
 	if err := r.nextSegment(); err != nil {
-		return "", err
+		clear(buf)
+		return nil, err
 	}
 	if bytes.IndexByte(buf, 0) >= 0 {
-		return "", syntax("NUL in literal")
+		clear(buf)
+		return nil, syntax("NUL in literal")
 	}
-	return string(buf), nil
+	return buf, nil
 }
 
 // AtEnd reports whether only spaces are left of the command.
@@ -239,26 +242,50 @@ func (r *CommandReader) Atom() (string, error) {
 // Token reads everything up to the next space (for base64 data, which the
 // caller validates).
 func (r *CommandReader) Token() string {
-	return r.Scan(func(c byte) bool { return c != ' ' })
+	return string(r.TokenBytes())
+}
+
+// TokenBytes is Token without a copy, for a secret (a SASL response): the
+// bytes alias the line buffer until the next read or Wipe.
+func (r *CommandReader) TokenBytes() []byte {
+	return r.scan(func(c byte) bool { return c != ' ' })
 }
 
 // Astring reads an atom, a quoted string or a literal (see readLiteral
 // for invite).
 func (r *CommandReader) Astring(invite func(Literal) error) (string, error) {
+	b, err := r.SecretAstring(invite)
+	s := string(b)
+	clear(b)
+	return s, err
+}
+
+// SecretAstring is Astring for a password: the bytes are the caller's,
+// made in one allocation with no other copy left behind, for the caller
+// to wipe (and Wipe the reader) once done with them.
+func (r *CommandReader) SecretAstring(invite func(Literal) error) ([]byte, error) {
 	if r.pos == len(r.seg) {
 		if r.hasLit {
 			return r.readLiteral(invite)
 		}
-		return "", syntax("Missing argument")
+		return nil, syntax("Missing argument")
 	}
 	if r.seg[r.pos] == '"' {
-		return r.Quoted()
+		return r.quoted()
 	}
-	tok := r.Scan(IsAstringChar)
-	if tok == "" {
-		return "", syntax("Invalid argument")
+	tok := r.scan(IsAstringChar)
+	if len(tok) == 0 {
+		return nil, syntax("Invalid argument")
 	}
-	return tok, nil
+	return bytes.Clone(tok), nil
+}
+
+// Wipe overwrites the line buffer, which may hold a password, once a
+// login command's arguments are read: none are left to parse, but a
+// literal still announced is still skipped by Skip.
+func (r *CommandReader) Wipe() {
+	clear(r.buf[:cap(r.buf)])
+	r.seg, r.pos = nil, 0
 }
 
 // NString reads an astring or NIL; isNil reports NIL.
@@ -275,36 +302,52 @@ func (r *CommandReader) NString(invite func(Literal) error) (s string, isNil boo
 // Quoted reads a quoted string: "\" escapes only '"' and "\"; CR, LF and
 // NUL are not allowed (RFC 9051 section 4.3).
 func (r *CommandReader) Quoted() (string, error) {
+	b, err := r.quoted()
+	s := string(b)
+	clear(b)
+	return s, err
+}
+
+// quoted is Quoted's content in one allocation the caller owns.
+func (r *CommandReader) quoted() ([]byte, error) {
 	seg := r.seg
 	if r.pos >= len(seg) || seg[r.pos] != '"' {
-		return "", syntax("Expected a quoted string")
+		return nil, syntax("Expected a quoted string")
 	}
-	var b strings.Builder
+	b := make([]byte, 0, len(seg)-r.pos)
 	for i := r.pos + 1; i < len(seg); i++ {
 		switch c := seg[i]; c {
 		case '"':
 			r.pos = i + 1
-			return b.String(), nil
+			return b, nil
 		case '\\':
 			if i+1 == len(seg) || (seg[i+1] != '"' && seg[i+1] != '\\') {
-				return "", syntax("Invalid escape in quoted string")
+				clear(b)
+				return nil, syntax("Invalid escape in quoted string")
 			}
 			i++
-			b.WriteByte(seg[i])
+			b = append(b, seg[i])
 		case 0, '\r', '\n':
-			return "", syntax("Invalid character in quoted string")
+			clear(b)
+			return nil, syntax("Invalid character in quoted string")
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	return "", syntax("Unterminated quoted string")
+	clear(b)
+	return nil, syntax("Unterminated quoted string")
 }
 
 // Scan consumes the run of bytes accepted by ok.
 func (r *CommandReader) Scan(ok func(byte) bool) string {
+	return string(r.scan(ok))
+}
+
+// scan is Scan without a copy: the bytes alias the line buffer.
+func (r *CommandReader) scan(ok func(byte) bool) []byte {
 	start := r.pos
 	for r.pos < len(r.seg) && ok(r.seg[r.pos]) {
 		r.pos++
 	}
-	return string(r.seg[start:r.pos])
+	return r.seg[start:r.pos]
 }

@@ -62,6 +62,7 @@ func NewCommand(tag, name string, nonSync func(n int) bool) *Encoder {
 // Atom appends a protocol keyword or a value already known to be atom-safe
 // (a mechanism name, base64).
 func (e *Encoder) Atom(s string) *Encoder {
+	e.grow(1 + len(s))
 	e.buf = append(e.buf, ' ')
 	e.buf = append(e.buf, s...)
 	return e
@@ -70,6 +71,7 @@ func (e *Encoder) Atom(s string) *Encoder {
 // String appends s as a quoted string when it is printable 7-bit text,
 // else as a literal (RFC 9051 section 4.3).
 func (e *Encoder) String(s string) *Encoder {
+	e.grow(1)
 	e.buf = append(e.buf, ' ')
 	e.value(s)
 	return e
@@ -97,6 +99,7 @@ func (e *Encoder) value(s string) {
 }
 
 func (e *Encoder) quoted(s string) {
+	e.grow(2*len(s) + 2)
 	e.buf = append(e.buf, '"')
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' || s[i] == '\\' {
@@ -112,6 +115,7 @@ func (e *Encoder) literal(s string) {
 		e.err = ErrNUL
 		return
 	}
+	e.grow(len(s) + 32) // "{n+}\r\n" fits in 32
 	e.buf = append(e.buf, '{')
 	e.buf = strconv.AppendInt(e.buf, int64(len(s)), 10)
 	if e.nonSync != nil && e.nonSync(len(s)) {
@@ -126,8 +130,10 @@ func (e *Encoder) literal(s string) {
 // Respond ends the command line; line is sent once the server asks for it
 // with a continuation request (AUTHENTICATE without SASL-IR).
 func (e *Encoder) Respond(line string) *Encoder {
+	e.grow(2)
 	e.buf = append(e.buf, "\r\n"...)
 	e.cut()
+	e.grow(len(line))
 	e.buf = append(e.buf, line...)
 	return e
 }
@@ -153,7 +159,21 @@ func (e *Encoder) Finish() (Command, error) {
 		clear(e.buf)
 		return Command{}, e.err
 	}
+	e.grow(2)
 	e.buf = append(e.buf, "\r\n"...)
 	e.cut()
 	return e.cmd, nil
+}
+
+// grow makes room for n more bytes in the chunk being built. A smaller
+// buffer it leaves is wiped: it may hold credentials, which append would
+// leave behind in memory.
+func (e *Encoder) grow(n int) {
+	if len(e.buf)+n <= cap(e.buf) {
+		return
+	}
+	nb := make([]byte, len(e.buf), max(2*cap(e.buf), len(e.buf)+n, 64))
+	copy(nb, e.buf)
+	clear(e.buf)
+	e.buf = nb
 }

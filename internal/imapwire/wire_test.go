@@ -2,6 +2,7 @@ package imapwire
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"reflect"
@@ -297,4 +298,46 @@ func FuzzReadResponse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestSecretsWiped: the reader's line buffer and an encoder's outgrown
+// buffers keep no password once the command is done and wiped.
+func TestSecretsWiped(t *testing.T) {
+	const pass = "hunter2-correct-horse-battery"
+	r := &CommandReader{MaxLine: 1000, MaxLiteral: 1000}
+	if err := r.Next(bufio.NewReader(strings.NewReader("a1 LOGIN alice " + pass + "\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	r.SP()
+	if _, err := r.Astring(nil); err != nil {
+		t.Fatal(err)
+	}
+	r.SP()
+	got, err := r.SecretAstring(nil)
+	if err != nil || string(got) != pass {
+		t.Fatalf("SecretAstring = %q, %v", got, err)
+	}
+	buf := r.buf[:cap(r.buf)]
+	r.Wipe()
+	if bytes.Contains(buf, []byte(pass)) {
+		t.Error("the line buffer still holds the password after Wipe")
+	}
+
+	e := NewCommand("a1", "LOGIN", nil)
+	var seen [][]byte
+	e.grow(0)
+	for i := 0; i < 3; i++ { // every grow's old buffer is wiped
+		seen = append(seen, e.buf[:cap(e.buf)])
+		e.String(pass)
+	}
+	cmd, err := e.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wipe()
+	for _, b := range append(seen, cmd.Chunks...) {
+		if bytes.Contains(b, []byte(pass)) {
+			t.Errorf("a buffer of the encoder still holds the password: %q", b)
+		}
+	}
 }

@@ -41,9 +41,10 @@ func (h *hasher) quickMAC(key, password string) [sha256.Size]byte {
 	io.WriteString(m, "imapwhy recent v1\x00")
 	io.WriteString(m, key)
 	io.WriteString(m, "\x00")
-	io.WriteString(m, password)
+	hashPassword(m, password)
 	var out [sha256.Size]byte
 	m.Sum(out[:0])
+	wipeBlock(m)
 	return out
 }
 

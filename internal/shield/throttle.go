@@ -264,8 +264,9 @@ func (t *Throttle) fingerprint(user, password string) (fp [16]byte) {
 	m := hmac.New(sha256.New, t.key[:])
 	io.WriteString(m, normalUser(user))
 	m.Write([]byte{0})
-	io.WriteString(m, password)
+	hashPassword(m, password)
 	copy(fp[:], m.Sum(nil))
+	wipeBlock(m)
 	return fp
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net/netip"
@@ -179,4 +180,17 @@ func writeSecret(path string, s [SecretSize]byte) error {
 		return fmt.Errorf("shield: writing the secret: %w", err)
 	}
 	return nil
+}
+
+// hashPassword writes password to m through a copy that is wiped.
+func hashPassword(m hash.Hash, password string) {
+	pw := []byte(password)
+	m.Write(pw)
+	clear(pw)
+}
+
+// wipeBlock overwrites m's block buffer once its sum is taken: the hash
+// keeps the tail of what it was given, which may be a password.
+func wipeBlock(m hash.Hash) {
+	m.Write(make([]byte, m.BlockSize()))
 }

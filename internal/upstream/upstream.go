@@ -26,6 +26,7 @@ import (
 	"os"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
@@ -665,12 +666,17 @@ func (s *Client) credentialsCommand(req Credentials) (imapwire.Command, error) {
 	s.obs.Mechanism = ChooseMechanism(s.caps, req)
 	switch s.obs.Mechanism {
 	case sasl.Plain:
-		_, ir, err := sasl.NewPlainClient(req.Authzid, req.User, req.Password).Start()
-		if err != nil {
-			return imapwire.Command{}, err
-		}
-		resp := base64.StdEncoding.EncodeToString(ir)
+		// RFC 4616: [authzid] NUL authcid NUL passwd, built in one buffer
+		// that is wiped (go-sasl's client leaves a string copy behind).
+		ir := make([]byte, 0, len(req.Authzid)+len(req.User)+len(req.Password)+2)
+		ir = append(append(append(append(append(ir, req.Authzid...), 0), req.User...), 0), req.Password...)
+		// The base64 form in bytes wiped once copied into the command,
+		// which the caller wipes once sent.
+		b := make([]byte, base64.StdEncoding.EncodedLen(len(ir)))
+		base64.StdEncoding.Encode(b, ir)
 		clear(ir)
+		defer clear(b)
+		resp := unsafe.String(unsafe.SliceData(b), len(b))
 		e := s.command("AUTHENTICATE").Atom(sasl.Plain)
 		if s.has(imap.CapSASLIR) {
 			e.Atom(resp) // RFC 4959
