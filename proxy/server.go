@@ -63,6 +63,9 @@ type Options struct {
 	// Resolver, if set, does discovery's DNS lookups (tests point it at a
 	// DNS server on loopback). nil: the system's.
 	Resolver discover.Resolver
+	// discoverTest, if set, adjusts discovery's options (tests point
+	// autoconfig at a server on loopback).
+	discoverTest func(*discover.Options)
 	// Shield, if set, keeps the login history: it explains failures by
 	// what worked before and holds back a password that keeps failing
 	// (shield.Open builds it from config's shield section). nil: off. The
@@ -210,13 +213,17 @@ func (s *Server) prepare(cfg config.Config) ([]*listenerSettings, *discover.Disc
 
 // newDiscoverer makes the discoverer for the discovery settings d.
 func newDiscoverer(d config.Discovery, opts Options) *discover.Discoverer {
-	return discover.New(discover.Options{
+	o := discover.Options{
 		Catalog:      discover.BuiltinCatalog,
 		Resolver:     opts.Resolver,
 		AllowPrivate: d.AllowPrivate,
 		AllowDomains: d.AllowDomains,
 		TTL:          d.CacheTTL.D(),
-	})
+	}
+	if opts.discoverTest != nil {
+		opts.discoverTest(&o)
+	}
+	return discover.New(o)
 }
 
 // sameDiscovery reports whether a and b discover alike.
