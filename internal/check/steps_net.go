@@ -83,30 +83,31 @@ func (r *runner) where() string {
 	return r.t("%s port %d, %s", r.host, r.port, r.t(modeName(r.mode)))
 }
 
-func modeName(mode string) string {
-	switch mode {
-	case config.TLSImplicit:
-		return "SSL/TLS"
-	case config.TLSStartTLS:
-		return "STARTTLS"
-	case config.TLSNone:
-		return "no encryption"
+// modeNames and sourceNames name TLS modes and discovery sources for
+// people; what they do not list is shown as it is.
+var (
+	modeNames = map[string]string{
+		config.TLSImplicit: "SSL/TLS",
+		config.TLSStartTLS: "STARTTLS",
+		config.TLSNone:     "no encryption",
 	}
-	return mode
-}
+	sourceNames = map[string]string{
+		discover.SourceCatalog:    "the built-in provider list",
+		discover.SourceAutoconfig: "the domain's autoconfig file",
+		discover.SourceSRV:        "DNS SRV records",
+		discover.SourceMX:         "the domain's MX records",
+	}
+)
 
-func sourceName(source string) string {
-	switch source {
-	case discover.SourceCatalog:
-		return "the built-in provider list"
-	case discover.SourceAutoconfig:
-		return "the domain's autoconfig file"
-	case discover.SourceSRV:
-		return "DNS SRV records"
-	case discover.SourceMX:
-		return "the domain's MX records"
+func modeName(mode string) string { return nameFor(modeNames, mode) }
+
+func sourceName(source string) string { return nameFor(sourceNames, source) }
+
+func nameFor(names map[string]string, key string) string {
+	if name, ok := names[key]; ok {
+		return name
 	}
-	return source
+	return key
 }
 
 // discoveryFailure says in one line why discovery found nothing.
