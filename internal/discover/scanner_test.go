@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,39 +107,41 @@ func TestDiscoveredHostRebinding(t *testing.T) {
 // TestDiscoveredHostNonPublic: every kind of non-public answer for a
 // discovered host, IPv4 and IPv6, is refused by the guard's vetting.
 func TestDiscoveredHostNonPublic(t *testing.T) {
-	answers := map[string]struct {
-		qtype uint16
-		addrs []string
-	}{
-		"loopback": {dns.TypeA, []string{"127.0.0.1"}},
-		"private":  {dns.TypeA, []string{"10.1.2.3", "172.16.0.1", "192.168.0.1"}},
-		"metadata": {dns.TypeA, []string{"169.254.169.254"}},
-		"cgnat":    {dns.TypeA, []string{"100.64.0.1"}},
-		"zero":     {dns.TypeA, []string{"0.0.0.0"}},
-		"mcast":    {dns.TypeA, []string{"239.255.255.250"}},
-		"bcast":    {dns.TypeA, []string{"255.255.255.255"}},
-		"lo6":      {dns.TypeAAAA, []string{"::1"}},
-		"ula":      {dns.TypeAAAA, []string{"fd00::1"}},
-		"ll6":      {dns.TypeAAAA, []string{"fe80::1"}},
-		"mcast6":   {dns.TypeAAAA, []string{"ff02::1"}},
-		"mapped":   {dns.TypeAAAA, []string{"::ffff:127.0.0.1"}},
-		"nat64":    {dns.TypeAAAA, []string{"64:ff9b::a9fe:a9fe"}},
-		"6to4":     {dns.TypeAAAA, []string{"2002:c0a8:1::1"}},
+	// An answer written with a colon is an AAAA record, else an A record.
+	answers := map[string][]string{
+		"loopback": {"127.0.0.1"},
+		"private":  {"10.1.2.3", "172.16.0.1", "192.168.0.1"},
+		"metadata": {"169.254.169.254"},
+		"cgnat":    {"100.64.0.1"},
+		"zero":     {"0.0.0.0"},
+		"mcast":    {"239.255.255.250"},
+		"bcast":    {"255.255.255.255"},
+		"lo6":      {"::1"},
+		"ula":      {"fd00::1"},
+		"ll6":      {"fe80::1"},
+		"mcast6":   {"ff02::1"},
+		"mapped":   {"::ffff:127.0.0.1"},
+		"nat64":    {"64:ff9b::a9fe:a9fe"},
+		"6to4":     {"2002:c0a8:1::1"},
 	}
 	var domains []string
 	for name := range answers {
 		domains = append(domains, name+".test")
 	}
 	e := newEnv(t, domains...)
-	for name, a := range answers {
+	for name, addrs := range answers {
+		qtype := dns.TypeA
+		if strings.Contains(addrs[0], ":") {
+			qtype = dns.TypeAAAA
+		}
 		e.dns.Add("_imaps._tcp."+name+".test", dns.TypeSRV, "0 1 993 imap."+name+".test.")
-		e.dns.Add("imap."+name+".test", a.qtype, a.addrs...)
+		e.dns.Add("imap."+name+".test", qtype, addrs...)
 	}
 	opts := e.options()
 	opts.AllowPrivate = false
 	d := New(opts)
 	ctx := testContext(t)
-	for name, a := range answers {
+	for name, addrs := range answers {
 		r, err := d.Lookup(ctx, "alice@"+name+".test")
 		if err != nil {
 			t.Errorf("%s: lookup: %v", name, err)
@@ -148,7 +151,7 @@ func TestDiscoveredHostNonPublic(t *testing.T) {
 		// dialled these addresses would, were the guard ever broken, send
 		// packets off this machine.
 		if _, err := d.Guard().Vet(ctx, r.Host); !isForbidden(err) {
-			t.Errorf("%s (%v): %v, want ErrPrivateAddress", name, a.addrs, err)
+			t.Errorf("%s (%v): %v, want ErrPrivateAddress", name, addrs, err)
 		}
 	}
 }
