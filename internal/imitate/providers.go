@@ -233,42 +233,59 @@ func microsoft365() Provider {
 }
 
 func icloud() Provider {
-	return Provider{
+	refused := Scenario{
+		Name:        "apple-id-password",
+		User:        "taro@icloud.com",
+		Password:    "my-apple-id-password",
+		Rule:        NotAppPasswordForm,
+		Reply:       "NO [AUTHENTICATIONFAILED] Authentication failed",
+		Description: "the Apple ID password; with two-factor authentication iCloud wants an app-specific password",
+		Source:      "corpus #22 (observed)",
+	}
+	accepted := Scenario{
+		Name:        "app-specific-password",
+		User:        "taro@icloud.com",
+		Password:    "abcd-efgh-ijkl-mnop",
+		Rule:        AppPasswordForm,
+		Reply:       "OK LOGIN completed",
+		AuthReply:   "OK AUTHENTICATE completed",
+		Description: "the same account with an app-specific password: logged in",
+		Source:      "assumed (no iCloud success line recorded)",
+	}
+	return greetingWithCapabilities(icloudCaps, "iSCREAM ready to rumble (15E205-0982aaf890fd:18514) st11p00mm-iscream022 [04:19:14:31:21:53]", Provider{
 		ID:           "icloud",
 		Name:         "iCloud Mail",
 		Host:         "imap.mail.me.com",
-		Greeting:     "* OK [CAPABILITY " + icloudCaps + "] iSCREAM ready to rumble (15E205-0982aaf890fd:18514) st11p00mm-iscream022 [04:19:14:31:21:53]",
-		Capabilities: strings.Fields(icloudCaps),
 		CapabilityOK: "OK !!",
 		AppPassword:  regexp.MustCompile(`^[a-z]{4}-[a-z]{4}-[a-z]{4}-[a-z]{4}$`),
 		Source:       "corpus #22 (observed)",
-		Scenarios: []Scenario{{
-			Name:        "apple-id-password",
-			User:        "taro@icloud.com",
-			Password:    "my-apple-id-password",
-			Rule:        NotAppPasswordForm,
-			Reply:       "NO [AUTHENTICATIONFAILED] Authentication failed",
-			Description: "the Apple ID password; with two-factor authentication iCloud wants an app-specific password",
-			Source:      "corpus #22 (observed)",
-		}, {
-			Name:        "app-specific-password",
-			User:        "taro@icloud.com",
-			Password:    "abcd-efgh-ijkl-mnop",
-			Rule:        AppPasswordForm,
-			Reply:       "OK LOGIN completed",
-			AuthReply:   "OK AUTHENTICATE completed",
-			Description: "the same account with an app-specific password: logged in",
-			Source:      "assumed (no iCloud success line recorded)",
-		}},
-		Otherwise: []Scenario{
-			{Name: "app-specific-password", Rule: AppPasswordForm, Reply: "OK LOGIN completed", AuthReply: "OK AUTHENTICATE completed"},
-			{Name: "authentication-failed", Rule: AnyPassword, Reply: "NO [AUTHENTICATIONFAILED] Authentication failed"},
-		},
-		texts: sessionTexts{noop: "OK !!", idOK: "OK !!", logout: "OK !!"}, // assumed, after CAPABILITY's "OK !!"
-	}
+		Scenarios:    []Scenario{refused, accepted},
+		Otherwise:    appPasswordsOnly(accepted, "authentication-failed", refused),
+		texts:        sessionTexts{noop: "OK !!", idOK: "OK !!", logout: "OK !!"}, // assumed, after CAPABILITY's "OK !!"
+	})
 }
 
 func yahoo() Provider {
+	refused := Scenario{
+		Name:        "account-password",
+		User:        "taro@yahoo.com",
+		Password:    "my-yahoo-password",
+		Rule:        NotAppPasswordForm,
+		Reply:       "NO [AUTHENTICATIONFAILED] LOGIN Invalid credentials",
+		AuthReply:   "NO [AUTHENTICATIONFAILED] AUTHENTICATE Invalid credentials",
+		Description: "the account password; Yahoo wants an app password for mail apps (or the password is wrong)",
+		Source:      "corpus #18, #19 (observed)",
+	}
+	accepted := Scenario{
+		Name:        "app-password",
+		User:        "taro@yahoo.com",
+		Password:    "abcdefghijklmnop",
+		Rule:        AppPasswordForm,
+		Reply:       "OK LOGIN completed",
+		AuthReply:   "OK AUTHENTICATE completed",
+		Description: "the same account with an app password: logged in",
+		Source:      "assumed (no Yahoo success line recorded)",
+	}
 	return Provider{
 		ID:   "yahoo",
 		Name: "Yahoo Mail",
@@ -280,29 +297,19 @@ func yahoo() Provider {
 		CapabilityOK: "OK CAPABILITY completed", // assumed
 		AppPassword:  sixteenLetters,
 		Source:       "greeting corpus #18 (observed 2024); capabilities fingerprint table (2015-17)",
-		Scenarios: []Scenario{{
-			Name:        "account-password",
-			User:        "taro@yahoo.com",
-			Password:    "my-yahoo-password",
-			Rule:        NotAppPasswordForm,
-			Reply:       "NO [AUTHENTICATIONFAILED] LOGIN Invalid credentials",
-			AuthReply:   "NO [AUTHENTICATIONFAILED] AUTHENTICATE Invalid credentials",
-			Description: "the account password; Yahoo wants an app password for mail apps (or the password is wrong)",
-			Source:      "corpus #18, #19 (observed)",
-		}, {
-			Name:        "app-password",
-			User:        "taro@yahoo.com",
-			Password:    "abcdefghijklmnop",
-			Rule:        AppPasswordForm,
-			Reply:       "OK LOGIN completed",
-			AuthReply:   "OK AUTHENTICATE completed",
-			Description: "the same account with an app password: logged in",
-			Source:      "assumed (no Yahoo success line recorded)",
-		}},
-		Otherwise: []Scenario{
-			{Name: "app-password", Rule: AppPasswordForm, Reply: "OK LOGIN completed", AuthReply: "OK AUTHENTICATE completed"},
-			{Name: "invalid-credentials", Rule: AnyPassword, Reply: "NO [AUTHENTICATIONFAILED] LOGIN Invalid credentials", AuthReply: "NO [AUTHENTICATIONFAILED] AUTHENTICATE Invalid credentials"},
-		},
+		Scenarios:    []Scenario{refused, accepted},
+		Otherwise:    appPasswordsOnly(accepted, "invalid-credentials", refused),
+	}
+}
+
+// appPasswordsOnly is the Otherwise of a provider that wants app passwords
+// (or authorization codes) from mail apps: a password of that form logs any
+// user in as accepted does; any other is refused, as refused is, under the
+// name refusedName.
+func appPasswordsOnly(accepted Scenario, refusedName string, refused Scenario) []Scenario {
+	return []Scenario{
+		{Name: accepted.Name, Rule: AppPasswordForm, Reply: accepted.Reply, AuthReply: accepted.AuthReply},
+		{Name: refusedName, Rule: AnyPassword, Reply: refused.Reply, AuthReply: refused.AuthReply},
 	}
 }
 
@@ -317,15 +324,32 @@ var dovecotTexts = sessionTexts{
 	literal:   "+ OK",
 }
 
+// greetingWithCapabilities returns p greeting with "* OK [CAPABILITY caps]
+// text" and answering CAPABILITY with the same list, as servers that
+// announce their capabilities in the greeting do.
+func greetingWithCapabilities(caps, text string, p Provider) Provider {
+	p.Greeting = "* OK [CAPABILITY " + caps + "] " + text
+	p.Capabilities = strings.Fields(caps)
+	return p
+}
+
+// dovecotLike returns p as a Dovecot 2.3 server with these pre-login
+// capabilities greets and answers: its texts, and its one refusal for
+// users no scenario names.
+func dovecotLike(caps string, p Provider) Provider {
+	p = greetingWithCapabilities(caps, "Dovecot ready.", p)
+	p.CapabilityOK = "OK Pre-login capabilities listed, post-login capabilities have more."
+	p.Otherwise = []Scenario{{Name: "authentication-failed", Rule: AnyPassword, Reply: dovecotFailed}}
+	p.texts = dovecotTexts
+	return p
+}
+
 func dovecot() Provider {
-	return Provider{
-		ID:           "dovecot",
-		Name:         "Dovecot server (self-hosted or ISP)",
-		Host:         "mail.example.net",
-		Greeting:     "* OK [CAPABILITY " + dovecotCaps + "] Dovecot ready.",
-		Capabilities: strings.Fields(dovecotCaps),
-		CapabilityOK: "OK Pre-login capabilities listed, post-login capabilities have more.",
-		Source:       "peers notes (Dovecot 2.3.19 on 993, observed) and corpus #30",
+	return dovecotLike(dovecotCaps, Provider{
+		ID:     "dovecot",
+		Name:   "Dovecot server (self-hosted or ISP)",
+		Host:   "mail.example.net",
+		Source: "peers notes (Dovecot 2.3.19 on 993, observed) and corpus #30",
 		Scenarios: []Scenario{{
 			Name:        "logged-in",
 			User:        "alice@example.net",
@@ -383,9 +407,7 @@ func dovecot() Provider {
 			Description: "too many connections from this user and address",
 			Source:      "peers notes (observed with Dovecot 2.3.19), corpus #35",
 		}},
-		Otherwise: []Scenario{{Name: "authentication-failed", Rule: AnyPassword, Reply: dovecotFailed}},
-		texts:     dovecotTexts,
-	}
+	})
 }
 
 // docomo imitates docomo mail. No wire text of it is known (corpus #66 is a
@@ -394,15 +416,12 @@ func dovecot() Provider {
 func docomo() Provider {
 	const caps = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ AUTH=PLAIN"
 	const assumed = "assumed (Dovecot's text; docomo's own is not known)"
-	return Provider{
-		ID:           "docomo",
-		Name:         "docomo mail",
-		Host:         "imap.spmode.ne.jp",
-		Greeting:     "* OK [CAPABILITY " + caps + "] Dovecot ready.",
-		Capabilities: strings.Fields(caps),
-		CapabilityOK: "OK Pre-login capabilities listed, post-login capabilities have more.",
-		Assumed:      true,
-		Source:       "assumed: a Dovecot-like platform (corpus #66 documents the cause, not the text)",
+	return dovecotLike(caps, Provider{
+		ID:      "docomo",
+		Name:    "docomo mail",
+		Host:    "imap.spmode.ne.jp",
+		Assumed: true,
+		Source:  "assumed: a Dovecot-like platform (corpus #66 documents the cause, not the text)",
 		Scenarios: []Scenario{{
 			Name:        "imap-password",
 			User:        "taro@docomo.ne.jp",
@@ -436,84 +455,75 @@ func docomo() Provider {
 			Description: "the d ACCOUNT password (dアカウント) instead of the IMAP-only password",
 			Source:      assumed,
 		}},
-		Otherwise: []Scenario{{Name: "authentication-failed", Rule: AnyPassword, Reply: dovecotFailed}},
-		texts:     dovecotTexts,
-	}
+	})
 }
 
 // qq imitates QQ Mail: mail apps need the "authorization code" (授权码),
 // 16 lower-case letters, not the QQ password.
 func qq() Provider {
 	const caps = "IMAP4 IMAP4rev1 ID AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2 NAMESPACE"
-	const authCode = "NO Please using authorized code to login. More information at http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=28&&no=1001256"
-	return Provider{
+	refused := Scenario{
+		Name:        "qq-password",
+		User:        "li@qq.com",
+		Password:    "my-qq-password",
+		Rule:        NotAppPasswordForm,
+		Reply:       "NO Please using authorized code to login. More information at http://service.mail.qq.com/cgi-bin/help?subtype=1&&id=28&&no=1001256",
+		Description: "the QQ password; mail apps need the authorization code (授权码)",
+		Source:      "nylas sync-engine inbox/auth/utils.py (the prefix and its help page)",
+	}
+	accepted := Scenario{
+		Name:        "authorization-code",
+		User:        "li@qq.com",
+		Password:    "abcdefghijklmnop",
+		Rule:        AppPasswordForm,
+		Reply:       "OK Success login ok",
+		Description: "the same account with its authorization code: logged in",
+		Source:      "assumed (no QQ success line recorded)",
+	}
+	return greetingWithCapabilities(caps, "QQMail XMIMAP4Server ready", Provider{
 		ID:           "qq",
 		Name:         "QQ Mail",
 		Host:         "imap.qq.com",
-		Greeting:     "* OK [CAPABILITY " + caps + "] QQMail XMIMAP4Server ready",
-		Capabilities: strings.Fields(caps),
 		CapabilityOK: "OK CAPABILITY Completed",
 		AppPassword:  regexp.MustCompile(`^[a-z]{16}$`),
 		Assumed:      true,
 		Source:       "assumed greeting and capabilities; the refusal text is quoted by client error classifiers (nylas sync-engine)",
-		Scenarios: []Scenario{{
-			Name:        "qq-password",
-			User:        "li@qq.com",
-			Password:    "my-qq-password",
-			Rule:        NotAppPasswordForm,
-			Reply:       authCode,
-			Description: "the QQ password; mail apps need the authorization code (授权码)",
-			Source:      "nylas sync-engine inbox/auth/utils.py (the prefix and its help page)",
-		}, {
-			Name:        "authorization-code",
-			User:        "li@qq.com",
-			Password:    "abcdefghijklmnop",
-			Rule:        AppPasswordForm,
-			Reply:       "OK Success login ok",
-			Description: "the same account with its authorization code: logged in",
-			Source:      "assumed (no QQ success line recorded)",
-		}},
-		Otherwise: []Scenario{
-			{Name: "authorization-code", Rule: AppPasswordForm, Reply: "OK Success login ok"},
-			{Name: "qq-password", Rule: AnyPassword, Reply: authCode},
-		},
-	}
+		Scenarios:    []Scenario{refused, accepted},
+		Otherwise:    appPasswordsOnly(accepted, "qq-password", refused),
+	})
 }
 
 // netease imitates NetEase Mail (163.com) on Coremail: mail apps need the
 // authorization code set in web mail; a wrong one gets Coremail's text.
 func netease() Provider {
-	const caps = "IMAP4rev1 XLIST SPECIAL-USE ID LITERAL+ XAPPLEPUSHSERVICE UIDPLUS X-CM-EXT-1 AUTH=PLAIN"
-	const wrong = "NO LOGIN Login error password error"
+	refused := Scenario{
+		Name:        "web-password",
+		User:        "li@163.com",
+		Password:    "my-163-password",
+		Rule:        NotAppPasswordForm,
+		Reply:       "NO LOGIN Login error password error",
+		Description: "the web mail password; mail apps need the authorization code (授权码)",
+		Source:      "the text as quoted by clients with this fix (code corpus)",
+	}
+	accepted := Scenario{
+		Name:        "authorization-code",
+		User:        "li@163.com",
+		Password:    "ABCDEFGHIJKLMNOP",
+		Rule:        AppPasswordForm,
+		Reply:       "OK LOGIN completed",
+		Description: "the same account with its authorization code: logged in",
+		Source:      "Coremail's success line (code corpus)",
+	}
 	return Provider{
 		ID:           "netease",
 		Name:         "NetEase Mail",
 		Host:         "imap.163.com",
 		Greeting:     "* OK Coremail System IMap Server Ready(163com[726cd87d72d896a1ac393507346040fa])",
-		Capabilities: strings.Fields(caps),
+		Capabilities: strings.Fields("IMAP4rev1 XLIST SPECIAL-USE ID LITERAL+ XAPPLEPUSHSERVICE UIDPLUS X-CM-EXT-1 AUTH=PLAIN"),
 		CapabilityOK: "OK CAPABILITY completed",
 		AppPassword:  regexp.MustCompile(`^[A-Z]{16}$`),
 		Source:       "greeting and capabilities from a telnet transcript of imap.163.com (code corpus; AUTH=PLAIN added, assumed); the wrong-password text quoted by clients",
-		Scenarios: []Scenario{{
-			Name:        "web-password",
-			User:        "li@163.com",
-			Password:    "my-163-password",
-			Rule:        NotAppPasswordForm,
-			Reply:       wrong,
-			Description: "the web mail password; mail apps need the authorization code (授权码)",
-			Source:      "the text as quoted by clients with this fix (code corpus)",
-		}, {
-			Name:        "authorization-code",
-			User:        "li@163.com",
-			Password:    "ABCDEFGHIJKLMNOP",
-			Rule:        AppPasswordForm,
-			Reply:       "OK LOGIN completed",
-			Description: "the same account with its authorization code: logged in",
-			Source:      "Coremail's success line (code corpus)",
-		}},
-		Otherwise: []Scenario{
-			{Name: "authorization-code", Rule: AppPasswordForm, Reply: "OK LOGIN completed"},
-			{Name: "wrong", Rule: AnyPassword, Reply: wrong},
-		},
+		Scenarios:    []Scenario{refused, accepted},
+		Otherwise:    appPasswordsOnly(accepted, "wrong", refused),
 	}
 }
