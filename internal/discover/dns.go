@@ -126,54 +126,49 @@ type MXRule struct {
 // sends the user's password to the wrong provider, so only providers whose
 // MX names are unambiguous and documented are listed.
 var mxRules = []MXRule{
-	{
-		Suffix: "google.com", Provider: "gmail",
-		Host: "imap.gmail.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
-		Evidence: "Google Workspace MX: smtp.google.com (since 2023) or aspmx.l.google.com and alt1-4.aspmx.l.google.com " +
-			"(Google Workspace admin help, 'Set up MX records'); Thunderbird ISPDB googlemail.com.xml lists google.com as an MX domain",
-	},
-	{
-		Suffix: "googlemail.com", Provider: "gmail",
-		Host: "imap.gmail.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
-		Evidence: "legacy Google Workspace MX aspmx2-5.googlemail.com; Thunderbird ISPDB googlemail.com.xml",
-	},
-	{
-		Suffix: "mail.protection.outlook.com", Provider: "microsoft365",
-		Host: "outlook.office365.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
-		Evidence: "Exchange Online MX <domain-tld>.mail.protection.outlook.com (Microsoft 365 admin DNS records); " +
-			"Thunderbird ISPDB office365.com maps this MX to outlook.office365.com:993 SSL",
-	},
-	{
-		Suffix: "mx.microsoft", Provider: "microsoft365",
-		Host: "outlook.office365.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
-		Evidence: "Exchange Online MX for DNSSEC/DANE-enabled domains, <domain-tld>.<id>.mx.microsoft, since 2024 " +
-			"(Microsoft Exchange team announcement, reported by third parties; not read first-hand)",
-	},
-	{
-		Suffix: "mail.icloud.com", Provider: "icloud",
-		Host: "imap.mail.me.com", Port: 993, TLS: config.TLSImplicit, Username: "",
-		Evidence: "iCloud+ Custom Email Domain MX mx01.mail.icloud.com and mx02.mail.icloud.com (as published in many zones; " +
-			"Apple support HT212514 not read first-hand); IMAP imap.mail.me.com:993 SSL (Thunderbird ISPDB me.com.xml). " +
-			"The login is the Apple Account's iCloud address, not the custom one, so the user name is unknown",
-	},
-	{
-		Suffix: "yahoodns.net", Provider: "yahoo",
-		Host: "imap.mail.yahoo.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
-		Evidence: "Thunderbird ISPDB yahoo.com.xml lists yahoodns.net as an MX domain and notes that AOL uses it too " +
-			"(aol.com and its siblings are answered by the built-in catalog before MX is tried)",
-	},
-	{
-		Suffix: "zoho.com", Provider: "zoho",
-		Host: "imappro.zoho.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
-		Evidence: "Zoho Mail MX mx.zoho.com, mx2.zoho.com, mx3.zoho.com; Zoho's IMAP help: organization users with a " +
-			"domain-based address use imappro.zoho.com:993 SSL (personal zoho.com accounts use imap.zoho.com, from the catalog)",
-	},
-	{
-		Suffix: "messagingengine.com", Provider: "fastmail",
-		Host: "imap.fastmail.com", Port: 993, TLS: config.TLSImplicit, Username: placeholderAddress,
-		Evidence: "Fastmail custom-domain MX in1-smtp.messagingengine.com and in2-smtp.messagingengine.com; " +
-			"Thunderbird ISPDB messagingengine.com.xml maps it to imap.fastmail.com:993 SSL",
-	},
+	gmailIMAP.forMX("google.com",
+		"Google Workspace MX: smtp.google.com (since 2023) or aspmx.l.google.com and alt1-4.aspmx.l.google.com "+
+			"(Google Workspace admin help, 'Set up MX records'); Thunderbird ISPDB googlemail.com.xml lists google.com as an MX domain"),
+	gmailIMAP.forMX("googlemail.com",
+		"legacy Google Workspace MX aspmx2-5.googlemail.com; Thunderbird ISPDB googlemail.com.xml"),
+	microsoftIMAP.forMX("mail.protection.outlook.com",
+		"Exchange Online MX <domain-tld>.mail.protection.outlook.com (Microsoft 365 admin DNS records); "+
+			"Thunderbird ISPDB office365.com maps this MX to outlook.office365.com:993 SSL"),
+	microsoftIMAP.forMX("mx.microsoft",
+		"Exchange Online MX for DNSSEC/DANE-enabled domains, <domain-tld>.<id>.mx.microsoft, since 2024 "+
+			"(Microsoft Exchange team announcement, reported by third parties; not read first-hand)"),
+	mxServer("icloud", "imap.mail.me.com", "").forMX("mail.icloud.com",
+		"iCloud+ Custom Email Domain MX mx01.mail.icloud.com and mx02.mail.icloud.com (as published in many zones; "+
+			"Apple support HT212514 not read first-hand); IMAP imap.mail.me.com:993 SSL (Thunderbird ISPDB me.com.xml). "+
+			"The login is the Apple Account's iCloud address, not the custom one, so the user name is unknown"),
+	mxServer("yahoo", "imap.mail.yahoo.com", placeholderAddress).forMX("yahoodns.net",
+		"Thunderbird ISPDB yahoo.com.xml lists yahoodns.net as an MX domain and notes that AOL uses it too "+
+			"(aol.com and its siblings are answered by the built-in catalog before MX is tried)"),
+	mxServer("zoho", "imappro.zoho.com", placeholderAddress).forMX("zoho.com",
+		"Zoho Mail MX mx.zoho.com, mx2.zoho.com, mx3.zoho.com; Zoho's IMAP help: organization users with a "+
+			"domain-based address use imappro.zoho.com:993 SSL (personal zoho.com accounts use imap.zoho.com, from the catalog)"),
+	mxServer("fastmail", "imap.fastmail.com", placeholderAddress).forMX("messagingengine.com",
+		"Fastmail custom-domain MX in1-smtp.messagingengine.com and in2-smtp.messagingengine.com; "+
+			"Thunderbird ISPDB messagingengine.com.xml maps it to imap.fastmail.com:993 SSL"),
+}
+
+// mxServer is a provider's IMAP server as the built-in MX rules point to
+// it: implicit TLS on port 993, as every provider they list takes it.
+func mxServer(provider, host, username string) MXRule {
+	return MXRule{Provider: provider, Host: host, Port: 993, TLS: config.TLSImplicit, Username: username}
+}
+
+// The servers more than one MX suffix points to.
+var (
+	gmailIMAP     = mxServer("gmail", "imap.gmail.com", placeholderAddress)
+	microsoftIMAP = mxServer("microsoft365", "outlook.office365.com", placeholderAddress)
+)
+
+// forMX returns the rule that sends domains whose MX host is under suffix
+// to r's server, with the evidence for it.
+func (r MXRule) forMX(suffix, evidence string) MXRule {
+	r.Suffix, r.Evidence = suffix, evidence
+	return r
 }
 
 // DefaultMXRules returns a copy of the built-in MX table.
