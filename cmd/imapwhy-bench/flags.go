@@ -29,7 +29,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.LoginTime, "login-time", 2*time.Second, "duration of one login run")
 	fs.IntVar(&o.Noops, "noops", 2000, "NOOPs per round-trip run")
 	sessions := fs.String("sessions", "1000,5000,10000", "idle sessions at which memory is read (comma-separated, rising)")
-	fs.DurationVar(&o.Settle, "settle", 2*time.Second, "wait before reading memory")
+	fs.DurationVar(&o.Settle, "settle", minIdleSettle, "wait after the last idle session opened before reading memory (at least 3s: imapwhy parks a session after about 1s of silence)")
 	only := fs.String("only", "", "run only these benchmarks: bulk,login,noop,idle")
 	variants := fs.String("variants", "", "measure only these client sides: plaintext,TLS (the idle test is TLS only)")
 	fs.StringVar(&o.WorkDir, "workdir", "", "keep configurations and logs here (default: a temporary directory, removed)")
@@ -71,6 +71,8 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-imapwhy is required: go build -o /tmp/imapwhy ./cmd/imapwhy")
 	case o.Messages < 1 || o.MessageSize < 1024 || o.Rounds < 1 || o.Noops < 1:
 		return o, fmt.Errorf("-messages, -rounds, -noops must be at least 1, -message-size at least 1024")
+	case o.Settle < minIdleSettle:
+		return o, fmt.Errorf("-settle must be at least %v: imapwhy parks an idle session after about a second of silence, and memory read sooner counts sessions not yet parked", minIdleSettle)
 	}
 	return o, nil
 }
@@ -88,7 +90,6 @@ func quickDefaults(fs *flag.FlagSet, o *options, conc, sessions *string) {
 	apply("rounds", func() { o.Rounds = 3 })
 	apply("login-time", func() { o.LoginTime = time.Second })
 	apply("noops", func() { o.Noops = 300 })
-	apply("settle", func() { o.Settle = time.Second })
 	apply("login-clients", func() { *conc = "1,8" })
 	apply("sessions", func() { *sessions = "250,500,1000" })
 }

@@ -5,55 +5,32 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log"
-	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 )
-
-// The idle test holds thousands of sessions, which Dovecot (a process per
-// session) cannot serve on a small machine: its upstream is go-imap's
-// in-memory server, in the driver's own process, so that it costs the
-// proxies nothing.
 
 // idleWorkers is how many sessions are opened at once.
 const idleWorkers = 16
 
-// startMemUpstream serves the benchmark user (with an empty INBOX) on a
-// free port of host, accepting plaintext logins.
-func startMemUpstream(host string) (*imapserver.Server, string, error) {
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser(benchUser, benchPassword)
-	if err := u.Create("INBOX", nil); err != nil {
-		return nil, "", err
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIdle: {}},
-		InsecureAuth: true,
-		// Connections reset at the end of the test are not news.
-		Logger: log.New(io.Discard, "", 0),
-	})
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return nil, "", err
-	}
-	go srv.Serve(ln)
-	return srv, ln.Addr().String(), nil
-}
+// minIdleSettle is the least wait between the last session opened and
+// the first memory reading: imapwhy parks a forwarded session that has
+// been quiet for about a second (its goroutines end, its sockets wait in
+// an epoll set), and a reading taken sooner would count sessions not yet
+// parked.
+const minIdleSettle = 3 * time.Second
+
+// idleOpenTimeout bounds the opening of one idle session (connect, TLS,
+// LOGIN, SELECT, IDLE): a proxy out of file descriptors leaves the
+// connection in its listen queue, unanswered.
+const idleOpenTimeout = 10 * time.Second
 
 // idleLevel is the proxy's memory with a number of idle sessions open.
 type idleLevel struct {
-	Sessions   int
+	Asked      int        // the sessions this level asked for
+	Sessions   int        // the sessions open when it was read
 	RSS        int64      // bytes
 	PerSession float64    // (RSS - RSS before the first session) / Sessions, bytes
 	Marginal   float64    // RSS growth since the previous level per session added, bytes
@@ -66,9 +43,28 @@ type idleResult struct {
 	Base   int64      // RSS before the first session
 	BaseGo *goRuntime // the Go runtime's figures before the first session, nil if unknown
 	Levels []idleLevel
-	Failed int   // sessions that could not be opened or did not survive
-	Held   int   // sessions that answered DONE at the end
-	Err    error // why the test stopped early, if it did
+	Files  []fileUse // the proxy's processes at the last level read
+	Failed int       // sessions that could not be opened or did not survive
+	Held   int       // sessions that answered DONE at the end
+	Stop   *idleStop // why the test stopped short of a level, if it did
+	Err    error     // why the test broke off (no reading possible), if it did
+}
+
+// idleStop is what stopped the idle test short of a level: the sessions
+// it held then, the last failure, which processes were at their
+// open-file limit, and what the proxy's error log said about it.
+type idleStop struct {
+	Asked, Held int
+	Err         error
+	Full        []namedFileUse // processes with no room for one more session's descriptors
+	LogLine     string         // the proxy's first log line about open files, "" if none
+	LogLines    int            // lines like it
+}
+
+// namedFileUse is the file use of one process in the idle test.
+type namedFileUse struct {
+	Who string // "imapwhy", "nginx worker", "the driver", "the upstream"
+	fileUse
 }
 
 // idleSession is an open session in IDLE.
@@ -78,9 +74,12 @@ type idleSession struct {
 }
 
 // idleMemory opens sessions in IDLE through t up to each level in turn
-// and reads the proxy's RSS at each, after settle. At the end every
-// session must still answer DONE.
-func idleMemory(ctx context.Context, t target, levels []int, settle time.Duration) idleResult {
+// and reads the proxy's RSS at each, after settle. If a level cannot be
+// reached (too many sessions fail to open), the sessions held then are
+// read as a last, short level, and what stopped it is recorded. At the
+// end every session must still answer DONE. upstream is the pid of the
+// upstream's process.
+func idleMemory(ctx context.Context, t target, levels []int, settle time.Duration, upstream int) idleResult {
 	res := idleResult{Target: t}
 	// The base is the proxy before any session: what the first sessions
 	// set up once (for imapwhy, the shield's first Argon2id hash, garbage
@@ -100,30 +99,95 @@ func idleMemory(ctx context.Context, t target, levels []int, settle time.Duratio
 	var open []idleSession
 	defer func() { closeIdle(open) }()
 	for _, n := range levels {
-		more, failed := openIdle(ctx, t, n-len(open), &res)
+		more, failed, lastErr := openIdle(ctx, t, n-len(open))
 		open = append(open, more...)
 		res.Failed += failed
-		if res.Err != nil {
-			return res
-		}
-		rss, err := stableRSS(ctx, t, settle)
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			res.Err = err
 			return res
 		}
-		res.Levels = append(res.Levels, idleLevel{
-			Sessions:   len(open),
-			RSS:        rss,
-			PerSession: float64(rss-res.Base) / float64(len(open)),
-			Marginal:   float64(rss-prev) / float64(len(open)-prevN),
-			Go:         readGoRuntime(ctx, t),
-		})
-		prev, prevN = rss, len(open)
+		if len(open) < n {
+			res.Stop = whatStopped(t, upstream, n, len(open), lastErr)
+			log.Printf("%s: %d of %d sessions open, then: %v", t, len(open), n, lastErr)
+		}
+		if len(open) > prevN {
+			rss, err := stableRSS(ctx, t, settle)
+			if err != nil {
+				res.Err = err
+				return res
+			}
+			res.Levels = append(res.Levels, idleLevel{
+				Asked:      n,
+				Sessions:   len(open),
+				RSS:        rss,
+				PerSession: float64(rss-res.Base) / float64(len(open)),
+				Marginal:   float64(rss-prev) / float64(len(open)-prevN),
+				Go:         readGoRuntime(ctx, t),
+			})
+			res.Files = proxyFileUse(t)
+			prev, prevN = rss, len(open)
+		}
+		if res.Stop != nil {
+			break
+		}
 	}
 	held, lost := checkIdle(open)
 	res.Held, res.Failed = held, res.Failed+lost
 	open = nil // checkIdle logged them out
 	return res
+}
+
+// proxyFileUse reads the file use of t's proxy processes; nil on error.
+func proxyFileUse(t target) []fileUse {
+	pids, err := t.Proxy.pids()
+	if err != nil {
+		log.Printf("%s: %v", t, err)
+		return nil
+	}
+	var out []fileUse
+	for _, pid := range pids {
+		u, err := readFileUse(pid)
+		if err != nil {
+			log.Printf("%s: %v", t, err)
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// whatStopped looks, right after sessions failed to open, at which of the
+// processes involved (the proxy's, the driver holding the clients, the
+// upstream) had no room left for a session's descriptors, and at what the
+// proxy's error log says about open files.
+func whatStopped(t target, upstream, asked, held int, lastErr error) *idleStop {
+	st := &idleStop{Asked: asked, Held: held, Err: lastErr}
+	// A session is two descriptors in a proxy; the sessions being opened
+	// at once may have taken or left a few more.
+	const slack = 2*idleWorkers + 8
+	var all []namedFileUse
+	who := t.Path
+	if _, ok := t.Proxy.(*nginxProc); ok {
+		who = "nginx worker"
+	}
+	for _, u := range proxyFileUse(t) {
+		all = append(all, namedFileUse{who, u})
+	}
+	for _, p := range []struct {
+		who string
+		pid int
+	}{{"the driver", os.Getpid()}, {"the upstream", upstream}} {
+		if u, err := readFileUse(p.pid); err == nil {
+			all = append(all, namedFileUse{p.who, u})
+		}
+	}
+	for _, u := range all {
+		if u.full(slack) {
+			st.Full = append(st.Full, u)
+		}
+	}
+	st.LogLine, st.LogLines = firstLogLine(t.Proxy.errorLog(), "too many open files", "worker_connections are not enough")
+	return st
 }
 
 // readGoRuntime reads the Go runtime's figures of t's proxy, if it is an
@@ -183,16 +247,16 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // openIdle opens n sessions in IDLE with idleWorkers at a time. It
-// returns those it opened and the number of failures; after too many it
-// gives up and sets res.Err.
-func openIdle(ctx context.Context, t target, n int, res *idleResult) ([]idleSession, int) {
+// returns those it opened, the number of failures and the last failure;
+// it gives up early after many failures, or when every worker has failed
+// twice in a row.
+func openIdle(ctx context.Context, t target, n int) (sessions []idleSession, failed int, lastErr error) {
 	var (
-		mu       sync.Mutex
-		sessions []idleSession
-		failed   int
-		lastErr  error
-		next     atomic.Int64
-		wg       sync.WaitGroup
+		mu     sync.Mutex
+		inARow int
+		stop   bool
+		next   atomic.Int64
+		wg     sync.WaitGroup
 	)
 	giveUp := max(10, n/100)
 	for range idleWorkers {
@@ -202,32 +266,32 @@ func openIdle(ctx context.Context, t target, n int, res *idleResult) ([]idleSess
 				mu.Lock()
 				if err != nil {
 					failed++
+					inARow++
 					lastErr = err
 				} else {
+					inARow = 0
 					sessions = append(sessions, s)
 				}
-				stop := failed > giveUp
+				stop = stop || failed > giveUp || inARow >= 2*idleWorkers
+				done := stop
 				mu.Unlock()
-				if stop {
+				if done {
 					return
 				}
 			}
 		})
 	}
 	wg.Wait()
-	switch {
-	case failed > giveUp:
-		res.Err = fmt.Errorf("%d sessions failed to open, the last: %w", failed, lastErr)
-	case ctx.Err() != nil:
-		res.Err = ctx.Err()
+	if failed > 0 {
+		lastErr = fmt.Errorf("%d sessions failed to open, the last: %w", failed, lastErr)
 	}
-	return sessions, failed
+	return sessions, failed, lastErr
 }
 
 // openIdleSession logs in, selects INBOX and starts IDLE, as a mail app
 // waiting for new mail does.
 func openIdleSession(ctx context.Context, t target) (idleSession, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, idleOpenTimeout)
 	defer cancel()
 	c, err := login(ctx, t.Addr, t.TLS, idleReadBuffer)
 	if err != nil {

@@ -61,6 +61,12 @@ func (o options) wantVariant(v string) bool { return len(o.Variants) == 0 || o.V
 func main() {
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("imapwhy-bench: ")
+	if len(os.Args) > 1 && os.Args[1] == memUpstreamCommand {
+		if err := memUpstreamMain(os.Args[2:]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	o, err := parseFlags(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -17,8 +17,9 @@ import (
 
 // nginxConf is the whole configuration of one nginx mail proxy: nothing
 // from /etc/nginx is read. Debian's defaults are kept where they matter
-// for speed (proxy_buffer, ssl_buffer_size); only the limits are raised so
-// that 10,000 sessions fit.
+// for speed (proxy_buffer, ssl_buffer_size) and the number of workers (one
+// per CPU); only the limits are raised so that 10,000 sessions fit, as far
+// as the hard open-file limit allows in each worker.
 var nginxConf = template.Must(template.New("nginx.conf").Parse(`# Written by imapwhy-bench for one run.
 load_module {{.Module}};
 daemon off;
@@ -97,6 +98,7 @@ func startNginx(o nginxOptions) (*nginxProc, error) {
 		auth.Close()
 		return nil, fmt.Errorf("%w (see %s)", err, logPath)
 	}
+	c.errLog = logPath
 	return &nginxProc{child: c, auth: auth}, nil
 }
 
@@ -110,10 +112,18 @@ func writeNginxConf(path string, o nginxOptions, authAddr string) error {
 		AuthHTTP:     authAddr,
 		CertFile:     o.Cert.CertFile,
 		KeyFile:      o.Cert.KeyFile,
-		// Each session is two connections; auth_http requests need a few
-		// more.
+		// Each session is two connections in one worker; auth_http
+		// requests need a few more.
 		Connections: 2*o.Sessions + 1024,
 		NoFile:      2*o.Sessions + 4096,
+	}
+	// A worker cannot raise its limit above the hard one (setrlimit fails
+	// without CAP_SYS_RESOURCE, even as root), and connections above its
+	// limit are only a warning: both are kept within it, so that the
+	// configuration says what the workers really have.
+	if hard, err := hardFileLimit(); err == nil && hard < uint64(data.NoFile) {
+		data.NoFile = int(hard)
+		data.Connections = min(data.Connections, int(hard))
 	}
 	if os.Geteuid() == 0 {
 		data.User = "nobody nogroup" // Debian's unprivileged pair

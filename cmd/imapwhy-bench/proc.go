@@ -125,9 +125,11 @@ func childrenOf(pid int) ([]int, error) {
 	return kids, nil
 }
 
-// child is a server process the driver started: imapwhy or nginx's master.
+// child is a server process the driver started: imapwhy, nginx's master
+// or the idle test's upstream.
 type child struct {
-	name string
+	name   string
+	errLog string // where it writes its errors
 	*testkit.Process
 }
 
@@ -138,10 +140,12 @@ func startChild(name, logPath, bin string, args ...string) (*child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &child{name: name, Process: p}, nil
+	return &child{name: name, errLog: logPath, Process: p}, nil
 }
 
 func (c *child) pid() int { return c.Pid() }
+
+func (c *child) errorLog() string { return c.errLog }
 
 // waitListening waits until every address accepts a connection, the
 // process exits, or timeout passes.
@@ -191,4 +195,83 @@ func freeAddr(host string) (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// fileUse is how many files a process has open and may have open.
+type fileUse struct {
+	Pid   int
+	Open  int
+	Limit int // the soft RLIMIT_NOFILE in force
+}
+
+// full reports whether the process cannot open the descriptors of one
+// more session: it is within slack of its limit.
+func (f fileUse) full(slack int) bool { return f.Limit-f.Open < slack }
+
+// readFileUse counts /proc/<pid>/fd and reads the process's open-file
+// limit from /proc/<pid>/limits.
+func readFileUse(pid int) (fileUse, error) {
+	u := fileUse{Pid: pid}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return u, err
+	}
+	u.Open = len(fds)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		return u, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Max open files")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) > 0 {
+			if u.Limit, err = strconv.Atoi(f[0]); err != nil {
+				return u, fmt.Errorf("/proc/%d/limits: %q: %w", pid, line, err)
+			}
+			return u, nil
+		}
+	}
+	return u, fmt.Errorf("/proc/%d/limits: no open-file limit", pid)
+}
+
+// firstLogLine returns the first line of the file at path that contains
+// one of the (lower-case) words, cut to the part around the word, and how
+// many lines contain one.
+func firstLogLine(path string, words ...string) (first string, n int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		l := strings.ToLower(line)
+		for _, w := range words {
+			i := strings.Index(l, w)
+			if i < 0 {
+				continue
+			}
+			if n == 0 {
+				first = around(line, i, i+len(w), 160)
+			}
+			n++
+			break
+		}
+	}
+	return strings.TrimSpace(first), n
+}
+
+// around is line cut to at most about limit bytes before and after
+// [from, to), with "…" where it was cut.
+func around(line string, from, to, limit int) string {
+	start, end := max(0, from-limit), min(len(line), to+limit/4)
+	out := line[start:end]
+	if start > 0 {
+		out = "…" + out
+	}
+	if end < len(line) {
+		out += "…"
+	}
+	return strings.ToValidUTF8(out, "")
 }

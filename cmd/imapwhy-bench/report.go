@@ -19,8 +19,8 @@ type report struct {
 	Settle                time.Duration
 	LoadStart, LoadEnd    string
 	Shield                bool   // imapwhy's shield was on
-	FileLimit             uint64 // open-file limit of the driver and the proxies
-	SessionsCut           bool   // the idle test held fewer sessions than asked: FileLimit
+	FileLimit             uint64 // open-file limit of the driver and the processes it starts
+	SessionsCut           bool   // the idle test asked fewer sessions than wanted: the driver's FileLimit
 
 	Bulk  []bulkRow
 	Login []loginRow
@@ -90,10 +90,11 @@ func (r *report) renderNoop(w io.Writer) {
 }
 
 func (r *report) renderIdle(w io.Writer) {
-	fmt.Fprintf(w, "\n### Idle sessions: TLS to the proxy, `LOGIN`, `SELECT INBOX`, `IDLE`; upstream go-imap's imapmemserver\n\n")
-	fmt.Fprintln(w, "RSS of the proxy's processes (nginx: its workers), read once it has settled: at least", r.Settle, "after the last session opened, then until it moves less than 1% a second.")
+	fmt.Fprintf(w, "\n### Idle sessions: TLS to the proxy, `LOGIN`, `SELECT INBOX`, `IDLE`; upstream go-imap's imapmemserver in a process of its own\n\n")
+	fmt.Fprintln(w, "RSS of the proxy's processes (nginx: the sum over its workers), read once it has settled: at least", r.Settle, "after the last session opened, then until it moves less than 1% a second.")
 	fmt.Fprintln(w, "*per session*: growth since before the first session, divided by the sessions (one-time costs of the first logins included);")
 	fmt.Fprintln(w, "*marginal*: growth since the previous row, divided by the sessions added.")
+	fmt.Fprintln(w, "A row a proxy could not reach shows the sessions it held instead (\"at N\"), read the same way.")
 	fmt.Fprintln(w)
 	fmt.Fprint(w, "| sessions |")
 	for _, res := range r.Idle {
@@ -103,15 +104,19 @@ func (r *report) renderIdle(w io.Writer) {
 	fmt.Fprint(w, "\n|---:|")
 	fmt.Fprint(w, strings.Repeat("---:|---:|---:|", len(r.Idle)))
 	fmt.Fprintln(w)
-	for i := range r.Idle[0].Levels {
-		fmt.Fprintf(w, "| %d |", r.Idle[0].Levels[i].Sessions)
+	for i, asked := range idleRows(r.Idle) {
+		fmt.Fprintf(w, "| %d |", asked)
 		for _, res := range r.Idle {
 			if i >= len(res.Levels) {
 				fmt.Fprint(w, " – | – | – |")
 				continue
 			}
 			l := res.Levels[i]
-			fmt.Fprintf(w, " %.1f | %.1f | %.0f |", l.PerSession/1024, l.Marginal/1024, float64(l.RSS)/(1<<20))
+			at := ""
+			if l.Sessions != l.Asked {
+				at = fmt.Sprintf(" (at %d)", l.Sessions)
+			}
+			fmt.Fprintf(w, " %.1f%s | %.1f | %.0f |", l.PerSession/1024, at, l.Marginal/1024, float64(l.RSS)/(1<<20))
 		}
 		fmt.Fprintln(w)
 	}
@@ -120,11 +125,74 @@ func (r *report) renderIdle(w io.Writer) {
 	for _, res := range r.Idle {
 		fmt.Fprintf(w, "%s: RSS before the first session %.1f MiB; %d sessions answered DONE at the end, %d failed",
 			res.Target.Path, float64(res.Base)/(1<<20), res.Held, res.Failed)
+		if len(res.Files) > 0 {
+			fmt.Fprintf(w, "; open files at the last row: %s", filesText(res.Files))
+		}
 		if res.Err != nil {
-			fmt.Fprintf(w, "; stopped early: %v", res.Err)
+			fmt.Fprintf(w, "; broke off: %v", res.Err)
 		}
 		fmt.Fprintln(w, ".  ")
+		if res.Stop != nil {
+			fmt.Fprintf(w, "**%s stopped at %d of %d sessions**: %s.  \n", res.Target.Path, res.Stop.Held, res.Stop.Asked, res.Stop.why(res.Target.Path))
+		}
 	}
+	if r.SessionsCut {
+		fmt.Fprintf(w, "The driver, which holds the clients' sockets, could hold no more than the last row: its open-file limit is %d (the hard limit).  \n", r.FileLimit)
+	}
+}
+
+// idleRows are the sessions each row of the idle tables asked for: the
+// longest list of levels any proxy reached.
+func idleRows(rs []idleResult) []int {
+	var rows []int
+	for _, res := range rs {
+		if len(res.Levels) > len(rows) {
+			rows = rows[:0]
+			for _, l := range res.Levels {
+				rows = append(rows, l.Asked)
+			}
+		}
+	}
+	return rows
+}
+
+// filesText is the open files of each process against its limit.
+func filesText(us []fileUse) string {
+	var parts []string
+	for _, u := range us {
+		parts = append(parts, fmt.Sprintf("%d of %d", u.Open, u.Limit))
+	}
+	if len(us) > 1 {
+		return fmt.Sprintf("%d processes, %s", len(us), strings.Join(parts, ", "))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// why says plainly what stopped a proxy's idle test: whose open-file
+// limit it hit, if any, what its log said, and the last failure the
+// clients saw.
+func (s *idleStop) why(path string) string {
+	var b strings.Builder
+	if len(s.Full) == 0 {
+		b.WriteString("no process involved was at its open-file limit")
+	}
+	for i, u := range s.Full {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s (pid %d) had %d files open of its limit of %d", u.Who, u.Pid, u.Open, u.Limit)
+		if u.Who == path || u.Who == "nginx worker" {
+			b.WriteString(", two per session (client and upstream)")
+		}
+		if hard, err := hardFileLimit(); err == nil && uint64(u.Limit) >= hard {
+			b.WriteString(", the hard limit of this machine, which no process here can raise")
+		}
+	}
+	if s.LogLines > 0 {
+		fmt.Fprintf(&b, "; its log has %d lines like `%s`", s.LogLines, strings.ReplaceAll(s.LogLine, "`", "'"))
+	}
+	fmt.Fprintf(&b, "; the clients' last failure: %v", s.Err)
+	return b.String()
 }
 
 // renderIdleGo shows what imapwhy's Go runtime reports per idle session:
@@ -165,40 +233,85 @@ func (r *report) renderIdleGo(w io.Writer) {
 	}
 }
 
-// renderTargets compares imapwhy with the targets.
+// renderTargets compares imapwhy with the targets, and shows nginx's
+// figure for the same measure next to it.
 func (r *report) renderTargets(w io.Writer) {
-	fmt.Fprint(w, "\n### imapwhy against the targets\n\n")
-	fmt.Fprintln(w, "| target | measured | met |")
-	fmt.Fprintln(w, "|---|---|---|")
-	row := func(name, measured string, ok bool) {
-		fmt.Fprintf(w, "| %s | %s | %s |\n", name, measured, yes(ok))
+	fmt.Fprint(w, "\n### imapwhy against the targets (one instance), nginx alongside\n\n")
+	fmt.Fprintln(w, "| target | imapwhy | met | nginx |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	row := func(name, measured string, ok bool, nginx string) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", name, measured, yes(ok), dash(nginx))
 	}
 	if b, ok := findBulk(r.Bulk, variantPlain, pathImapwhy); ok {
-		row(fmt.Sprintf("plaintext FETCH ≥ %.2f × direct", targetPlainRatio), fmt.Sprintf("%.2f × direct", b.Ratio), b.Ratio >= targetPlainRatio)
+		ng := ""
+		if n, ok := findBulk(r.Bulk, variantPlain, pathNginx); ok {
+			ng = fmt.Sprintf("%.2f × direct", n.Ratio)
+		}
+		row(fmt.Sprintf("plaintext FETCH ≥ %.2f × direct", targetPlainRatio), fmt.Sprintf("%.2f × direct", b.Ratio), b.Ratio >= targetPlainRatio, ng)
 	}
 	if v, ok := bulkVersus(r.Bulk, variantTLS, pathImapwhy, pathNginx); ok {
-		row("TLS FETCH ≥ nginx", fmt.Sprintf("%.2f × nginx", v), v >= 1)
+		row("TLS FETCH ≥ nginx", fmt.Sprintf("%.2f × nginx", v), v >= 1, "")
 	}
 	if l, ok := firstLogin(r.Login, variantPlain, pathImapwhy); ok {
-		row(fmt.Sprintf("added login latency p50 ≤ %v (plaintext, %d client)", targetAddedLogin, l.Clients),
-			fmt.Sprintf("%+.2f ms to the LOGIN OK, %+.2f ms to the first command's OK", ms(l.Added50), ms(l.AddedReady)),
-			l.Added50 <= targetAddedLogin && l.AddedReady <= targetAddedLogin)
-	}
-	for _, res := range r.Idle {
-		if res.Target.Path != pathImapwhy || len(res.Levels) == 0 {
-			continue
+		ng := ""
+		if n, ok := firstLogin(r.Login, variantPlain, pathNginx); ok {
+			ng = fmt.Sprintf("%+.2f ms, %+.2f ms", ms(n.Added50), ms(n.AddedReady))
 		}
-		last := res.Levels[len(res.Levels)-1]
+		row(fmt.Sprintf("added login latency p50 ≤ %.1f ms (plaintext, %d client)", ms(targetAddedLogin), l.Clients),
+			fmt.Sprintf("%+.2f ms to the LOGIN OK, %+.2f ms to the first command's OK", ms(l.Added50), ms(l.AddedReady)),
+			l.Added50 <= targetAddedLogin && l.AddedReady <= targetAddedLogin, ng)
+	}
+	iw, ok := findIdle(r.Idle, pathImapwhy)
+	if !ok {
+		return
+	}
+	ng, ngOK := findIdle(r.Idle, pathNginx)
+	if len(iw.Levels) > 0 {
+		last := iw.Levels[len(iw.Levels)-1]
+		n := ""
+		if ngOK && len(ng.Levels) > 0 {
+			l := ng.Levels[len(ng.Levels)-1]
+			n = fmt.Sprintf("%.1f KiB, %.1f marginal, at %d", l.PerSession/1024, l.Marginal/1024, l.Sessions)
+		}
 		row(fmt.Sprintf("≤ %d KiB per idle TLS session", targetIdleSession>>10),
 			fmt.Sprintf("%.1f KiB per session, %.1f marginal, at %d sessions", last.PerSession/1024, last.Marginal/1024, last.Sessions),
-			max(last.PerSession, last.Marginal) <= targetIdleSession)
-		measured := fmt.Sprintf("%d held, %d failed", res.Held, res.Failed)
-		if r.SessionsCut {
-			measured += fmt.Sprintf(" (the open-file limit here, %d, fits no more)", r.FileLimit)
-		}
-		row(fmt.Sprintf("%d sessions held without errors", targetIdleSessions),
-			measured, res.Held >= targetIdleSessions && res.Failed == 0 && res.Err == nil)
+			max(last.PerSession, last.Marginal) <= targetIdleSession, n)
 	}
+	n := ""
+	if ngOK {
+		n = r.heldText(ng)
+	}
+	row(fmt.Sprintf("%d idle sessions held without errors", targetIdleSessions),
+		r.heldText(iw), iw.Held >= targetIdleSessions && iw.Failed == 0 && iw.Err == nil, n)
+}
+
+// heldText is how many idle sessions a proxy held and what stopped it.
+func (r *report) heldText(res idleResult) string {
+	s := fmt.Sprintf("%d held, %d failed", res.Held, res.Failed)
+	switch {
+	case res.Stop != nil && len(res.Stop.Full) > 0:
+		u := res.Stop.Full[0]
+		s += fmt.Sprintf("; stopped at %d by %s's open-file limit (%d open of %d)", res.Stop.Held, u.Who, u.Open, u.Limit)
+	case res.Stop != nil:
+		s += fmt.Sprintf("; stopped at %d (see the idle test)", res.Stop.Held)
+	case res.Err != nil:
+		s += "; broke off (see the idle test)"
+	case r.SessionsCut:
+		s += fmt.Sprintf(" (the driver's open-file limit here, %d, holds no more clients)", r.FileLimit)
+	}
+	if len(res.Files) > 1 {
+		s += fmt.Sprintf(" over %d worker processes", len(res.Files))
+	}
+	return s
+}
+
+func findIdle(rs []idleResult, path string) (idleResult, bool) {
+	for _, res := range rs {
+		if res.Target.Path == path {
+			return res, true
+		}
+	}
+	return idleResult{}, false
 }
 
 func findBulk(rows []bulkRow, variant, path string) (bulkRow, bool) {

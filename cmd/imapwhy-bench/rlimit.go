@@ -27,3 +27,11 @@ func raiseFileLimit(want uint64) (uint64, error) {
 	}
 	return n.Cur, nil
 }
+
+// hardFileLimit is the hard RLIMIT_NOFILE: the most any process started
+// from here can raise its own limit to without CAP_SYS_RESOURCE.
+func hardFileLimit() (uint64, error) {
+	var l syscall.Rlimit
+	err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l)
+	return l.Max, err
+}

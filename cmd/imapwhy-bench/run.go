@@ -65,26 +65,28 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 // sockets: listeners, logs, the Go runtime's, auth_http's.
 const fileSlack = 256
 
-// fitFileLimit raises the open-file limit for the idle test: the driver
-// holds both ends of each session (the client and the in-process
-// upstream), the proxy two sockets per session. Where the hard limit
-// cannot be raised (no CAP_SYS_RESOURCE), the session counts above what
-// fits are replaced by the most that fits, and the report says so.
+// fitFileLimit raises the open-file limit for the idle test, for the
+// driver and the processes it starts. The driver holds one socket per
+// session (the client's), and so does the upstream, a process of its
+// own; the proxies need two per session (client and upstream), which the
+// test does not make room for: where a proxy runs out, the report says
+// so. Only if the driver itself cannot hold the clients (the hard limit
+// cannot be raised without CAP_SYS_RESOURCE) are the session counts above
+// what it can hold replaced by the most it can, and the report says so.
 func fitFileLimit(o *options) error {
 	if !o.want("idle") {
 		return nil
 	}
 	most := o.Sessions[len(o.Sessions)-1]
-	need := uint64(2*most + fileSlack)
-	got, err := raiseFileLimit(need)
+	got, err := raiseFileLimit(uint64(2*most + fileSlack))
 	if err != nil {
 		return fmt.Errorf("raising the open-file limit: %w", err)
 	}
 	o.FileLimit = got
-	if got >= need {
+	if got >= uint64(most+fileSlack) {
 		return nil
 	}
-	fits := (int(got) - fileSlack) / 2 / 100 * 100
+	fits := (int(got) - fileSlack) / 100 * 100
 	if fits < 100 {
 		return fmt.Errorf("open-file limit %d is too low for the idle test", got)
 	}
@@ -96,7 +98,7 @@ func fitFileLimit(o *options) error {
 	}
 	o.Sessions = append(kept, fits)
 	o.SessionsCut = true
-	log.Printf("open-file limit %d (hard): the idle test goes up to %d sessions, not %d", got, fits, most)
+	log.Printf("open-file limit %d (hard): the driver can hold %d clients, not %d", got, fits, most)
 	return nil
 }
 
@@ -205,16 +207,18 @@ func startImapwhyFor(bin, dir, name string, cert *proxyCert, shield bool, upstre
 }
 
 // runIdleBenches holds idle TLS sessions through imapwhy (and the
-// baseline), then through nginx, each alone on the machine, in front of an
-// in-process upstream.
+// baseline), then through nginx, each alone on the machine, in front of
+// an in-memory upstream in a process of its own. A proxy that cannot
+// hold every level ends its test with what it held; the next proxy is
+// measured all the same.
 func runIdleBenches(ctx context.Context, o options, dir string, cert *proxyCert, rep *report) error {
 	// 127.0.0.3: the proxies' connections to the upstream do not share
 	// ephemeral ports with the clients' connections to the proxies.
-	up, upAddr, err := startMemUpstream("127.0.0.3")
+	up, upAddr, err := startMemUpstream(dir, "127.0.0.3")
 	if err != nil {
 		return err
 	}
-	defer up.Close()
+	defer up.stop(5 * time.Second)
 	clientTLS := clientTLSConfig(cert.CA, nil)
 	most := o.Sessions[len(o.Sessions)-1]
 
@@ -236,9 +240,12 @@ func runIdleBenches(ctx context.Context, o options, dir string, cert *proxyCert,
 			return err
 		}
 		t := target{Variant: variantTLS, Path: p.path, Addr: addrs[0], TLS: clientTLS, Proxy: iw}
-		rep.Idle = append(rep.Idle, idleMemory(ctx, t, o.Sessions, o.Settle))
+		rep.Idle = append(rep.Idle, idleMemory(ctx, t, o.Sessions, o.Settle, up.pid()))
 		if err := iw.stop(10 * time.Second); err != nil {
 			log.Print(err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 
@@ -256,7 +263,7 @@ func runIdleBenches(ctx context.Context, o options, dir string, cert *proxyCert,
 	}
 	defer ng.close()
 	t := target{Variant: variantTLS, Path: pathNginx, Addr: addrs[0], TLS: clientTLS, Proxy: ng}
-	rep.Idle = append(rep.Idle, idleMemory(ctx, t, o.Sessions, o.Settle))
+	rep.Idle = append(rep.Idle, idleMemory(ctx, t, o.Sessions, o.Settle, up.pid()))
 	return ctx.Err()
 }
 

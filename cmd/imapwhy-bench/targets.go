@@ -37,6 +37,7 @@ func (t target) String() string { return t.Variant + "/" + t.Path }
 // proxyProc is a proxy whose processes' usage can be read.
 type proxyProc interface {
 	pids() ([]int, error)
+	errorLog() string // the file it writes its errors to
 }
 
 // proxyUsage samples the target's proxy; zero for direct.
