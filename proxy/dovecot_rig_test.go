@@ -64,6 +64,7 @@ const wrongPassword = "Wr0ng-Passw0rd-4711"
 // e2e is the proxy in front of a real Dovecot.
 type e2e struct {
 	dc     *dovecottest.Server
+	srv    *proxy.Server    // startE2E's proxy
 	addrs  map[route]string // the proxy's listener for each route
 	pool   *x509.CertPool   // trusts the proxy's certificate
 	caFile string           // the same CA as a PEM file, for curl and Python
@@ -83,6 +84,7 @@ func startE2E(t *testing.T) *e2e {
 		TLS:           &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		UpstreamRoots: dc.CAPool,
 	}, e.logs)
+	e.srv = srv
 	addrs := srv.Addrs()
 	if len(addrs) != len(routes) {
 		t.Fatalf("proxy bound %d addresses, want %d", len(addrs), len(routes))

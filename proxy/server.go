@@ -174,6 +174,7 @@ func New(cfg config.Config, opts Options) (*Server, error) {
 		cfg:      cfg,
 		idBase:   hex.EncodeToString(b[:]),
 	}
+	opts.Metrics.CountParked(parkedDirections.Load)
 	// Check every listener's upstream settings now, so that a bad CA file
 	// is reported before anything is bound. Start uses them.
 	settings, disc, err := s.prepare(cfg)

@@ -37,12 +37,14 @@ type session struct {
 	// without one (proxyproto.go: remoteAddr, localAddr).
 	remote, local *net.TCPAddr
 
+	admitted bool // counted in the per-address connection limit
+
 	mu         sync.Mutex
 	forwarding bool               // logged in: bytes are spliced, no more IMAP
 	handedOff  bool               // the connection went to an Answer.Handoff
 	stopping   bool               // Shutdown asked a pre-auth session to end
 	cancel     context.CancelFunc // cancels an upstream login in progress
-	up         net.Conn           // the upstream connection while forwarding
+	fw         *forwarding        // the forwarding, once logged in
 }
 
 // interruptPreAuth makes a session that has not logged in yet stop waiting:
@@ -72,10 +74,11 @@ func (ss *session) interruptPreAuth() {
 // closeAll closes both sides of the session.
 func (ss *session) closeAll() {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
+	fw := ss.fw
+	ss.mu.Unlock()
 	ss.raw.Close()
-	if ss.up != nil {
-		ss.up.Close()
+	if fw != nil {
+		fw.closeBoth()
 	}
 }
 
@@ -85,12 +88,27 @@ func (ss *session) isStopping() bool {
 	return ss.stopping
 }
 
-// serve runs the session to its end.
+// end is the last of a session: it runs when serve returns, or when
+// forwarding ends if serve handed the session over to it.
+func (ss *session) end() {
+	if ss.admitted {
+		ss.releaseConnection()
+	}
+	ss.raw.Close()
+	ss.srv.sessions.Remove(ss)
+	ss.srv.wg.Done()
+}
+
+// serve runs the session until it ends, or until it is logged in: the
+// forwarding (splice.go) then carries it on without this goroutine.
 func (ss *session) serve() {
 	s := ss.srv
-	defer s.wg.Done()
-	defer s.sessions.Remove(ss)
-	defer ss.raw.Close()
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			ss.end()
+		}
+	}()
 	if !ss.acceptProxyHeader() {
 		return
 	}
@@ -101,9 +119,8 @@ func (ss *session) serve() {
 		}
 	}()
 
-	admitted := ss.admitConnection(&log)
-	if admitted {
-		defer ss.releaseConnection()
+	ss.admitted = ss.admitConnection(&log)
+	if ss.admitted {
 		ss.raw.SetDeadline(ss.born.Add(ss.st.timeouts.PreAuth.D()))
 	} else {
 		ss.raw.SetDeadline(time.Now().Add(byeWriteTimeout))
@@ -112,7 +129,7 @@ func (ss *session) serve() {
 	if f == nil {
 		return
 	}
-	if !admitted {
+	if !ss.admitted {
 		// Past the per-address limit: BYE at once (after the TLS handshake
 		// on an implicit-TLS listener: a mail app reads nothing else there).
 		f.bye(diagnose.Message(diagnose.Of(diagnose.CauseClientTooManyConnections), f.language()))
@@ -146,7 +163,7 @@ func (ss *session) serve() {
 		up, d, obs, err := ss.attempt(g)
 		ss.allowReply(f)
 		if err == nil {
-			ss.forward(f, req, up, g.succeeded, &log)
+			handedOver = ss.forward(f, req, up, g.succeeded, log)
 			return
 		}
 		// The front end counts failed logins and says BYE at the limit.
@@ -222,10 +239,11 @@ func (ss *session) attempt(g *guard) (*upstream.Session, diagnose.Diagnosis, *di
 }
 
 // forward answers the client's login with the upstream's capabilities and
-// splices the two connections until both sides are done.
+// starts forwarding between the two connections, which ends the session
+// (end) once both sides are done; it reports whether it did.
 // succeeded runs once the client has its OK: recording a success costs a
 // password hash, which the login answer should not wait for.
-func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, succeeded func(), log *zerolog.Logger) {
+func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, succeeded func(), log zerolog.Logger) bool {
 	err := f.loggedIn(req.Tag, clientCaps(up.Caps))
 	succeeded()
 	if hook := ss.srv.opts.OnLogin; hook != nil && err == nil {
@@ -242,27 +260,34 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	if err != nil {
 		up.Conn.Close()
 		log.Debug().Err(err).Msg("client went away at login")
-		return
+		return false
 	}
 	client := f.conn()
-	ss.mu.Lock()
-	ss.forwarding = true
-	ss.up = up.Conn
-	ss.mu.Unlock()
 	// No deadlines from here: IDLE may sit quiet for 30 minutes.
 	client.SetDeadline(time.Time{})
 	up.Conn.SetDeadline(time.Time{})
 
-	upAddr := up.Conn.RemoteAddr().String()
-	logClientApp(logOAuth(log.Info().Str("event", "auth_success").Str("user", req.Username).Str("mechanism", req.Mechanism).
+	user, upAddr := req.Username, up.Conn.RemoteAddr().String()
+	logClientApp(logOAuth(log.Info().Str("event", "auth_success").Str("user", user).Str("mechanism", req.Mechanism).
 		Str("upstream", upAddr), token), f).Msg("logged in")
 	start := time.Now()
 	ss.srv.opts.Metrics.SessionStarted()
-	toUp, toClient := splice(client, wipeBuffered(f.reader()), up.Conn, up.Reader)
-	ss.srv.opts.Metrics.SessionEnded(toUp, toClient)
-	log.Info().Str("event", "session_end").Str("user", req.Username).Str("upstream", upAddr).
-		Int64("bytes_in", toUp).Int64("bytes_out", toClient).
-		Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session ended")
+	ended := func(toUp, toClient int64) {
+		ss.srv.opts.Metrics.SessionEnded(toUp, toClient)
+		log.Info().Str("event", "session_end").Str("user", user).Str("upstream", upAddr).
+			Int64("bytes_in", toUp).Int64("bytes_out", toClient).
+			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session ended")
+		ss.end()
+	}
+	panicked := func(r any) {
+		log.Error().Str("event", "panic").Interface("panic", r).Bytes("stack", debug.Stack()).Msg("forwarding panicked")
+	}
+	// Under ss.mu, so that closeAll finds the forwarding from the start.
+	ss.mu.Lock()
+	ss.forwarding = true
+	ss.fw = startForwarding(client, wipeBuffered(f.reader()), up.Conn, up.Reader, ended, panicked)
+	ss.mu.Unlock()
+	return true
 }
 
 // clientCaps is the upstream's post-login capability list without what

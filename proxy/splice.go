@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,77 +57,300 @@ var (
 	_ closeWriter = (*tls.Conn)(nil)
 )
 
-// splice forwards bytes both ways between the client and the upstream until
-// both directions are done, then closes both. The readers may hold bytes
-// that arrived before forwarding began; they are sent first. It returns the
-// bytes sent to the upstream and to the client.
-func splice(client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.Reader) (toUp, toClient int64) {
-	var wg sync.WaitGroup
-	var once sync.Once
-	linger := func(c net.Conn, d time.Duration) {
-		once.Do(func() { c.SetReadDeadline(time.Now().Add(d)) })
-	}
-	wg.Add(2)
-	go proxyCopy(&wg, &toUp, up, client, cr, func() { linger(up, upstreamLinger) })
-	// The caller's goroutine copies the other way itself: one goroutine
-	// stack fewer per session.
-	proxyCopy(&wg, &toClient, client, up, ur, func() { linger(client, clientLinger) })
-	wg.Wait()
-	client.Close()
-	up.Close()
-	return toUp, toClient
+// parkAfter is how long a direction of a forwarded session reads nothing
+// before it gives up its goroutine (parker); a variable for the tests.
+var parkAfter = time.Second
+
+// parkedDirections counts the directions parked now, in the whole process.
+var parkedDirections atomic.Int64
+
+// forwarding is a logged-in session's two directions, from the upstream
+// login's OK until both have ended. A direction runs in a goroutine while
+// bytes flow; after parkAfter of silence it parks (where the system has a
+// parker) and a new goroutine takes it up when its source is readable.
+type forwarding struct {
+	client, up net.Conn
+	toUp       direction // client to upstream
+	toClient   direction // upstream to client
+	parker     *parker
+	done       func(toUp, toClient int64) // runs once, after both ended and both connections closed
+	onPanic    func(r any)
+
+	mu          sync.Mutex
+	running     int       // directions not ended yet
+	lingering   bool      // one direction ended: the other has a linger deadline and parks no more
+	lingerUntil time.Time // that deadline
+	closed      bool      // closeBoth ran
 }
 
-// proxyCopy copies src to dst, starting with what buf already holds, then
-// half-closes dst and calls done. It is a named function so that stack dumps
-// show what the goroutine is.
-func proxyCopy(wg *sync.WaitGroup, n *int64, dst, src net.Conn, buf *bufio.Reader, done func()) {
-	defer wg.Done()
-	defer done()
-	if k := buf.Buffered(); k > 0 {
-		b, _ := buf.Peek(k)
-		w, err := dst.Write(b)
-		*n += int64(w)
-		buf.Discard(k)
-		if err != nil {
-			src.Close()
-			return
+// direction is one way of a forwarding.
+type direction struct {
+	f        *forwarding
+	dst, src net.Conn
+	srcTCP   *net.TCPConn  // src's socket, for the parker; nil: src cannot park
+	pending  *bufio.Reader // bytes that arrived before forwarding began; nil once sent
+	linger   time.Duration // the deadline the other direction gets when this one ends
+	n        int64         // bytes written to dst
+	armedAt  time.Time     // when the idle deadline was last set
+	ticket   uint64        // the parker's, while parked
+	parked   bool
+}
+
+// startForwarding forwards bytes both ways between the client and the
+// upstream. The readers may hold bytes that arrived before forwarding
+// began; they are sent first. When both directions have ended, both
+// connections are closed and done gets the bytes sent to the upstream and
+// to the client. onPanic (may be nil) hears of a panic in a copy loop,
+// which then ends the session.
+func startForwarding(client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.Reader, done func(toUp, toClient int64), onPanic func(any)) *forwarding {
+	f := &forwarding{client: client, up: up, parker: idleParker(), done: done, onPanic: onPanic, running: 2}
+	// When the client has closed its side (it may have sent LOGOUT and
+	// shut down writing), the upstream gets upstreamLinger to answer; when
+	// the upstream has closed, the client gets clientLinger to read the
+	// rest.
+	f.toUp = direction{f: f, dst: up, src: client, pending: cr, linger: upstreamLinger}
+	f.toClient = direction{f: f, dst: client, src: up, pending: ur, linger: clientLinger}
+	for _, d := range []*direction{&f.toUp, &f.toClient} {
+		if f.parker != nil {
+			d.srcTCP = socketOf(d.src)
+		}
+		go d.run()
+	}
+	return f
+}
+
+// splice forwards as startForwarding does and returns once both
+// directions have ended.
+func splice(client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.Reader) (toUp, toClient int64) {
+	ended := make(chan [2]int64, 1)
+	startForwarding(client, cr, up, ur, func(u, c int64) { ended <- [2]int64{u, c} }, nil)
+	n := <-ended
+	return n[0], n[1]
+}
+
+// socketOf is the TCP connection under c, nil if there is none to wait on
+// (c is neither TCP nor TLS over TCP).
+func socketOf(c net.Conn) *net.TCPConn {
+	switch c := c.(type) {
+	case *net.TCPConn:
+		return c
+	case *tls.Conn:
+		tc, _ := c.NetConn().(*net.TCPConn)
+		return tc
+	}
+	return nil
+}
+
+// run copies until the source ends, fails or parks. It is a named method
+// so that stack dumps show what the goroutine is.
+func (d *direction) run() {
+	defer func() {
+		if r := recover(); r != nil {
+			if d.f.onPanic != nil {
+				d.f.onPanic(r)
+			}
+			d.f.closeBoth()
+			d.f.ended(d)
+		}
+	}()
+	if br := d.pending; br != nil {
+		d.pending = nil
+		if k := br.Buffered(); k > 0 {
+			b, _ := br.Peek(k)
+			w, err := d.dst.Write(b)
+			d.n += int64(w)
+			if err != nil {
+				d.f.closeBoth()
+				d.f.ended(d)
+				return
+			}
 		}
 	}
-	// From here on the bufio.Reader is empty and unused: src is read
-	// directly, which is what lets TCP to TCP splice.
-	w, err := copyConn(dst, src)
-	*n += w
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		// A reset or a failed write: the other direction cannot go on.
-		dst.Close()
-		src.Close()
+	for {
+		// From here on src is read directly, which is what lets TCP to
+		// TCP splice.
+		w, err := copyConn(d.dst, d.src, d.arm)
+		d.n += w
+		if errors.Is(err, os.ErrDeadlineExceeded) && d.f.park(d) {
+			return
+		}
+		if d.resumes(err) {
+			continue
+		}
+		d.end(err)
 		return
 	}
-	if cw, ok := dst.(closeWriter); ok {
+}
+
+// resumes reports whether a copy that returned err should simply go on:
+// its idle deadline passed but it could not park, or the other direction
+// ended just then and the linger deadline is still ahead. The linger
+// deadline itself ends the direction.
+func (d *direction) resumes(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	d.f.mu.Lock()
+	defer d.f.mu.Unlock()
+	switch {
+	case d.f.closed:
+		return false
+	case d.f.lingering:
+		return time.Now().Before(d.f.lingerUntil)
+	}
+	d.srcTCP = nil // parking failed: wait in the goroutine from now on
+	d.src.SetReadDeadline(time.Time{})
+	return true
+}
+
+// arm sets the idle deadline on src before the copy waits for data (not
+// more than a few times per parkAfter), unless the direction cannot park
+// or the other one has ended and set a linger deadline of its own.
+func (d *direction) arm() {
+	if d.srcTCP == nil {
+		return
+	}
+	now := time.Now()
+	if now.Sub(d.armedAt) < parkAfter/4 {
+		return
+	}
+	d.f.mu.Lock()
+	defer d.f.mu.Unlock()
+	if d.f.lingering || d.f.closed || d.srcTCP == nil {
+		return
+	}
+	d.armedAt = now
+	d.src.SetReadDeadline(now.Add(parkAfter))
+}
+
+// park hands the direction to the parker after its idle deadline passed:
+// true if it did, and the goroutine must return. Bytes a tls.Conn holds
+// are no obstacle: a read that timed out had used them all, or holds part
+// of a record whose rest has yet to arrive on the socket.
+func (f *forwarding) park(d *direction) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.lingering || f.closed || d.srcTCP == nil {
+		return false
+	}
+	ticket, err := f.parker.park(d.srcTCP, func() { f.wake(d) })
+	if err != nil {
+		d.srcTCP = nil
+		return false
+	}
+	d.ticket, d.parked = ticket, true
+	d.armedAt = time.Time{}
+	parkedDirections.Add(1)
+	return true
+}
+
+// wake starts a parked direction again, in a goroutine of its own.
+func (f *forwarding) wake(d *direction) {
+	f.mu.Lock()
+	d.parked = false
+	parkedDirections.Add(-1)
+	f.mu.Unlock()
+	go d.run()
+}
+
+// unparkLocked takes d back from the parker if it is parked there (its
+// wake has not begun), and reports whether it did; the caller starts it
+// again. f.mu is held.
+func (f *forwarding) unparkLocked(d *direction) bool {
+	if !d.parked || !f.parker.unpark(d.ticket) {
+		return false
+	}
+	d.parked = false
+	parkedDirections.Add(-1)
+	return true
+}
+
+// end finishes a direction whose copy returned: at the end of the source
+// (nil error) dst is half-closed, so that the peer sees it too; after a
+// reset or a failed write the other direction cannot go on either.
+func (d *direction) end(err error) {
+	switch cw, ok := d.dst.(closeWriter); {
+	case err != nil && !errors.Is(err, net.ErrClosed), !ok:
+		d.f.closeBoth()
+	default:
 		cw.CloseWrite()
-	} else {
-		dst.Close()
+	}
+	d.f.ended(d)
+}
+
+// ended counts a direction out: the first to end gives the other its
+// linger deadline (starting it again if it is parked: a parked direction
+// keeps no deadline); the last closes both connections and calls done.
+func (f *forwarding) ended(d *direction) {
+	other := &f.toClient
+	if d == other {
+		other = &f.toUp
+	}
+	f.mu.Lock()
+	f.running--
+	last := f.running == 0
+	if !last && !f.lingering {
+		f.lingering = true
+		f.lingerUntil = time.Now().Add(d.linger)
+		other.src.SetReadDeadline(f.lingerUntil)
+		if f.unparkLocked(other) {
+			go other.run()
+		}
+	}
+	f.mu.Unlock()
+	if last {
+		f.client.Close()
+		f.up.Close()
+		f.done(f.toUp.n, f.toClient.n)
+	}
+}
+
+// closeBoth ends the session at once (a reset, a failed write, Shutdown's
+// deadline): parked directions start again to see their sources closed.
+func (f *forwarding) closeBoth() {
+	f.mu.Lock()
+	f.closed = true
+	// Taken back from the parker before their sockets close, so that no
+	// registration outlives its socket.
+	var resume []*direction
+	for _, d := range []*direction{&f.toUp, &f.toClient} {
+		if f.unparkLocked(d) {
+			resume = append(resume, d)
+		}
+	}
+	f.mu.Unlock()
+	// The sockets, not the TLS connections: no close_notify that could
+	// wait on a peer that reads nothing.
+	for _, c := range []net.Conn{f.client, f.up} {
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn()
+		}
+		c.Close()
+	}
+	for _, d := range resume {
+		go d.run()
 	}
 }
 
 // copyConn copies src to dst until EOF (nil error) or an error, choosing
-// the cheapest way for the pair of connections.
-func copyConn(dst, src net.Conn) (int64, error) {
+// the cheapest way for the pair of connections. arm runs before each wait
+// for data (once, before splicing).
+func copyConn(dst, src net.Conn, arm func()) (int64, error) {
 	if tc, ok := src.(*net.TCPConn); ok {
 		if _, ok := dst.(*net.TCPConn); ok && runtime.GOOS == "linux" {
+			arm()
 			return io.Copy(dst, src) // splice(2), no buffer at all
 		}
-		return copyWhenReadable(dst, tc)
+		return copyWhenReadable(dst, tc, arm)
 	}
-	return copySmallFirst(dst, src)
+	return copySmallFirst(dst, src, arm)
 }
 
 // copyWhenReadable copies a TCP source: it waits until src has something
 // to read, then borrows a big buffer for the read and the write, and gives
 // it back before waiting again. While data streams in (a read filled the
 // whole buffer), it keeps the buffer and skips the wait.
-func copyWhenReadable(dst io.Writer, src *net.TCPConn) (written int64, err error) {
+func copyWhenReadable(dst io.Writer, src *net.TCPConn, arm func()) (written int64, err error) {
 	var buf *[]byte
 	defer func() {
 		if buf != nil {
@@ -134,6 +359,7 @@ func copyWhenReadable(dst io.Writer, src *net.TCPConn) (written int64, err error
 	}()
 	for {
 		if buf == nil {
+			arm()
 			if err := waitReadable(src); err != nil {
 				return written, err
 			}
@@ -167,7 +393,7 @@ func copyWhenReadable(dst io.Writer, src *net.TCPConn) (written int64, err error
 // record, the big buffer stays over one wait; the next read returns it.)
 // The bytes read are written before the next read, so nothing waits for
 // more data to arrive.
-func copySmallFirst(dst io.Writer, src io.Reader) (written int64, err error) {
+func copySmallFirst(dst io.Writer, src io.Reader, arm func()) (written int64, err error) {
 	small := make([]byte, smallBufferSize)
 	var big *[]byte
 	defer func() {
@@ -180,6 +406,7 @@ func copySmallFirst(dst io.Writer, src io.Reader) (written int64, err error) {
 		if big != nil {
 			buf = *big
 		}
+		arm()
 		n, rerr := src.Read(buf)
 		if n > 0 {
 			w, err := writeAll(dst, buf[:n])

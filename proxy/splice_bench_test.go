@@ -3,8 +3,10 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -89,6 +91,7 @@ func drain(r io.Reader, n int64) error {
 // stack-B/session and goroutines/session.
 func BenchmarkSpliceIdle(b *testing.B) {
 	const idleSessions = 1000
+	defer ParkQuickly(100 * time.Millisecond)()
 	pki := testkit.NewPKI(b)
 	for _, k := range spliceKinds {
 		b.Run(k.name, func(b *testing.B) {
@@ -100,8 +103,17 @@ func BenchmarkSpliceIdle(b *testing.B) {
 				before := takeMemSnapshot()
 				dones := make([]<-chan spliceResult, len(rigs))
 				for i, r := range rigs {
-					dones[i] = r.start("", "")
+					// startForwarding, as the proxy does: no goroutine
+					// of the test's waits on it.
+					done := make(chan spliceResult, 1)
+					dones[i] = done
+					startForwarding(r.proxyClient, bufio.NewReader(strings.NewReader("")), r.proxyUp, bufio.NewReader(strings.NewReader("")),
+						func(u, c int64) { done <- spliceResult{u, c} }, nil)
 					exchange(b, r)
+				}
+				if idleParker() != nil {
+					// Quiet sessions park: wait for all of them.
+					testkit.WaitFor(b, func() bool { return parkedDirections.Load() == 2*idleSessions })
 				}
 				after := takeMemSnapshot()
 				for i, r := range rigs {
@@ -110,7 +122,7 @@ func BenchmarkSpliceIdle(b *testing.B) {
 					<-dones[i]
 				}
 				b.ReportMetric(float64(after.heap-before.heap)/idleSessions, "B/session")
-				b.ReportMetric(float64(after.stack-before.stack)/idleSessions, "stack-B/session")
+				b.ReportMetric(float64(int64(after.stack)-int64(before.stack))/idleSessions, "stack-B/session")
 				b.ReportMetric(float64(after.goroutines-before.goroutines)/idleSessions, "goroutines/session")
 			}
 		})
@@ -118,7 +130,7 @@ func BenchmarkSpliceIdle(b *testing.B) {
 }
 
 // exchange passes one short line each way through a session.
-func exchange(b *testing.B, r *spliceRig) {
+func exchange(b testing.TB, r *spliceRig) {
 	deadline := time.Now().Add(spliceWait)
 	for _, p := range [][2]interface {
 		io.Writer

@@ -15,6 +15,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,7 @@ type Metrics struct {
 	dialSeconds prometheus.Histogram
 	loginSecs   *prometheus.HistogramVec
 	gw          *gateway // gateway.go
+	parkedFrom  atomic.Pointer[func() int64]
 }
 
 // New makes the metrics on a new registry, with the Go runtime and process
@@ -77,7 +79,16 @@ func New() *Metrics {
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 4, 8, 16, 32},
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.logins, m.failures, m.saved, m.refused, m.sessions, m.bytes, m.dialSeconds, m.loginSecs,
+	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "forwarding_parked",
+		Help: "Directions of forwarded sessions that wait for data without a goroutine (quiet for a second or more; two per idle session).",
+	}, func() float64 {
+		if read := m.parkedFrom.Load(); read != nil {
+			return float64((*read)())
+		}
+		return 0
+	})
+	m.reg.MustRegister(m.logins, m.failures, m.saved, m.refused, m.sessions, m.bytes, m.dialSeconds, m.loginSecs, parked,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Known label values start at zero, so that rates work from the start.
@@ -148,6 +159,14 @@ func (m *Metrics) ConnectionRefused() {
 		return
 	}
 	m.refused.Inc()
+}
+
+// CountParked makes forwarding_parked read its value from read.
+func (m *Metrics) CountParked(read func() int64) {
+	if m == nil {
+		return
+	}
+	m.parkedFrom.Store(&read)
 }
 
 // SessionStarted counts a session that is now forwarded.

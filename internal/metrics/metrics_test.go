@@ -29,6 +29,7 @@ func TestAdminServes(t *testing.T) {
 	m.SessionStarted()
 	m.SessionStarted()
 	m.SessionEnded(100, 2000)
+	m.CountParked(func() int64 { return 3 })
 	m.UpstreamDial(3 * time.Millisecond)
 	m.UpstreamLogin(700*time.Millisecond, false)
 
@@ -53,6 +54,7 @@ func TestAdminServes(t *testing.T) {
 		`imapwhy_shield_saved_attempts_total`:                                                 2,
 		`imapwhy_connections_refused_total`:                                                   1,
 		`imapwhy_sessions_active`:                                                             1,
+		`imapwhy_forwarding_parked`:                                                           3,
 		`imapwhy_forwarded_bytes_total{direction="to_upstream"}`:                              100,
 		`imapwhy_forwarded_bytes_total{direction="to_client"}`:                                2000,
 		`imapwhy_upstream_dial_seconds_count`:                                                 1,
