@@ -28,6 +28,19 @@ func startParking(t *testing.T, r *spliceRig) (*forwarding, <-chan spliceResult)
 	return f, done
 }
 
+// forEachParkingKind runs test on a parking forwarding of each kind of
+// connection pair.
+func forEachParkingKind(t *testing.T, test func(t *testing.T, r *spliceRig, f *forwarding, done <-chan spliceResult)) {
+	pki := testkit.NewPKI(t)
+	for _, k := range spliceKinds {
+		t.Run(k.name, func(t *testing.T) {
+			r := newSpliceRig(t, pki, k.clientTLS, k.upTLS)
+			f, done := startParking(t, r)
+			test(t, r, f, done)
+		})
+	}
+}
+
 // waitParked waits until n of f's directions are parked.
 func waitParked(t *testing.T, f *forwarding, n int) {
 	t.Helper()
@@ -39,34 +52,29 @@ func waitParked(t *testing.T, f *forwarding, n int) {
 // after a park arrives whole; closing both ends ends the forwarding with
 // every byte counted.
 func TestParkedSessionForwards(t *testing.T) {
-	pki := testkit.NewPKI(t)
-	for _, k := range spliceKinds {
-		t.Run(k.name, func(t *testing.T) {
-			r := newSpliceRig(t, pki, k.clientTLS, k.upTLS)
-			f, done := startParking(t, r)
-			var sent int64
-			for i := 0; i < 3; i++ {
-				waitParked(t, f, 2)
-				exchange(t, r)
-				sent += int64(len("a1 NOOP\r\n"))
-			}
+	forEachParkingKind(t, func(t *testing.T, r *spliceRig, f *forwarding, done <-chan spliceResult) {
+		var sent int64
+		for i := 0; i < 3; i++ {
 			waitParked(t, f, 2)
-			big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
-			go func() { r.server.Write(big) }()
-			if got := readN(t, r.app, len(big)); !bytes.Equal(got, big) {
-				t.Fatal("the burst after a park arrived changed")
-			}
-			waitParked(t, f, 2)
-			closeWrite(t, r.app)
-			expectEOF(t, r.server)
-			closeWrite(t, r.server)
-			expectEOF(t, r.app)
-			res := waitSplice(t, done)
-			if res.toUp != sent || res.toClient != sent+int64(len(big)) {
-				t.Errorf("counted %d up, %d down; want %d, %d", res.toUp, res.toClient, sent, sent+int64(len(big)))
-			}
-		})
-	}
+			exchange(t, r)
+			sent += int64(len("a1 NOOP\r\n"))
+		}
+		waitParked(t, f, 2)
+		big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+		go func() { r.server.Write(big) }()
+		if got := readN(t, r.app, len(big)); !bytes.Equal(got, big) {
+			t.Fatal("the burst after a park arrived changed")
+		}
+		waitParked(t, f, 2)
+		closeWrite(t, r.app)
+		expectEOF(t, r.server)
+		closeWrite(t, r.server)
+		expectEOF(t, r.app)
+		res := waitSplice(t, done)
+		if res.toUp != sent || res.toClient != sent+int64(len(big)) {
+			t.Errorf("counted %d up, %d down; want %d, %d", res.toUp, res.toClient, sent, sent+int64(len(big)))
+		}
+	})
 }
 
 // splitConn writes its next write in two parts, with a pause between them
@@ -137,57 +145,47 @@ func TestParkedHalfRecord(t *testing.T) {
 // parked; the client's direction wakes with the client's linger deadline,
 // and the client can still read the rest and send its last words.
 func TestParkedLinger(t *testing.T) {
-	pki := testkit.NewPKI(t)
-	for _, k := range spliceKinds {
-		t.Run(k.name, func(t *testing.T) {
-			r := newSpliceRig(t, pki, k.clientTLS, k.upTLS)
-			f, done := startParking(t, r)
-			waitParked(t, f, 2)
-			io.WriteString(r.server, "* BYE going away\r\n")
-			closeWrite(t, r.server)
-			if got := string(readN(t, r.app, len("* BYE going away\r\n"))); got != "* BYE going away\r\n" {
-				t.Fatalf("app got %q", got)
-			}
-			expectEOF(t, r.app)
-			// The client's direction now lingers and does not park.
-			time.Sleep(5 * parkTestAfter)
-			if n := f.parkedCount(); n != 0 {
-				t.Fatalf("%d directions parked while lingering", n)
-			}
-			io.WriteString(r.app, "a3 LOGOUT\r\n")
-			if got := string(readN(t, r.server, len("a3 LOGOUT\r\n"))); got != "a3 LOGOUT\r\n" {
-				t.Fatalf("server got %q", got)
-			}
-			closeWrite(t, r.app)
-			expectEOF(t, r.server)
-			waitSplice(t, done)
-		})
-	}
+	forEachParkingKind(t, func(t *testing.T, r *spliceRig, f *forwarding, done <-chan spliceResult) {
+		waitParked(t, f, 2)
+		io.WriteString(r.server, "* BYE going away\r\n")
+		closeWrite(t, r.server)
+		if got := string(readN(t, r.app, len("* BYE going away\r\n"))); got != "* BYE going away\r\n" {
+			t.Fatalf("app got %q", got)
+		}
+		expectEOF(t, r.app)
+		// The client's direction now lingers and does not park.
+		time.Sleep(5 * parkTestAfter)
+		if n := f.parkedCount(); n != 0 {
+			t.Fatalf("%d directions parked while lingering", n)
+		}
+		io.WriteString(r.app, "a3 LOGOUT\r\n")
+		if got := string(readN(t, r.server, len("a3 LOGOUT\r\n"))); got != "a3 LOGOUT\r\n" {
+			t.Fatalf("server got %q", got)
+		}
+		closeWrite(t, r.app)
+		expectEOF(t, r.server)
+		waitSplice(t, done)
+	})
 }
 
 // TestParkedCloseBoth: closing a forwarding whose directions are parked
 // (Shutdown's deadline) ends it: both wake, see their sockets closed and
 // done runs.
 func TestParkedCloseBoth(t *testing.T) {
-	pki := testkit.NewPKI(t)
-	for _, k := range spliceKinds {
-		t.Run(k.name, func(t *testing.T) {
-			r := newSpliceRig(t, pki, k.clientTLS, k.upTLS)
-			f, done := startParking(t, r)
-			exchange(t, r)
-			waitParked(t, f, 2)
-			f.closeBoth()
-			res := waitSplice(t, done)
-			if res.toUp != int64(len("a1 NOOP\r\n")) || res.toClient != int64(len("a1 NOOP\r\n")) {
-				t.Errorf("counted %+v", res)
-			}
-			if n := parkedDirections.Load(); n != 0 {
-				t.Errorf("%d directions still counted as parked", n)
-			}
-			r.app.SetReadDeadline(time.Now().Add(spliceWait))
-			if _, err := r.app.Read(make([]byte, 1)); err == nil {
-				t.Error("the app's connection is still open")
-			}
-		})
-	}
+	forEachParkingKind(t, func(t *testing.T, r *spliceRig, f *forwarding, done <-chan spliceResult) {
+		exchange(t, r)
+		waitParked(t, f, 2)
+		f.closeBoth()
+		res := waitSplice(t, done)
+		if res.toUp != int64(len("a1 NOOP\r\n")) || res.toClient != int64(len("a1 NOOP\r\n")) {
+			t.Errorf("counted %+v", res)
+		}
+		if n := parkedDirections.Load(); n != 0 {
+			t.Errorf("%d directions still counted as parked", n)
+		}
+		r.app.SetReadDeadline(time.Now().Add(spliceWait))
+		if _, err := r.app.Read(make([]byte, 1)); err == nil {
+			t.Error("the app's connection is still open")
+		}
+	})
 }
