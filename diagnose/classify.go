@@ -187,26 +187,11 @@ func (ev *evidence) connection() (verdict, bool) {
 	if o.NotIMAP != "" {
 		return verdict{cause: CauseUpstreamNotIMAP, confidence: High}, true
 	}
+	if cause, ok := netCauses[o.NetError]; ok {
+		return verdict{cause: cause, confidence: High}, true
+	}
 	switch o.NetError {
 	case NetOK:
-	case NetDNSNotFound:
-		return verdict{cause: CauseUpstreamDNSNotFound, confidence: High}, true
-	case NetDNSUnavailable:
-		return verdict{cause: CauseNetworkDNSUnavailable, confidence: High}, true
-	case NetUnreachable:
-		return verdict{cause: CauseNetworkUnreachable, confidence: High}, true
-	case NetRefused:
-		return verdict{cause: CauseUpstreamRefused, confidence: High}, true
-	case NetTimeout:
-		return verdict{cause: CauseUpstreamTimeout, confidence: High}, true
-	case NetTLSToPlain, NetPlainToTLS:
-		return verdict{cause: CauseUpstreamTLSMismatch, confidence: High}, true
-	case NetCertName:
-		return verdict{cause: CauseUpstreamCertificateName, confidence: High}, true
-	case NetCertExpired:
-		return verdict{cause: CauseUpstreamCertificateExpired, confidence: High}, true
-	case NetCertUntrusted:
-		return verdict{cause: CauseUpstreamCertificateUntrusted, confidence: High}, true
 	case NetTLSOther:
 		// A handshake failure that is neither a plain/TLS mix-up nor a
 		// certificate: most often a port/security mismatch, but an old TLS
@@ -229,6 +214,20 @@ func (ev *evidence) connection() (verdict, bool) {
 		return verdict{cause: CauseUpstreamStartTLSUnavailable, confidence: High}, true
 	}
 	return verdict{}, false
+}
+
+// netCauses are the network errors that name their cause for certain.
+var netCauses = map[NetError]Cause{
+	NetDNSNotFound:    CauseUpstreamDNSNotFound,
+	NetDNSUnavailable: CauseNetworkDNSUnavailable,
+	NetUnreachable:    CauseNetworkUnreachable,
+	NetRefused:        CauseUpstreamRefused,
+	NetTimeout:        CauseUpstreamTimeout,
+	NetTLSToPlain:     CauseUpstreamTLSMismatch,
+	NetPlainToTLS:     CauseUpstreamTLSMismatch,
+	NetCertName:       CauseUpstreamCertificateName,
+	NetCertExpired:    CauseUpstreamCertificateExpired,
+	NetCertUntrusted:  CauseUpstreamCertificateUntrusted,
 }
 
 // reset: the server closed the connection. Where a reply came first, the
@@ -332,9 +331,10 @@ func (ev *evidence) codes() (verdict, bool) {
 // covers several causes (UNAVAILABLE, LIMIT, OVERQUOTA), the text picks.
 func (ev *evidence) codeVerdict(r *Response) (verdict, bool) {
 	code := strings.ToUpper(r.Code)
+	if v, ok := codeVerdicts[code]; ok {
+		return v, true
+	}
 	switch code {
-	case "WEBALERT":
-		return verdict{cause: CauseProviderWebLoginRequired, confidence: High}, true
 	case codeAuthorizationFailed:
 		if ev.o.Phase == PhaseLogin && strings.EqualFold(ev.o.Mechanism, "LOGIN") {
 			// LOGIN names no other identity to act as: servers that answer
@@ -342,22 +342,23 @@ func (ev *evidence) codeVerdict(r *Response) (verdict, bool) {
 			return verdict{cause: CauseAuthorizationFailed, confidence: Medium, alternative: CauseCredentialsRejected}, true
 		}
 		return verdict{cause: CauseAuthorizationFailed, confidence: High}, true
-	case codeExpired:
-		return verdict{cause: CauseAccountPasswordExpired, confidence: High}, true
-	case codePrivacyRequired:
-		return verdict{cause: CauseServerPrivacyRequired, confidence: High}, true
-	case codeContactAdmin:
-		return verdict{cause: CauseAccountDisabled, confidence: High}, true
-	case "REFERRAL":
-		return verdict{cause: CauseServerReferral, confidence: High}, true
-	case "INUSE", "SERVERBUG":
-		return verdict{cause: CauseServerTemporaryFailure, confidence: Medium}, true
-	case "NOPERM":
-		return verdict{cause: CauseAuthorizationFailed, confidence: Medium}, true
 	case codeUnavailable, codeLimit, "OVERQUOTA":
 		return refineByText(code, r.Text), true
 	}
 	return verdict{}, false
+}
+
+// codeVerdicts are the response codes that name one cause, whatever the
+// text and the phase.
+var codeVerdicts = map[string]verdict{
+	"WEBALERT":          {cause: CauseProviderWebLoginRequired, confidence: High},
+	codeExpired:         {cause: CauseAccountPasswordExpired, confidence: High},
+	codePrivacyRequired: {cause: CauseServerPrivacyRequired, confidence: High},
+	codeContactAdmin:    {cause: CauseAccountDisabled, confidence: High},
+	"REFERRAL":          {cause: CauseServerReferral, confidence: High},
+	"INUSE":             {cause: CauseServerTemporaryFailure, confidence: Medium},
+	"SERVERBUG":         {cause: CauseServerTemporaryFailure, confidence: Medium},
+	"NOPERM":            {cause: CauseAuthorizationFailed, confidence: Medium},
 }
 
 // refineByText picks among the causes a temporary code covers.
