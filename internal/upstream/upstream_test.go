@@ -192,14 +192,13 @@ var upstreamGmailCaps = "IMAP4rev1 UNSELECT IDLE NAMESPACE QUOTA ID XLIST CHILDR
 
 func upstreamScripts() []upstreamScript {
 	alice := Credentials{User: "alice", Password: "alicepass"}
+	jorg := Credentials{User: "jörg", Password: "pässwörd"} // not ASCII: sent as literals
 	return []upstreamScript{
 		{
 			name: "gmail webalert",
 			req:  Credentials{User: "someone@gmail.com", Password: "secret"},
 			play: func(c *testkit.Conn) {
-				c.Send(upstreamGmailGreeting)
-				c.Expect("a1 CAPABILITY")
-				c.Send("* CAPABILITY "+upstreamGmailCaps, "a1 OK Thats all she wrote! is27mb3495359jab")
+				upstreamCapabilityAsked(c, upstreamGmailGreeting, upstreamGmailCaps, "Thats all she wrote! is27mb3495359jab")
 				c.Expect("a2 AUTHENTICATE PLAIN " + testkit.Plain("someone@gmail.com", "secret"))
 				c.Send("* NO [WEBALERT https://accounts.google.com/signin/continue?sarp=1&scc=1&plt=AKgnsbtt] Web login required.",
 					"a2 NO [ALERT] Please log in via your web browser: https://support.google.com/mail/accounts/answer/78754 (Failure)")
@@ -255,13 +254,7 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 NO LOGIN failed.")
 				c.ExpectEOF()
 			},
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready",
-				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=XOAUTH2"),
-				Mechanism:    "LOGIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "NO", Text: "LOGIN failed."},
-			},
+			want: upstreamLoginObs("IMAP4rev1 SASL-IR AUTH=XOAUTH2", "LOGIN", &diagnose.Response{Tagged: true, Status: "NO", Text: "LOGIN failed."}),
 		},
 		{
 			name: "authzid needs PLAIN",
@@ -365,9 +358,7 @@ func upstreamScripts() []upstreamScript {
 			tls:  "starttls",
 			req:  alice,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK ready")
-				c.Expect("a1 CAPABILITY")
-				c.Send("* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED", "a1 OK done")
+				upstreamCapabilityAsked(c, "* OK ready", "IMAP4rev1 STARTTLS LOGINDISABLED", "done")
 				c.Expect("a2 STARTTLS")
 				c.Send("a2 NO [UNAVAILABLE] TLS is broken here")
 				c.ExpectEOF()
@@ -401,7 +392,7 @@ func upstreamScripts() []upstreamScript {
 		},
 		{
 			name: "synchronising literals",
-			req:  Credentials{User: "jörg", Password: "pässwörd"},
+			req:  jorg,
 			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1] ready")
 				c.Expect("a1 LOGIN {5}")
@@ -412,14 +403,8 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
 				c.WaitClose()
 			},
-			ok: true,
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1] ready",
-				Capabilities: upstreamFields("IMAP4rev1"),
-				Mechanism:    "LOGIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1 IDLE", Text: "Logged in"},
-			},
+			ok:   true,
+			want: upstreamLoginObs("IMAP4rev1", "LOGIN", &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1 IDLE", Text: "Logged in"}),
 			after: func(t *testing.T, u *Session) {
 				if !slices.Equal(u.Caps, strings.Fields("IMAP4rev1 IDLE")) {
 					t.Errorf("caps = %q", u.Caps)
@@ -435,17 +420,11 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 BAD [CLIENTBUG] 8-bit passwords are not accepted")
 				c.ExpectEOF()
 			},
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1] ready",
-				Capabilities: upstreamFields("IMAP4rev1"),
-				Mechanism:    "LOGIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "BAD", Code: "CLIENTBUG", Text: "8-bit passwords are not accepted"},
-			},
+			want: upstreamLoginObs("IMAP4rev1", "LOGIN", &diagnose.Response{Tagged: true, Status: "BAD", Code: "CLIENTBUG", Text: "8-bit passwords are not accepted"}),
 		},
 		{
 			name: "literal+",
-			req:  Credentials{User: "jörg", Password: "pässwörd"},
+			req:  jorg,
 			play: func(c *testkit.Conn) {
 				c.Send("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready")
 				c.Expect("a1 LOGIN {5+}")
@@ -454,14 +433,8 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
 				c.WaitClose()
 			},
-			ok: true,
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1 LITERAL+] ready",
-				Capabilities: upstreamFields("IMAP4rev1 LITERAL+"),
-				Mechanism:    "LOGIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
-			},
+			ok:   true,
+			want: upstreamLoginObs("IMAP4rev1 LITERAL+", "LOGIN", &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"}),
 		},
 		{
 			name: "quoted specials",
@@ -472,13 +445,7 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
 				c.ExpectEOF()
 			},
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1] ready",
-				Capabilities: upstreamFields("IMAP4rev1"),
-				Mechanism:    "LOGIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed."},
-			},
+			want: upstreamLoginObs("IMAP4rev1", "LOGIN", &diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed."}),
 		},
 		{
 			name: "authenticate by continuation",
@@ -491,14 +458,8 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in")
 				c.WaitClose()
 			},
-			ok: true,
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready",
-				Capabilities: upstreamFields("IMAP4rev1 AUTH=PLAIN"),
-				Mechanism:    "PLAIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
-			},
+			ok:   true,
+			want: upstreamLoginObs("IMAP4rev1 AUTH=PLAIN", "PLAIN", &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"}),
 		},
 		{
 			name: "authenticate cancelled on a second challenge",
@@ -511,13 +472,7 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 BAD Authentication cancelled")
 				c.ExpectEOF()
 			},
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready",
-				Capabilities: upstreamFields("IMAP4rev1 AUTH=PLAIN SASL-IR"),
-				Mechanism:    "PLAIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "BAD", Text: "Authentication cancelled"},
-			},
+			want: upstreamLoginObs("IMAP4rev1 AUTH=PLAIN SASL-IR", "PLAIN", &diagnose.Response{Tagged: true, Status: "BAD", Text: "Authentication cancelled"}),
 		},
 		{
 			// Dovecot when the client asked CAPABILITY before: the post-login
@@ -525,9 +480,7 @@ func upstreamScripts() []upstreamScript {
 			name: "untagged capability with the OK",
 			req:  alice,
 			play: func(c *testkit.Conn) {
-				c.Send("* OK ready")
-				c.Expect("a1 CAPABILITY")
-				c.Send("* CAPABILITY IMAP4rev1 LITERAL+ AUTH=PLAIN", "a1 OK Pre-login capabilities listed")
+				upstreamCapabilityAsked(c, "* OK ready", "IMAP4rev1 LITERAL+ AUTH=PLAIN", "Pre-login capabilities listed")
 				c.Expect("a2 AUTHENTICATE PLAIN")
 				c.Send("+ ")
 				c.Expect(testkit.Plain("alice", "alicepass"))
@@ -619,14 +572,8 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 OK [CAPABILITY IMAP4rev1] Logged in", "* 1 EXISTS", "* OK [ALERT] Welcome")
 				c.WaitClose()
 			},
-			ok: true,
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
-				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
-				Mechanism:    "PLAIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
-			},
+			ok:   true,
+			want: upstreamLoginObs("IMAP4rev1 SASL-IR AUTH=PLAIN", "PLAIN", &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"}),
 			after: func(t *testing.T, u *Session) {
 				upstreamWantLine(t, u, "* 1 EXISTS")
 				upstreamWantLine(t, u, "* OK [ALERT] Welcome")
@@ -645,14 +592,8 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a2 OK [CAPABILITY IMAP4rev1] Logged in")
 				c.WaitClose()
 			},
-			ok: true,
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1 ID SASL-IR AUTH=PLAIN] ready",
-				Capabilities: upstreamFields("IMAP4rev1 ID SASL-IR AUTH=PLAIN"),
-				Mechanism:    "PLAIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"},
-			},
+			ok:   true,
+			want: upstreamLoginObs("IMAP4rev1 ID SASL-IR AUTH=PLAIN", "PLAIN", &diagnose.Response{Tagged: true, Status: "OK", Code: "CAPABILITY", CodeArg: "IMAP4rev1", Text: "Logged in"}),
 		},
 		{
 			name:   "no id without the capability",
@@ -663,13 +604,7 @@ func upstreamScripts() []upstreamScript {
 				c.Send("a1 NO [AUTHENTICATIONFAILED] Authentication failed.")
 				c.ExpectEOF()
 			},
-			want: diagnose.Observation{
-				Phase:        diagnose.PhaseLogin,
-				Greeting:     "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready",
-				Capabilities: upstreamFields("IMAP4rev1 SASL-IR AUTH=PLAIN"),
-				Mechanism:    "PLAIN",
-				Reply:        &diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed."},
-			},
+			want: upstreamLoginObs("IMAP4rev1 SASL-IR AUTH=PLAIN", "PLAIN", &diagnose.Response{Tagged: true, Status: "NO", Code: "AUTHENTICATIONFAILED", Text: "Authentication failed."}),
 		},
 	}
 }
@@ -991,4 +926,24 @@ func TestUpstreamMechanism(t *testing.T) {
 func greetAlicePlain(c *testkit.Conn) {
 	c.Send("* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready")
 	c.Expect("a1 AUTHENTICATE PLAIN " + testkit.Plain("alice", "alicepass"))
+}
+
+// upstreamCapabilityAsked sends greeting (with no capabilities in it) and
+// answers the client's CAPABILITY with caps and a tagged OK with text ok.
+func upstreamCapabilityAsked(c *testkit.Conn, greeting, caps, ok string) {
+	c.Send(greeting)
+	c.Expect("a1 CAPABILITY")
+	c.Send("* CAPABILITY "+caps, "a1 OK "+ok)
+}
+
+// upstreamLoginObs is the observation of a login that ended in reply after
+// the greeting "* OK [CAPABILITY caps] ready" and the mechanism mech.
+func upstreamLoginObs(caps, mech string, reply *diagnose.Response) diagnose.Observation {
+	return diagnose.Observation{
+		Phase:        diagnose.PhaseLogin,
+		Greeting:     "* OK [CAPABILITY " + caps + "] ready",
+		Capabilities: upstreamFields(caps),
+		Mechanism:    mech,
+		Reply:        reply,
+	}
 }
