@@ -27,13 +27,25 @@ import (
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
+// withoutPredial turns the upstream connection before login off on every
+// listener of cfg: the front end's tests count what a client causes
+// upstream (connections, memory, goroutines), which the pre-dial's own
+// connection would blur; predial_test.go tests it.
+func withoutPredial(cfg config.Config) config.Config {
+	off := false
+	for i := range cfg.Listeners {
+		cfg.Listeners[i].Upstream.Predial = &off
+	}
+	return cfg
+}
+
 // rigThreeListeners is a proxy with a plaintext (tls: none), a STARTTLS
-// and an implicit-TLS listener in front of upstream, and the client TLS
-// configuration that trusts it.
+// and an implicit-TLS listener in front of upstream, without pre-dialling,
+// and the client TLS configuration that trusts it.
 func rigThreeListeners(t *testing.T, upstream string) (*rigProxy, map[string]string, *tls.Config) {
 	t.Helper()
 	serverTLS, clientTLS := frontTestTLS(t)
-	cfg := rigConfig(t, config.TLSNone, upstream, config.TLSNone)
+	cfg := withoutPredial(rigConfig(t, config.TLSNone, upstream, config.TLSNone))
 	for _, mode := range []string{config.TLSStartTLS, config.TLSImplicit} {
 		l := cfg.Listeners[0]
 		l.TLS = mode
@@ -110,7 +122,7 @@ func TestClientVanishesMidCommand(t *testing.T) {
 func TestHugeLiterals(t *testing.T) {
 	checkNoLeaks(t)
 	up, accepted := testkit.Counting(t, "")
-	p := startRig(t, rigConfig(t, config.TLSNone, up, config.TLSNone), Options{})
+	p := startRig(t, withoutPredial(rigConfig(t, config.TLSNone, up, config.TLSNone)), Options{})
 	limit := config.Default().Limits.MaxLiteral
 	sizes := []string{fmt.Sprint(limit + 1), "4294967296", "99999999999", "9223372036854775807", "18446744073709551616", strings.Repeat("9", 400)}
 	var before, after runtime.MemStats
@@ -293,7 +305,10 @@ func TestIdleConnections(t *testing.T) {
 	pass := testSecret("idle")
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
 	serverTLS, clientTLS := frontTestTLS(t)
-	cfg := rigConfig(t, config.TLSNone, up, config.TLSNone)
+	// The front end's cost; with upstream.predial each admitted
+	// connection also holds an upstream connection for at most
+	// predialIdle.
+	cfg := withoutPredial(rigConfig(t, config.TLSNone, up, config.TLSNone))
 	cfg.Timeouts.PreAuth = config.Duration(time.Minute) // they must stay for the measurement
 	l := cfg.Listeners[0]
 	l.TLS = config.TLSImplicit

@@ -130,6 +130,9 @@ func (g *guard) login(ctx context.Context, stopping bool) (*upstream.Session, di
 // try is login up to the upstream's answer.
 func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observation) (*upstream.Session, error) {
 	req, st := g.req, g.ss.st
+	// Only the first login may use the connection made before it
+	// (predial.go); whatever its outcome, that one is let go.
+	defer g.ss.dropPredial()
 	if !g.ss.srv.throttle.AllowAddress(g.ss.addr) {
 		return nil, g.rateLimited(obs)
 	}
@@ -179,12 +182,27 @@ func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observatio
 		req.bridged = tok.Access
 		cred.Password, cred.Mechanism = tok.Access, tok.Mechanism
 	}
-	up, err := upstream.Login(ctx, g.upstream(*uc), cred, g.ss.remoteAddr(), obs)
+	var up *upstream.Session
+	var err error
+	if r := g.predialled(ctx, uc); r != nil {
+		up, err = r.Login(ctx, cred, obs)
+	} else {
+		up, err = upstream.Login(ctx, g.ss.srv.timedUpstream(*uc), cred, g.ss.remoteAddr(), obs)
+	}
 	if uc == st.upstream {
 		st.noteCapabilities(obs.Capabilities)
 	}
 	g.ss.srv.opts.Metrics.UpstreamLogin(time.Since(start), err == nil)
 	return up, err
+}
+
+// predialled is the connection made to uc before the login, if uc is the
+// listener's upstream and that connection is fit for the login; nil: dial.
+func (g *guard) predialled(ctx context.Context, uc *upstream.Config) *upstream.Ready {
+	if uc != g.ss.st.upstream {
+		return nil
+	}
+	return g.ss.claimPredial(ctx)
 }
 
 // rateLimited is the refusal of a login over a rate limit.
@@ -228,9 +246,9 @@ func (g *guard) check(uc upstream.Config, obs *diagnose.Observation) error {
 	return errHeld
 }
 
-// upstream is uc with the dial timed for the metrics.
-func (g *guard) upstream(uc upstream.Config) upstream.Config {
-	m := g.ss.srv.opts.Metrics
+// timedUpstream is uc with the dial timed for the metrics.
+func (s *Server) timedUpstream(uc upstream.Config) upstream.Config {
+	m := s.opts.Metrics
 	if m == nil {
 		return uc
 	}

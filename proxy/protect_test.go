@@ -186,14 +186,24 @@ func TestShieldStaleDevice(t *testing.T) {
 	}
 	testkit.WaitFor(t, func() bool { return len(r.logs.Events("session_end")) == 2 })
 
+	// Each connection was dialled before its login (upstream.predial);
+	// a held login's was closed unused, with no login sent on it.
+	testkit.WaitFor(t, func() bool {
+		m, _ := r.scrape(t)
+		return m[`imapwhy_upstream_predials_total{outcome="unused"}`] == float64(held)
+	})
 	m, body := r.scrape(t)
 	want := map[string]float64{
+		`imapwhy_upstream_predials_total{outcome="used"}`:                                       float64(reached + 2),
+		`imapwhy_upstream_predials_total{outcome="unused"}`:                                     float64(held),
+		`imapwhy_upstream_predials_total{outcome="stale"}`:                                      0,
+		`imapwhy_upstream_predials_total{outcome="failed"}`:                                     0,
 		`imapwhy_logins_total{result="success"}`:                                                2,
 		`imapwhy_logins_total{result="failure"}`:                                                float64(attempts),
 		`imapwhy_login_failures_total{cause="credentials.password_changed",provider="unknown"}`: float64(attempts),
 		`imapwhy_shield_saved_attempts_total`:                                                   float64(held),
 		`imapwhy_sessions_active`:                                                               0,
-		`imapwhy_upstream_dial_seconds_count`:                                                   float64(reached + 2),
+		`imapwhy_upstream_dial_seconds_count`:                                                   float64(attempts + 2),
 		`imapwhy_upstream_login_seconds_count{result="success"}`:                                2,
 		`imapwhy_upstream_login_seconds_count{result="failure"}`:                                float64(reached),
 	}

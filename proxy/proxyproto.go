@@ -71,6 +71,7 @@ func (ss *session) acceptProxyHeader() bool {
 		// The balancer's own health check (LOCAL), or a client it cannot
 		// name (v1 UNKNOWN, v2 UNSPEC): the peer's address stands, as the
 		// protocol says.
+		ss.balancerCheck = h.Command.IsLocal()
 		return true
 	}
 	src, dst, ok := h.TCPAddrs()

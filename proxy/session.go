@@ -36,6 +36,10 @@ type session struct {
 	// remote and local are a trusted PROXY header's addresses, nil
 	// without one (proxyproto.go: remoteAddr, localAddr).
 	remote, local *net.TCPAddr
+	// balancerCheck: a trusted PROXY header said LOCAL (a load balancer's
+	// health check), which gets no upstream connection before login.
+	balancerCheck bool
+	pre           *predial // the upstream connection made before login (predial.go)
 
 	admitted bool // counted in the per-address connection limit
 
@@ -122,6 +126,8 @@ func (ss *session) serve() {
 	ss.admitted = ss.admitConnection(&log)
 	if ss.admitted {
 		ss.raw.SetDeadline(ss.born.Add(ss.st.timeouts.PreAuth.D()))
+		ss.startPredial(&log)
+		defer ss.dropPredial()
 	} else {
 		ss.raw.SetDeadline(time.Now().Add(byeWriteTimeout))
 	}

@@ -90,11 +90,24 @@ type Upstream struct {
 	// ProxyProtocol "v2" sends a PROXY v2 header with the client's address
 	// first (Dovecot's haproxy = yes listeners); "" sends none.
 	ProxyProtocol string `yaml:"proxy_protocol"`
+	// Predial connects to a fixed upstream as soon as a client connection
+	// is admitted, up to the login (TCP, PROXY header, TLS, greeting,
+	// capabilities, ID), so that the client's login does not wait for it.
+	// Default true for a fixed address; not for auto, nor in routes. Read
+	// it with PredialOn.
+	Predial *bool `yaml:"predial"`
 	// OAuth is what the server wants of an OAuth token (XOAUTH2,
 	// OAUTHBEARER), for explaining refused token logins: the audience and
 	// the scope a token for it carries. Empty: what the provider is known
 	// to want (Gmail, Microsoft 365), or unknown.
 	OAuth OAuthWants `yaml:"oauth"`
+}
+
+// PredialOn reports whether connections to this upstream are made
+// before the client's login: on by default for a fixed address, never
+// for auto (the server depends on the login's user name).
+func (u Upstream) PredialOn() bool {
+	return u.Address != UpstreamAuto && (u.Predial == nil || *u.Predial)
 }
 
 // OAuthWants is what an upstream wants of an OAuth access token.

@@ -71,6 +71,9 @@ func (l Listener) validateGateway(key string) error {
 			return fmt.Errorf("%s.proxy_protocol.trusted[%d]: %q is not a CIDR prefix or an IP address", key, j, s)
 		}
 	}
+	if p := l.Upstream.Predial; p != nil && *p && l.Upstream.Address == UpstreamAuto {
+		return fmt.Errorf("%s.upstream.predial: only a fixed upstream can be dialled before the login, not auto", key)
+	}
 	switch l.Upstream.ProxyProtocol {
 	case "":
 	case ProxyV2:

@@ -45,6 +45,31 @@ state:
 	}
 }
 
+// TestPredialSettings: a fixed upstream is dialled before the login unless
+// the listener says not to; auto never is.
+func TestPredialSettings(t *testing.T) {
+	c, err := Parse(strings.NewReader(`
+listeners:
+  - {address: 127.0.0.1:1993, upstream: {address: 127.0.0.1:993}}
+  - {address: 127.0.0.1:1994, upstream: {address: 127.0.0.1:993, predial: false}}
+  - {address: 127.0.0.1:1995, upstream: {address: 127.0.0.1:993, predial: true}}
+  - {address: 127.0.0.1:1996, upstream: {address: auto, predial: false}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, true, false} {
+		if got := c.Listeners[i].Upstream.PredialOn(); got != want {
+			t.Errorf("listeners[%d]: predial %v, want %v", i, got, want)
+		}
+	}
+	for i, l := range Default().Listeners {
+		if l.Upstream.PredialOn() {
+			t.Errorf("default listeners[%d] (auto): predial on", i)
+		}
+	}
+}
+
 func TestGatewayErrors(t *testing.T) {
 	checkRefused(t, []refused{
 		{`listeners: [{address: "127.0.0.1:1", proxy_protocol: {trusted: [10.0.0.300/8]}}]`, "listeners[0].proxy_protocol.trusted[0]"},
@@ -54,6 +79,8 @@ func TestGatewayErrors(t *testing.T) {
 		{`listeners: [{address: "127.0.0.1:1", upstream: {address: "127.0.0.1:2", proxy_protocol: v1}}]`, "listeners[0].upstream.proxy_protocol"},
 		{`listeners: [{address: "127.0.0.1:1", upstream: {address: auto, proxy_protocol: v2}}]`, "not auto"},
 		{`routes: [{domain: example.com, upstream: {address: "127.0.0.1:2", proxy_protocol: v2}}]`, "routes[0].upstream.proxy_protocol"},
+		{`listeners: [{address: "127.0.0.1:1", upstream: {address: auto, predial: true}}]`, "listeners[0].upstream.predial"},
+		{`routes: [{domain: example.com, upstream: {address: "127.0.0.1:2", predial: false}}]`, "routes[0].upstream.predial"},
 		{`state: {redis: {address: "nohost"}}`, "state.redis.address"},
 		{`state: {redis: {key_prefix: "x:"}}`, "state.redis.address"},
 		{`state: {redis: {address: "127.0.0.1:6379", db: -1}}`, "state.redis.db"},

@@ -63,6 +63,9 @@ func (c *Config) validateRouting() error {
 		if r.Upstream.ProxyProtocol != "" {
 			return fmt.Errorf("%s.upstream.proxy_protocol: only a listener's own upstream can take a PROXY header", key)
 		}
+		if r.Upstream.Predial != nil {
+			return fmt.Errorf("%s.upstream.predial: only a listener's own upstream is dialled before the login", key)
+		}
 		if err := validateUpstream(key+".upstream", r.Upstream); err != nil {
 			return err
 		}

@@ -12,7 +12,17 @@ type gateway struct {
 	degraded    prometheus.Gauge
 	stateErrors *prometheus.CounterVec
 	badHeaders  prometheus.Counter
+	predials    *prometheus.CounterVec
 }
+
+// Outcomes of a connection made to the upstream before the client's login
+// (the predial label of upstream_predials_total).
+const (
+	PredialUsed   = "used"   // the client's login went over it
+	PredialUnused = "unused" // closed with LOGOUT: no login came, or not one for it
+	PredialStale  = "stale"  // the upstream closed it or spoke first: the login dialled anew
+	PredialFailed = "failed" // it could not be made: the login dialled (and diagnosed) anew
+)
 
 func newGateway(reg *prometheus.Registry) *gateway {
 	g := &gateway{
@@ -22,8 +32,13 @@ func newGateway(reg *prometheus.Registry) *gateway {
 			"Shared state (Redis) operations that failed or timed out, by kind (history, limit, incident, ping).", "kind"),
 		badHeaders: counter("proxy_header_refused_total",
 			"Connections from a trusted load balancer closed for a missing or malformed PROXY header."),
+		predials: counterVec("upstream_predials_total",
+			"Upstream connections made before the client's login (upstream.predial), by outcome (used, unused, stale, failed).", "outcome"),
 	}
-	reg.MustRegister(g.degraded, g.stateErrors, g.badHeaders)
+	for _, o := range []string{PredialUsed, PredialUnused, PredialStale, PredialFailed} {
+		g.predials.WithLabelValues(o)
+	}
+	reg.MustRegister(g.degraded, g.stateErrors, g.badHeaders, g.predials)
 	return g
 }
 
@@ -54,6 +69,15 @@ func (m *Metrics) ProxyHeaderRefused() {
 		return
 	}
 	m.gw.badHeaders.Inc()
+}
+
+// Predial counts the outcome of one upstream connection made before the
+// client's login (PredialUsed, ...).
+func (m *Metrics) Predial(outcome string) {
+	if m == nil {
+		return
+	}
+	m.gw.predials.WithLabelValues(outcome).Inc()
 }
 
 // WatchCertificate exports when the served certificate expires, as read

@@ -268,49 +268,77 @@ func (s *Client) TLSState() (tls.ConnectionState, bool) {
 // run connects and logs in. Once connected, cancelling ctx closes the
 // connection, which ends any read or write in progress.
 func (s *Client) run(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {
+	if err := s.open(ctx, client); err != nil {
+		return nil, err
+	}
+	return s.login(ctx, req)
+}
+
+// open connects and takes the connection up to the login: greeting,
+// capabilities, (STARTTLS,) ID. On an error the connection is closed.
+func (s *Client) open(ctx context.Context, client net.Addr) error {
 	if err := s.Connect(ctx); err != nil {
 		if s.raw != nil {
 			s.raw.Close()
 		}
-		return nil, err
+		return err
 	}
+	return s.guarded(ctx, func() error { return s.prepare(ctx, client) })
+}
+
+// login logs in on the prepared connection.
+func (s *Client) login(ctx context.Context, req Credentials) (*Session, error) {
+	var up *Session
+	err := s.guarded(ctx, func() (err error) {
+		up, err = s.finish(req)
+		return err
+	})
+	return up, err
+}
+
+// guarded runs step on the connection with cancelling ctx closing it,
+// which ends any read or write in progress. On an error the connection
+// is closed.
+func (s *Client) guarded(ctx context.Context, step func() error) error {
 	stop := context.AfterFunc(ctx, func() { s.raw.Close() })
-	up, err := s.converse(ctx, req, client)
+	err := step()
 	if !stop() && err == nil {
 		err = errors.New("connection closed when the login was cancelled")
 	}
 	if err != nil {
 		s.raw.Close()
-		return nil, err
 	}
-	return up, nil
+	return err
 }
 
-// converse runs the IMAP exchange on a connected session.
-func (s *Client) converse(ctx context.Context, req Credentials, client net.Addr) (*Session, error) {
+// prepare runs the IMAP exchange on a connected session up to the login.
+func (s *Client) prepare(ctx context.Context, client net.Addr) error {
 	if err := s.ReadGreeting(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.LoadCapabilities(); err != nil {
-		return nil, err
+		return err
 	}
 	if s.cfg.TLS == config.TLSStartTLS {
 		if err := s.StartTLS(); err != nil {
-			return nil, err
+			return err
 		}
 		if err := s.Handshake(ctx); err != nil {
-			return nil, err
+			return err
 		}
 		// What the server said in plaintext is forgotten; ask again.
 		if err := s.Capability(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if s.cfg.SendID {
-		if err := s.sendID(client); err != nil {
-			return nil, err
-		}
+		return s.sendID(client)
 	}
+	return nil
+}
+
+// finish logs in on a prepared connection.
+func (s *Client) finish(req Credentials) (*Session, error) {
 	caps, err := s.authenticate(req)
 	if err != nil {
 		return nil, err
