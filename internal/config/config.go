@@ -94,8 +94,9 @@ type Upstream struct {
 	// is admitted, up to the login (TCP, PROXY header, TLS, greeting,
 	// capabilities, ID), so that the client's login does not wait for it.
 	// Default true for a fixed address; not for auto, nor in routes. Read
-	// it with PredialOn.
-	Predial *bool `yaml:"predial"`
+	// it with PredialOn. (omitempty: a configuration written out by a
+	// program is read by older versions too.)
+	Predial *bool `yaml:"predial,omitempty"`
 	// OAuth is what the server wants of an OAuth token (XOAUTH2,
 	// OAUTHBEARER), for explaining refused token logins: the audience and
 	// the scope a token for it carries. Empty: what the provider is known

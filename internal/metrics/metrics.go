@@ -75,7 +75,7 @@ func New() *Metrics {
 		}),
 		loginSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "upstream_login_seconds",
-			Help:    "Time from the start of the dial to the upstream's answer to the login, by result.",
+			Help:    "Time from the start of the dial (on a connection made before the login: from the login) to the upstream's answer to the login, by result.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 4, 8, 16, 32},
 		}, []string{"result"}),
 	}
