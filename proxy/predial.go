@@ -154,12 +154,7 @@ func (ss *session) claimPredial(ctx context.Context) *upstream.Ready {
 		return nil
 	}
 	ss.pre = nil
-	p.mu.Lock()
-	p.claimed = true
-	if p.ready != nil {
-		p.ready.Interrupt()
-	}
-	p.mu.Unlock()
+	p.interrupt(&p.claimed)
 	t := time.NewTimer(predialClaimWait)
 	defer t.Stop()
 	select {
@@ -189,11 +184,17 @@ func (ss *session) dropPredial() {
 		return
 	}
 	ss.pre = nil
+	p.interrupt(&p.released)
+	p.cancel()
+}
+
+// interrupt sets flag (claimed or released) and ends the watch of a ready
+// connection, which then sees it.
+func (p *predial) interrupt(flag *bool) {
 	p.mu.Lock()
-	p.released = true
+	defer p.mu.Unlock()
+	*flag = true
 	if p.ready != nil {
 		p.ready.Interrupt()
 	}
-	p.mu.Unlock()
-	p.cancel()
 }
