@@ -26,6 +26,8 @@ type bulkRow struct {
 	Target   target
 	MBps     float64 // median over rounds
 	Ratio    float64 // median over rounds of MB/s divided by direct's in the same round
+	RatioLo  float64 // its first quartile over rounds
+	RatioHi  float64 // its third quartile
 	CPUPerGB float64 // the proxy's CPU seconds per 10^9 bytes, over all rounds; NaN for direct
 	TLS      string
 	Samples  []float64 // MB/s of each round
@@ -54,6 +56,7 @@ func bulkRowOf(t target, own, direct []bulkSample) bulkRow {
 	}
 	row.Samples = mbps
 	row.MBps, row.Ratio = median(mbps), median(ratios)
+	row.RatioLo, row.RatioHi = quantile(ratios, 0.25), quantile(ratios, 0.75)
 	if t.Proxy != nil {
 		row.CPUPerGB = cpu.Seconds() / (float64(bytes) / 1e9)
 	}

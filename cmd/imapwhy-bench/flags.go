@@ -24,7 +24,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.NginxModule, "nginx-mail-module", "/usr/lib/nginx/modules/ngx_mail_module.so", "nginx's mail module (Debian: libnginx-mod-mail)")
 	fs.IntVar(&o.Messages, "messages", 200, "messages in the mailbox")
 	fs.IntVar(&o.MessageSize, "message-size", 1<<20, "bytes per message")
-	fs.IntVar(&o.Rounds, "rounds", 5, "runs of each measurement; the figures are medians")
+	fs.IntVar(&o.Rounds, "rounds", 5, "runs of each login and round-trip measurement; the figures are medians")
+	fs.IntVar(&o.BulkRounds, "bulk-rounds", 25, "runs of the bulk FETCH (each a fraction of a second); the figures are medians")
 	conc := fs.String("login-clients", "1,8", "concurrent clients in the login test (comma-separated)")
 	fs.DurationVar(&o.LoginTime, "login-time", 2*time.Second, "duration of one login run")
 	fs.IntVar(&o.Noops, "noops", 2000, "NOOPs per round-trip run")
@@ -69,8 +70,8 @@ func parseFlags(args []string) (options, error) {
 	switch {
 	case o.Imapwhy == "":
 		return o, fmt.Errorf("-imapwhy is required: go build -o /tmp/imapwhy ./cmd/imapwhy")
-	case o.Messages < 1 || o.MessageSize < 1024 || o.Rounds < 1 || o.Noops < 1:
-		return o, fmt.Errorf("-messages, -rounds, -noops must be at least 1, -message-size at least 1024")
+	case o.Messages < 1 || o.MessageSize < 1024 || o.Rounds < 1 || o.BulkRounds < 1 || o.Noops < 1:
+		return o, fmt.Errorf("-messages, -rounds, -bulk-rounds, -noops must be at least 1, -message-size at least 1024")
 	case o.Settle < minIdleSettle:
 		return o, fmt.Errorf("-settle must be at least %v: imapwhy parks an idle session after about a second of silence, and memory read sooner counts sessions not yet parked", minIdleSettle)
 	}
@@ -88,6 +89,7 @@ func quickDefaults(fs *flag.FlagSet, o *options, conc, sessions *string) {
 	}
 	apply("messages", func() { o.Messages = 16 })
 	apply("rounds", func() { o.Rounds = 3 })
+	apply("bulk-rounds", func() { o.BulkRounds = 9 })
 	apply("login-time", func() { o.LoginTime = time.Second })
 	apply("noops", func() { o.Noops = 300 })
 	apply("login-clients", func() { *conc = "1,8" })

@@ -37,7 +37,8 @@ type options struct {
 	NginxModule string
 	Messages    int
 	MessageSize int
-	Rounds      int
+	Rounds      int // of the login and NOOP measurements
+	BulkRounds  int
 	LoginConc   []int
 	LoginTime   time.Duration
 	Noops       int

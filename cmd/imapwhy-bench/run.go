@@ -42,7 +42,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 		return err
 	}
 	rep := &report{
-		Messages: o.Messages, MessageSize: o.MessageSize, Rounds: o.Rounds,
+		Messages: o.Messages, MessageSize: o.MessageSize, Rounds: o.Rounds, BulkRounds: o.BulkRounds,
 		LoginTime: o.LoginTime, Noops: o.Noops, Settle: o.Settle,
 		LoadStart: loadAverage(), FileLimit: o.FileLimit, SessionsCut: o.SessionsCut, Shield: o.Shield,
 	}
@@ -171,7 +171,7 @@ func runDovecotBenches(ctx context.Context, o options, dir string, cert *proxyCe
 	}
 	if o.want("bulk") {
 		log.Print("bulk FETCH")
-		if rep.Bulk, err = benchBulk(ctx, ts, o.Rounds, o.Messages, o.MessageSize); err != nil {
+		if rep.Bulk, err = benchBulk(ctx, ts, o.BulkRounds, o.Messages, o.MessageSize); err != nil {
 			return fmt.Errorf("bulk: %w", err)
 		}
 	}

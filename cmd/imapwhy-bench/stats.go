@@ -9,17 +9,22 @@ import (
 )
 
 // median of xs; NaN for none.
-func median(xs []float64) float64 {
+func median(xs []float64) float64 { return quantile(xs, 0.5) }
+
+// quantile is the q-th quantile (0 <= q <= 1) of xs, interpolated
+// between the closest ranks; NaN for none.
+func quantile(xs []float64, q float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	m := len(s) / 2
-	if len(s)%2 == 1 {
-		return s[m]
+	pos := q * float64(len(s)-1)
+	i := int(pos)
+	if i+1 >= len(s) {
+		return s[len(s)-1]
 	}
-	return (s[m-1] + s[m]) / 2
+	return s[i] + (pos-float64(i))*(s[i+1]-s[i])
 }
 
 // percentile is the nearest-rank p-th percentile (0 < p <= 100) of ds,
