@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -32,6 +33,49 @@ type parker struct {
 	waiting map[uint64]parked
 	looping bool  // loop runs
 	broken  error // the epoll set failed: nothing parks any more
+
+	parks       int         // directions parked since memory was last given back
+	released    time.Time   // when it was
+	releaseTime *time.Timer // gives it back once parking has been quiet
+}
+
+// After a wave of sessions has gone quiet, the memory their goroutines
+// held (stacks, and the garbage of their logins) is not needed until the
+// next wave, but Go keeps it until its next collection, which a process
+// that only waits may not run for minutes. Once at least releaseAfterParks
+// directions have parked and parking has been quiet for releaseQuiet, the
+// parker gives it back to the system (a collection, then the free pages),
+// not more often than every releaseEvery.
+const (
+	releaseAfterParks = 512
+	releaseQuiet      = time.Second
+	releaseEvery      = 5 * time.Second
+)
+
+// parkedOne counts a park for the memory release. p.mu is held.
+func (p *parker) parkedOne() {
+	p.parks++
+	if p.parks < releaseAfterParks {
+		return
+	}
+	if p.releaseTime == nil {
+		p.releaseTime = time.AfterFunc(releaseQuiet, p.release)
+		return
+	}
+	p.releaseTime.Reset(releaseQuiet)
+}
+
+// release gives memory back after a wave of parks (parkedOne).
+func (p *parker) release() {
+	p.mu.Lock()
+	if wait := releaseEvery - time.Since(p.released); wait > 0 {
+		p.releaseTime.Reset(wait)
+		p.mu.Unlock()
+		return
+	}
+	p.parks, p.released = 0, time.Now()
+	p.mu.Unlock()
+	debug.FreeOSMemory()
 }
 
 // parked is a registered socket and what to run when it is readable.
@@ -105,6 +149,7 @@ func (p *parker) park(c *net.TCPConn, wake func()) (ticket uint64, err error) {
 		return 0, err
 	}
 	p.waiting[ticket] = parked{fd: fd, wake: wake}
+	p.parkedOne()
 	if !p.looping {
 		p.looping = true
 		p.ep.SetReadDeadline(time.Time{})

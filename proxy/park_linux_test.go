@@ -189,3 +189,27 @@ func TestParkedCloseBoth(t *testing.T) {
 		}
 	})
 }
+
+// TestParkerGivesMemoryBack: once a wave of directions has parked and
+// parking has gone quiet, the parker gives memory back to the system.
+func TestParkerGivesMemoryBack(t *testing.T) {
+	p := idleParker()
+	p.mu.Lock()
+	before := p.released
+	p.mu.Unlock()
+	sessions := releaseAfterParks/2 + 1
+	pki := testkit.NewPKI(t)
+	for range sessions {
+		f, done := startParking(t, newSpliceRig(t, pki, false, false))
+		t.Cleanup(func() { // before the rig's: sockets close after the parker let them go
+			f.closeBoth()
+			waitSplice(t, done)
+		})
+	}
+	testkit.WaitFor(t, func() bool { return parkedDirections.Load() >= int64(2*sessions) })
+	testkit.WaitFor(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.released.After(before)
+	})
+}

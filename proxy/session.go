@@ -103,10 +103,16 @@ func (ss *session) end() {
 	ss.srv.wg.Done()
 }
 
+// logger is the session's logger: the server's, with the connection's ID
+// and the client. A forwarded session makes it again for its last words
+// rather than keep it (its fields take half a kilobyte) while it idles.
+func (ss *session) logger() zerolog.Logger {
+	return ss.logProxySource(ss.srv.log.With().Str("conn", ss.id).Str("client", ss.remoteAddr().String())).Logger()
+}
+
 // serve runs the session until it ends, or until it is logged in: the
 // forwarding (splice.go) then carries it on without this goroutine.
 func (ss *session) serve() {
-	s := ss.srv
 	handedOver := false
 	defer func() {
 		if !handedOver {
@@ -116,7 +122,7 @@ func (ss *session) serve() {
 	if !ss.acceptProxyHeader() {
 		return
 	}
-	log := ss.logProxySource(s.log.With().Str("conn", ss.id).Str("client", ss.remoteAddr().String())).Logger()
+	log := ss.logger()
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error().Str("event", "panic").Interface("panic", r).Bytes("stack", debug.Stack()).Msg("session panicked")
@@ -280,12 +286,14 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 	ss.srv.opts.Metrics.SessionStarted()
 	ended := func(toUp, toClient int64) {
 		ss.srv.opts.Metrics.SessionEnded(toUp, toClient)
+		log := ss.logger()
 		log.Info().Str("event", "session_end").Str("user", user).Str("upstream", upAddr).
 			Int64("bytes_in", toUp).Int64("bytes_out", toClient).
 			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session ended")
 		ss.end()
 	}
 	panicked := func(r any) {
+		log := ss.logger()
 		log.Error().Str("event", "panic").Interface("panic", r).Bytes("stack", debug.Stack()).Msg("forwarding panicked")
 	}
 	// Under ss.mu, so that closeAll finds the forwarding from the start.
