@@ -15,13 +15,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
-	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/internal/handoff"
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // recorder is a net.Conn that keeps what is written to it, up to limit
 // bytes (0: no limit); past the limit Write fails.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
@@ -29,8 +28,6 @@ var (
 	sessions = flag.Int("load.sessions", 100, "sessions held at once")
 	duration = flag.Duration("load.duration", 10*time.Second, "how long they work once all are logged in")
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestLoadThroughProxy: sessions through the proxy (implicit TLS from the
 // clients, plaintext on loopback to Dovecot) log in, SELECT, APPEND,
