@@ -9,7 +9,6 @@ import (
 	"compress/flate"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	mathrand "math/rand/v2"
 	"net"
@@ -150,7 +149,7 @@ func (e *e2e) checkLogHasNoSecrets(t *testing.T) {
 	log := e.logs.String()
 	for _, user := range []string{"alice", "bob", "carol@example.test", "utf8"} {
 		for _, pass := range secrets {
-			plain := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+			plain := testkit.Plain(user, pass)
 			if strings.Contains(log, plain) {
 				t.Errorf("proxy log contains the AUTHENTICATE PLAIN payload of %s", user)
 			}

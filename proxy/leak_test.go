@@ -215,7 +215,7 @@ func TestSecretSearch(t *testing.T) {
 		"quoted":   `a LOGIN "alice" "s3cret-Passw0rd"`,
 	}
 	for _, user := range []string{"", "a", "al", "alice", "carol@example.test"} {
-		leaks["PLAIN for "+user] = "a AUTHENTICATE PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+secret))
+		leaks["PLAIN for "+user] = "a AUTHENTICATE PLAIN " + testkit.Plain(user, secret)
 		leaks["PLAIN with authzid for "+user] = base64.StdEncoding.EncodeToString([]byte("admin\x00" + user + "\x00" + secret))
 	}
 	for name, text := range leaks {
@@ -226,7 +226,7 @@ func TestSecretSearch(t *testing.T) {
 		}
 	}
 	clean := &exposureSink{}
-	clean.Write([]byte(`a LOGIN alice "other-Passw0rd"` + "\n" + base64.StdEncoding.EncodeToString([]byte("\x00alice\x00other"))))
+	clean.Write([]byte(`a LOGIN alice "other-Passw0rd"` + "\n" + testkit.Plain("alice", "other")))
 	if found := clean.search([]string{secret}); len(found) != 0 {
 		t.Errorf("false alarm: %v", found)
 	}
@@ -237,7 +237,7 @@ func TestSecretSearch(t *testing.T) {
 // left alone.
 func TestRedactPassword(t *testing.T) {
 	req := &loginRequest{Username: "alice", Password: `s3"cr\et`}
-	plain := base64.StdEncoding.EncodeToString([]byte("\x00alice\x00" + req.Password))
+	plain := testkit.Plain("alice", req.Password)
 	for _, tc := range []struct{ in, want string }{
 		{`LOGIN "alice" "s3\"cr\\et" failed`, `LOGIN "alice" "***" failed`},
 		{`wrong password s3"cr\et`, `wrong password ***`},

@@ -2,15 +2,16 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/base64"
 	"testing"
+
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // BenchmarkPreauthLogin measures the front end from greeting to a parsed
 // login, over an in-memory connection: what one mail app connection costs
 // before the upstream is dialled.
 func BenchmarkPreauthLogin(b *testing.B) {
-	plain := base64.StdEncoding.EncodeToString([]byte("\x00alice@example.com\x00correct horse battery staple"))
+	plain := testkit.Plain("alice@example.com", "correct horse battery staple")
 	cases := []struct{ name, input string }{
 		{"atom", "a1 LOGIN alice@example.com secret\r\n"},
 		{"quoted", "a1 CAPABILITY\r\na2 ID (\"name\" \"Mail\" \"version\" \"16.0\")\r\na3 LOGIN \"alice@example.com\" \"correct horse \\\"battery\\\" staple\"\r\n"},

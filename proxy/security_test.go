@@ -4,7 +4,6 @@ package proxy
 // lock the owner out, learn about the real password from the history.
 
 import (
-	"encoding/base64"
 	"fmt"
 	"io"
 	"strings"
@@ -155,7 +154,7 @@ func TestUpstreamEchoesAwkwardPassword(t *testing.T) {
 // tokens, which may be the credentials in another form.
 func TestRedactSentForms(t *testing.T) {
 	req := &loginRequest{Mechanism: "PLAIN", Username: "taro@example.jp", Password: "Secr3t-pw"}
-	sent := base64.StdEncoding.EncodeToString([]byte("\x00taro\x00Secr3t-pw"))
+	sent := testkit.Plain("taro", "Secr3t-pw")
 	if got := redactPassword("BAD "+sent+" invalid", req, "taro"); got != "BAD *** invalid" {
 		t.Errorf("PLAIN with the rewritten name: %q", got)
 	}

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/imapwhy/imapwhy/internal/dovecottest"
+	"github.com/imapwhy/imapwhy/internal/testkit"
 )
 
 // TestPasswordInMemoryAfterLogin: a running `imapwhy serve` in front of
@@ -65,7 +65,7 @@ listeners:
 	ca := x509.NewCertPool()
 	ca.AppendCertsFromPEM(pem)
 
-	plain := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass))
+	plain := testkit.Plain(user, pass)
 	logins := []string{
 		fmt.Sprintf("a1 LOGIN %s %s\r\n", user, pass),
 		fmt.Sprintf("a1 AUTHENTICATE PLAIN %s\r\n", plain),

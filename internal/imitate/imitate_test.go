@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -178,7 +177,7 @@ func (r *rawConn) expectEOF() {
 func (r *rawConn) login(user, password, mech string) {
 	r.T.Helper()
 	if mech == "PLAIN" {
-		ir := base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + password))
+		ir := testkit.Plain(user, password)
 		r.Send("T AUTHENTICATE PLAIN " + ir + "\r\n")
 		return
 	}
@@ -517,7 +516,7 @@ func TestAuthenticateContinuation(t *testing.T) {
 	}
 	r.Send("a2 AUTHENTICATE PLAIN\r\n")
 	r.Line()
-	r.Send(base64.StdEncoding.EncodeToString([]byte("\x00apppw@gmail.com\x00secret")) + "\r\n")
+	r.Send(testkit.Plain("apppw@gmail.com", "secret") + "\r\n")
 	want := "a2 NO [ALERT] Application-specific password required: https://support.google.com/accounts/answer/185833 (Failure)"
 	if got := r.Line(); got != want {
 		t.Errorf("\n got %q\nwant %q", got, want)
