@@ -68,7 +68,7 @@ var clientHelloPrefix = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0
 // handshake ends its session at once, not at the pre-auth deadline, and
 // nothing reaches the upstream.
 func TestClientVanishesMidCommand(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	up, accepted := testkit.Counting(t, "")
 	p, addrs, _ := rigThreeListeners(t, up)
 	// answered sends cmd, checks that the answer starts with want, then
@@ -120,7 +120,7 @@ func TestClientVanishesMidCommand(t *testing.T) {
 // [TOOBIG] (the client never sent it; the dialog goes on), a
 // non-synchronising one with BYE (its bytes are on the way).
 func TestHugeLiterals(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	up, accepted := testkit.Counting(t, "")
 	p := startRig(t, withoutPredial(rigConfig(t, config.TLSNone, up, config.TLSNone)), Options{})
 	limit := config.Default().Limits.MaxLiteral
@@ -168,7 +168,7 @@ func TestHugeLiterals(t *testing.T) {
 // fast are told BYE at once. They run together, and a normal login goes
 // through meanwhile.
 func TestSlowClients(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	pass := testSecret("slow")
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
 	p, addrs, clientTLS := rigThreeListeners(t, up)
@@ -252,7 +252,7 @@ func lastLine(s string) string {
 // slow server): NO then BYE for a refusal, a working session for a success.
 func TestReplyPastPreAuthDeadline(t *testing.T) {
 	const preAuth, before, upstreamDelay = 1500 * time.Millisecond, time.Second, time.Second
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	pass := testSecret("late")
 	for _, verdict := range []string{"NO [AUTHENTICATIONFAILED] wrong", "OK [CAPABILITY IMAP4rev1] Logged in"} {
 		t.Run(verdict[:2], func(t *testing.T) {
@@ -300,7 +300,7 @@ func TestReplyPastPreAuthDeadline(t *testing.T) {
 // per-address connection limit.
 func TestIdleConnections(t *testing.T) {
 	const perListener, sources = 1000, 50
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	testkit.RaiseFileLimit(t, 4*2*perListener+1000)
 	pass := testSecret("idle")
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
@@ -400,7 +400,7 @@ func (c connCost) per(base connCost, n int) connCost {
 // goroutines and memory bounded; another user logs in meanwhile.
 func TestWrongPasswordFloods(t *testing.T) {
 	const conns, concurrent = 120, 20 // per flood; each tries max_login_tries passwords
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	pass, other := testSecret("flooded"), testSecret("bystander")
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass}, testkit.MemUser{Name: "bob", Password: other})
 	sh := shield.New(shield.NewMemoryStore(1000), shield.NewSecret(), shield.Options{
@@ -487,7 +487,7 @@ func storeMax(m *atomic.Int64, v int64) {
 // never executed: refused when they arrive with STARTTLS, and a TLS
 // handshake failure when they come after the OK.
 func TestStartTLSInjection(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	up, accepted := testkit.Counting(t, "")
 	p, addrs, _ := rigThreeListeners(t, up)
 
@@ -518,7 +518,7 @@ func TestStartTLSInjection(t *testing.T) {
 // well-formed BYE or a closed connection, never a panic, and no login.
 func TestBinaryJunk(t *testing.T) {
 	const perListener, concurrent = 60, 12
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	up, accepted := testkit.Counting(t, "")
 	p, addrs, _ := rigThreeListeners(t, up)
 	rng := rand.New(rand.NewPCG(2026, 7))

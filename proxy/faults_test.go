@@ -119,7 +119,7 @@ var upstreamFaults = []struct {
 func TestUpstreamFaults(t *testing.T) {
 	for _, f := range upstreamFaults {
 		t.Run(f.name, func(t *testing.T) {
-			checkNoLeaks(t)
+			testkit.CheckNoLeaks(t)
 			addr := testkit.ClosedPort(t)
 			if f.play != nil {
 				addr = testkit.Serve(t, nil, f.play)
@@ -158,7 +158,7 @@ func TestUpstreamFaults(t *testing.T) {
 // TestUpstreamEchoesPassword: an upstream that quotes the password back in
 // its refusal gets it into neither the proxy's log nor the client's reply.
 func TestUpstreamEchoesPassword(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	pass := testSecret("echoed")
 	for _, mech := range []string{"LOGIN", "PLAIN"} {
 		t.Run(mech, func(t *testing.T) {
@@ -218,7 +218,7 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 		{"upstream closes, client stays", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkNoLeaks(t)
+			testkit.CheckNoLeaks(t)
 			pass := testSecret("dropped")
 			up := testkit.Serve(t, nil, faultLoginThen(func(c *testkit.Conn, tag string) {
 				c.Send(tag + " OK [CAPABILITY IMAP4rev1 IDLE] Logged in")
@@ -278,7 +278,7 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 // settings and password are fine, and which setting the person running
 // imapwhy must check; not to check the port in its own settings.
 func TestUpstreamDownNotTheApp(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	for _, lang := range []string{"en", "ja"} {
 		t.Run(lang, func(t *testing.T) {
 			srv, logs := startProxy(t, fmt.Sprintf(`

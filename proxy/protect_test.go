@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/metrics"
@@ -49,8 +47,7 @@ type protectRig struct {
 // every wait in it is short unless the test says otherwise.
 func startProtectRig(t *testing.T, limits string) *protectRig {
 	t.Helper()
-	leaks := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, leaks) }) // runs last
+	testkit.CheckNoLeaks(t) // runs last
 	r := &protectRig{
 		up:      startMemUpstream(t, map[string]string{"alice": "alicepass"}),
 		clock:   testkit.NewClock(time.Date(2026, 11, 27, 22, 0, 0, 0, time.UTC)),

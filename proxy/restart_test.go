@@ -219,7 +219,7 @@ func (s *rawSession) fetchCompare(want []byte) error {
 // connections get the new certificate and the new configuration.
 func TestReloadUnderLoad(t *testing.T) {
 	const sessions, reloads = 24, 3
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	pass := testSecret("reload")
 	msg := restartMessage(1, 64<<10)
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass, Messages: [][]byte{msg}})
@@ -335,7 +335,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // finish a FETCH of a large message read slowly, byte for byte, and LOGOUT;
 // it returns only after that.
 func TestShutdownDrainsFetch(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	pass := testSecret("drain")
 	msg := restartMessage(2, 4<<20)
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass, Messages: [][]byte{msg}})
@@ -404,7 +404,7 @@ func TestShutdownDrainsFetch(t *testing.T) {
 // (go-imap's imapserver, cut off in the middle of a FETCH, keeps a
 // goroutine waiting on a lock of its own forever).
 func TestShutdownDeadlineMidFetch(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	pass := testSecret("stuck")
 	up := testkit.Serve(t, nil, faultLoginThen(func(c *testkit.Conn, tag string) {
 		c.Send(tag + " OK [CAPABILITY IMAP4rev1] Logged in")

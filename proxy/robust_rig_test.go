@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/metrics"
@@ -34,15 +33,6 @@ const (
 	// proxy does not end by itself fails the wait.
 	rigSlack = 3 * time.Second
 )
-
-// checkNoLeaks makes the test fail if any goroutine it started is still
-// running once it is over. Call it first: cleanups run last-in first-out,
-// so the check runs after the proxy and the upstreams were stopped.
-func checkNoLeaks(t *testing.T) {
-	t.Helper()
-	before := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, before) })
-}
 
 // rigConfig is the proxy's configuration for the robustness tests: one
 // listener on loopback of the given TLS mode in front of upstream, with the

@@ -45,7 +45,7 @@ func scannerDNS(t *testing.T, port int, answers map[string][]string) *testkit.DN
 // reached. With discovery.allow_private, the same server is reached: the
 // test's DNS and port are right.
 func TestDiscoveryIsNoScanner(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	target, accepted := testkit.Counting(t, "")
 	_, portText, _ := net.SplitHostPort(target)
 	port, _ := strconv.Atoi(portText)

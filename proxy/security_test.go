@@ -102,7 +102,7 @@ func TestBadUserNameRefused(t *testing.T) {
 // collapses), an invalid UTF-8 byte (which it replaces), or a place in the
 // echo where the 300-byte detail is cut.
 func TestUpstreamEchoesAwkwardPassword(t *testing.T) {
-	checkNoLeaks(t)
+	testkit.CheckNoLeaks(t)
 	for _, tc := range []struct{ name, pass, pad string }{
 		{"two spaces and a tab", "pa  ss\tw-" + testSecret("spaces"), ""},
 		{"invalid UTF-8", "pa\xffss-" + testSecret("utf8"), ""},

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/config"
 	"github.com/imapwhy/imapwhy/internal/discover"
@@ -346,8 +344,7 @@ func (r Report) step(name string) Step {
 // -update rewrites them).
 func TestCheck(t *testing.T) {
 	// Registered first, so it runs after the peers' cleanups.
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	testkit.CheckNoLeaks(t)
 	e := newEnv(t)
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {

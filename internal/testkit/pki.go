@@ -1,6 +1,7 @@
 // Package testkit holds the fixtures the tests of this module share: a test
 // PKI, a loopback DNS server, a fake clock, loopback servers (scripted and
-// in-memory IMAP, connection counters) and a line reader for transcripts.
+// in-memory IMAP, connection counters), a line reader for transcripts and a
+// check that a test leaves no goroutine behind.
 //
 // Only tests and test rigs (internal/dovecottest, internal/loadtest,
 // cmd/imapwhy-bench) import it. Everything it serves listens on loopback.
