@@ -1,12 +1,10 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 
@@ -130,10 +128,4 @@ func TestAutoRouteOffline(t *testing.T) {
 	if c := lastCause(t, logs, 1); c != "network.dns_unavailable" {
 		t.Errorf("cause %s, want network.dns_unavailable", c)
 	}
-}
-
-type contextT = context.Context
-
-func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }
