@@ -107,11 +107,9 @@ func (f *front) inviteLiteral(imapwire.Literal) error {
 // The arguments of the current command (imapwire.CommandReader's), with
 // the front end's errors.
 
-func (f *front) atEnd() bool         { return f.cur.r.AtEnd() }
 func (f *front) argEnd() error       { return f.wireErr(f.cur.r.End()) }
 func (f *front) argSP() error        { return f.wireErr(f.cur.r.SP()) }
 func (f *front) argByte(c byte) bool { return f.cur.r.Byte(c) }
-func (f *front) argToken() string    { return f.cur.r.Token() }
 
 func (f *front) scan(ok func(byte) bool) string { return f.cur.r.Scan(ok) }
 
