@@ -16,21 +16,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/imapwhy/imapwhy/internal/testkit"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// certmagic keeps one rate limiter per CA and account in a package
-		// map and never stops it (its own TODO in acmeclient.go).
-		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.(*RingBufferRateLimiter).loop"),
-		// certmagic refreshes a storage lock file every 5 s in a goroutine
-		// that only notices the lock is gone at its next wake-up.
-		goleak.IgnoreAnyFunction("github.com/caddyserver/certmagic.keepLockfileFresh"),
-	)
-}
 
 // testLog returns a logger that keeps what it writes, shown if the test
 // fails.
