@@ -37,11 +37,12 @@ import (
 	"github.com/imapwhy/imapwhy/internal/upstream"
 )
 
+// predialIdle bounds how long a ready connection waits for the login: a
+// client that idles before login does not pin an upstream connection; its
+// login, later, dials. (A variable for a test.)
+var predialIdle = 10 * time.Second
+
 const (
-	// predialIdle bounds how long a ready connection waits for the login:
-	// a client that idles before login does not pin an upstream
-	// connection; its login, later, dials.
-	predialIdle = 10 * time.Second
 	// predialClaimWait bounds how long a login waits for a dial under way
 	// before it dials on its own (a silent upstream costs it this much
 	// more than without pre-dialling).
