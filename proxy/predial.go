@@ -15,15 +15,17 @@ package proxy
 //	        attempt, the client leaving, Shutdown, or predialIdle without a
 //	        login closes it with LOGOUT. A retry dials.
 //
-// It starts at admission, not at the first command: the benchmark's
-// client (like a mail app that knows the server) sends LOGIN right after
-// the greeting, so only a dial started at accept is done by then. Load
-// balancer health checks cost no upstream connection when they say
-// PROXY LOCAL (HAProxy's check-send-proxy) or check another port (the
-// admin listener's /readyz, as configs/cluster does); a connection that
-// closes at once cancels its dial, which then costs the upstream a TCP
-// connection at most. A pre-dial's failure is only logged (debug) and
-// counted: the login then dials as without it, and is diagnosed from that.
+// It starts at admission, not after the client's TLS handshake nor at its
+// first command: the benchmark's client (like a mail app that knows the
+// server) sends LOGIN right after the greeting, so only a dial started at
+// accept is done by then, and on an implicit-TLS listener it overlaps the
+// handshake (scripts/bench measured both). Load balancer health checks
+// cost no upstream connection when they say PROXY LOCAL or v1 UNKNOWN
+// (HAProxy's check-send-proxy) or check another port (the admin
+// listener's /readyz, as configs/cluster does); a connection that closes
+// at once ends its dial, or says LOGOUT on what was already made. A
+// pre-dial's failure is only logged (debug) and counted: the login then
+// dials as without it, and is diagnosed from that.
 
 import (
 	"context"

@@ -100,9 +100,11 @@ func TestProxyHeaderTrusted(t *testing.T) {
 
 // TestProxyHeaderUnknown: a header that names no client (v1 UNKNOWN, v2
 // LOCAL as in a balancer's health check) is accepted, and the connection
-// is the peer's.
+// is the peer's. Neither gets an upstream connection before its login:
+// both are what a balancer's health check sends (go-proxyproto reads v1
+// UNKNOWN as LOCAL).
 func TestProxyHeaderUnknown(t *testing.T) {
-	p, _ := proxyRig(t, "127.0.0.1/32")
+	p, m := proxyRig(t, "127.0.0.1/32")
 	local := proxyproto.HeaderProxyFromAddrs(2, nil, nil)
 	local.Command = proxyproto.LOCAL
 	var v2 bytes.Buffer
@@ -119,6 +121,12 @@ func TestProxyHeaderUnknown(t *testing.T) {
 		if c, _ := ev["client"].(string); !strings.HasPrefix(c, "127.0.0.1:") || ev["via"] != nil {
 			t.Errorf("%d: client %v via %v, want the peer", i, ev["client"], ev["via"])
 		}
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	got := testkit.ParseMetrics(t, rec.Body.String())
+	if used, dials := got[`imapwhy_upstream_predials_total{outcome="used"}`], got["imapwhy_upstream_dial_seconds_count"]; used != 0 || dials != 2 {
+		t.Errorf("%v logins on a pre-dialled connection in %v dials, want none in 2", used, dials)
 	}
 }
 

@@ -36,8 +36,9 @@ type session struct {
 	// remote and local are a trusted PROXY header's addresses, nil
 	// without one (proxyproto.go: remoteAddr, localAddr).
 	remote, local *net.TCPAddr
-	// balancerCheck: a trusted PROXY header said LOCAL (a load balancer's
-	// health check), which gets no upstream connection before login.
+	// balancerCheck: a trusted PROXY header said LOCAL or v1 UNKNOWN (a
+	// load balancer's health check), which gets no upstream connection
+	// before login.
 	balancerCheck bool
 	pre           *predial // the upstream connection made before login (predial.go)
 
