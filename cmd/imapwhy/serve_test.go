@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,13 +179,8 @@ listeners:
 		t.Errorf("English answer for a refused upstream: %q", no)
 	}
 
-	resp, err := http.Get(metricsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !regexp.MustCompile(`imapwhy_login_failures_total\{cause="upstream.refused",provider="[a-z]+"\} 1`).Match(body) {
+	_, body := testkit.Scrape(t, metricsURL)
+	if !regexp.MustCompile(`imapwhy_login_failures_total\{cause="upstream.refused",provider="[a-z]+"\} 1`).MatchString(body) {
 		t.Errorf("metrics do not count the failure:\n%s", body)
 	}
 
