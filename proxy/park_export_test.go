@@ -33,7 +33,6 @@ func (f *forwarding) parkedCount() int {
 // ParkQuickly makes forwarded directions park after d of silence until
 // the returned function restores the default.
 func ParkQuickly(d time.Duration) (restore func()) {
-	old := parkAfter
-	parkAfter = d
-	return func() { parkAfter = old }
+	old := parkAfter.Swap(int64(d))
+	return func() { parkAfter.Store(old) }
 }

@@ -58,8 +58,11 @@ var (
 )
 
 // parkAfter is how long a direction of a forwarded session reads nothing
-// before it gives up its goroutine (parker); a variable for the tests.
-var parkAfter = time.Second
+// before it gives up its goroutine (parker): a second, in nanoseconds
+// (the tests shorten it).
+var parkAfter atomic.Int64
+
+func init() { parkAfter.Store(int64(time.Second)) }
 
 // parkedDirections counts the directions parked now, in the whole process.
 var parkedDirections atomic.Int64
@@ -211,7 +214,8 @@ func (d *direction) arm() {
 		return
 	}
 	now := time.Now()
-	if now.Sub(d.armedAt) < parkAfter/4 {
+	after := time.Duration(parkAfter.Load())
+	if now.Sub(d.armedAt) < after/4 {
 		return
 	}
 	d.f.mu.Lock()
@@ -220,7 +224,7 @@ func (d *direction) arm() {
 		return
 	}
 	d.armedAt = now
-	d.src.SetReadDeadline(now.Add(parkAfter))
+	d.src.SetReadDeadline(now.Add(after))
 }
 
 // park hands the direction to the parker after its idle deadline passed:
