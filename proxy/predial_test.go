@@ -101,6 +101,7 @@ type predialRig struct {
 	addrs map[string]string // listener by upstream TLS mode
 	logs  *lockedBuffer
 	m     *metrics.Metrics
+	srv   *proxy.Server
 }
 
 var predialUpstreams = []string{config.TLSNone, config.TLSImplicit, config.TLSStartTLS}
@@ -128,8 +129,8 @@ func startPredialRig(t *testing.T, sh *shield.Shield) *predialRig {
 		t.Fatalf("config:\n%s\n%v", b.String(), err)
 	}
 	t.Cleanup(func() { (&e2e{logs: r.logs}).checkLogHasNoSecrets(t) })
-	srv := startE2EProxy(t, cfg, proxy.Options{UpstreamRoots: r.dc.CAPool, Dial: r.tap.dial, Shield: sh, Metrics: r.m}, r.logs)
-	for i, a := range srv.Addrs() {
+	r.srv = startE2EProxy(t, cfg, proxy.Options{UpstreamRoots: r.dc.CAPool, Dial: r.tap.dial, Shield: sh, Metrics: r.m}, r.logs)
+	for i, a := range r.srv.Addrs() {
 		r.addrs[predialUpstreams[i]] = a.String()
 	}
 	return r
@@ -199,6 +200,26 @@ func TestPredialAbandoned(t *testing.T) {
 		t.Errorf("the proxy wrote %q on the unused connection, want only LOGOUT", wrote)
 	}
 	testkit.WaitFor(t, func() bool { return gatherCounter(t, r.m, "imapwhy_upstream_predials_total", "unused") == 1 })
+}
+
+// TestPredialShutdown: Shutdown says BYE to a client before its login and
+// closes its upstream connection with LOGOUT before it returns.
+func TestPredialShutdown(t *testing.T) {
+	r := startPredialRig(t, nil)
+	c, up := r.greeted(t, config.TLSImplicit)
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	if err := r.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if _, closed := up.state(); !closed {
+		t.Error("Shutdown returned with the upstream connection made before login still open")
+	}
+	if l := c.Line(); !strings.HasPrefix(l, "* BYE ") {
+		t.Errorf("the client got %q, want BYE", l)
+	}
+	// Dovecot's log process writes the line a moment later.
+	testkit.WaitFor(t, func() bool { return strings.Contains(r.dc.LogTail(20), "Aborted login by logging out") })
 }
 
 // TestPredialShieldHeld: a stale password is forwarded forwarded_tries
