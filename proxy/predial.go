@@ -31,6 +31,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -41,8 +42,10 @@ import (
 
 // predialIdle bounds how long a ready connection waits for the login: a
 // client that idles before login does not pin an upstream connection; its
-// login, later, dials. (A variable for a test.)
-var predialIdle = 10 * time.Second
+// login, later, dials. Atomic: a test shortens it.
+var predialIdle atomic.Int64
+
+func init() { predialIdle.Store(int64(10 * time.Second)) }
 
 const (
 	// predialClaimWait bounds how long a login waits for a dial under way
@@ -115,7 +118,7 @@ func (p *predial) run(ctx context.Context, uc upstream.Config, client net.Addr, 
 		close(p.done)
 		return
 	}
-	r.SetWaitDeadline(time.Now().Add(predialIdle))
+	r.SetWaitDeadline(time.Now().Add(time.Duration(predialIdle.Load())))
 	p.ready = r
 	p.mu.Unlock()
 

@@ -16,9 +16,8 @@ import (
 // (with LOGOUT); the login that comes later dials anew and works.
 func TestPredialIdleClient(t *testing.T) {
 	testkit.CheckNoLeaks(t)
-	was := predialIdle
-	predialIdle = 100 * time.Millisecond
-	t.Cleanup(func() { predialIdle = was })
+	was := predialIdle.Swap(int64(100 * time.Millisecond))
+	t.Cleanup(func() { predialIdle.Store(was) })
 	pass := testSecret("predial-idle")
 	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
 	m := metrics.New()
