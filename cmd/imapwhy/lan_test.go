@@ -79,12 +79,7 @@ web: {address: "127.0.0.1:0"}
 		qr.WriteString(l + "\n")
 	}
 	s.qrText = qr.String()
-	pemBytes, err := os.ReadFile(s.caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.caPool = x509.NewCertPool()
-	s.caPool.AppendCertsFromPEM(pemBytes)
+	s.caPool = caPool(t, s.caFile)
 	return s
 }
 

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,12 +57,7 @@ listeners:
 	p := startServe(t, bin, cfgFile)
 	addr := p.expect(`listening on (\S+) \(implicit\)`)[1]
 	caFile := p.expect(`local certificate authority (\S+)`)[1]
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := x509.NewCertPool()
-	ca.AppendCertsFromPEM(pem)
+	ca := caPool(t, caFile)
 
 	plain := testkit.Plain(user, pass)
 	logins := []string{

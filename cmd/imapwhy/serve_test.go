@@ -106,6 +106,21 @@ func (p *serveProcess) next() string {
 // regexpURL finds the plain set-up link serve --lan prints under its QR code.
 var regexpURL = regexp.MustCompile(`^imapwhy: or open (http://\S+)$`)
 
+// caPool returns a pool trusting the CA certificate in caFile (the local
+// CA imapwhy serve prints).
+func caPool(t *testing.T, caFile string) *x509.CertPool {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%s holds no certificate", caFile)
+	}
+	return pool
+}
+
 // loginNo logs in with a wrong password through an implicit-TLS listener
 // whose certificate must verify against ca, and returns the tagged NO line.
 func loginNo(t *testing.T, addr string, ca *x509.CertPool) string {
@@ -167,14 +182,7 @@ listeners:
 	if len(fp) != len("SHA256 ")+32*3-1 {
 		t.Errorf("fingerprint %q is not a SHA-256 in hex pairs", fp)
 	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := x509.NewCertPool()
-	if !ca.AppendCertsFromPEM(pem) {
-		t.Fatalf("%s holds no certificate", caFile)
-	}
+	ca := caPool(t, caFile)
 	if no := loginNo(t, addr, ca); !strings.HasPrefix(no, "a1 NO [UNAVAILABLE] imapwhy cannot reach the mail server") || !strings.Contains(no, "listeners[].upstream") {
 		t.Errorf("English answer for a refused upstream: %q", no)
 	}
