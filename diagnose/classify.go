@@ -27,7 +27,9 @@ var fallback = verdict{cause: CauseCredentialsRejected, confidence: Low}
 //     means at that provider (Gmail wants app passwords).
 //
 // Typed facts and history never override an explicit code or text. When
-// nothing fits, the result is credentials.rejected with Low confidence.
+// nothing fits, the result is credentials.rejected with Low confidence,
+// except for a connection that failed before any reply: nothing judged the
+// credentials, so it is server.temporary_failure with Low confidence.
 func Classify(o Observation) Diagnosis {
 	if r, ok := reported(&o); ok {
 		// imapwhy on the other end said what it diagnosed: that is the
@@ -204,6 +206,9 @@ func (ev *evidence) connection() (verdict, bool) {
 			return v, true
 		}
 	default:
+		// NetLocal (this computer out of file descriptors, memory or
+		// ports), NetOther (a failure of no known kind): the login did
+		// not get through, which says nothing about the credentials.
 		return verdict{cause: CauseServerTemporaryFailure, confidence: Low}, true
 	}
 	if o.TLSMode == "starttls" && !o.StartTLSOffered && len(o.Capabilities) > 0 &&
@@ -291,11 +296,18 @@ var proxyOwnCause = map[Cause]Cause{
 	CauseServerNoUsableMechanism:   CauseClientUnsupportedMechanism,
 }
 
-// noReply: no reply and no connection error. Either the proxy found no way
-// to log in in the capabilities, or the server went quiet after login.
+// noReply: no reply and no connection error. Either the connection failed
+// before the server said anything (in a way no fact names), the proxy found
+// no way to log in in the capabilities, or the server went quiet after
+// login.
 func (ev *evidence) noReply() verdict {
 	o := ev.o
 	if o.Phase == PhaseAfterLogin {
+		return verdict{cause: CauseServerTemporaryFailure, confidence: Low}
+	}
+	if (o.Phase == PhaseDial || o.Phase == PhaseTLS) && o.Greeting == "" && o.Mechanism == "" {
+		// The connection failed before the server said anything, in a
+		// way no connection fact names: nothing judged the credentials.
 		return verdict{cause: CauseServerTemporaryFailure, confidence: Low}
 	}
 	caps := o.Capabilities

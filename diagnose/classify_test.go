@@ -167,6 +167,16 @@ var classifyCases = []classifyCase{
 		want: CauseNetworkDNSUnavailable, conf: High, provider: "docomo"},
 	{name: "no route to the server", obs: Observation{Host: "imap.example.com", Phase: PhaseDial, NetError: NetUnreachable},
 		want: CauseNetworkUnreachable, conf: High},
+	// This computer could not open the connection, or it failed in a way
+	// nothing names: nothing judged the credentials.
+	{name: "out of file descriptors", obs: Observation{Host: "imap.example.com", Phase: PhaseDial, NetError: NetLocal, Typed: plainUser},
+		want: CauseServerTemporaryFailure, conf: Low},
+	{name: "connection failure of no known kind", obs: Observation{Host: "imap.example.com", Phase: PhaseGreeting, NetError: NetOther, Typed: plainUser},
+		want: CauseServerTemporaryFailure, conf: Low},
+	{name: "dial failed, no fact at all", obs: Observation{Host: "imap.example.com", Phase: PhaseDial, Typed: plainUser},
+		want: CauseServerTemporaryFailure, conf: Low},
+	{name: "handshake failed, no fact at all", obs: Observation{Host: "imap.example.com", Phase: PhaseTLS, TLSMode: "implicit", Typed: plainUser},
+		want: CauseServerTemporaryFailure, conf: Low},
 
 	// Evidence beyond the reply's text.
 	{name: "LOGINDISABLED, then a plain refusal", obs: Observation{Phase: PhaseLogin, TLSMode: "none", Mechanism: "LOGIN", Capabilities: []string{"IMAP4REV1", "STARTTLS", "LOGINDISABLED"}, Reply: no("", "Login failed."), Typed: plainUser},

@@ -277,6 +277,31 @@ func TestMessageUnsure(t *testing.T) {
 	}
 }
 
+// TestMessageLocalFailure: when this computer could not open the
+// connection (out of file descriptors), nothing judged the password and
+// nothing was heard from the server: the answer says neither that the
+// password is wrong nor that the server has a problem.
+func TestMessageLocalFailure(t *testing.T) {
+	for _, proxied := range []bool{true, false} {
+		d := Classify(Observation{Host: "imap.example.com", Port: 993, TLSMode: "implicit", Phase: PhaseDial, NetError: NetLocal,
+			Typed: Facts("bob@example.com", "secret"), Proxied: proxied})
+		if d.Cause != CauseServerTemporaryFailure || d.Confidence != Low || d.Code != "UNAVAILABLE" || !d.Temporary {
+			t.Fatalf("%+v", d)
+		}
+		for lang, claims := range map[string][]string{
+			"en": {"refused", "password is wrong", "has a temporary problem", "not the problem", "did not answer"},
+			"ja": {"拒否", "一時的な問題が起きています", "パスワードの問題ではありません", "応答しませんでした"},
+		} {
+			msg := Message(d, lang)
+			for _, claim := range claims {
+				if strings.Contains(msg, claim) {
+					t.Errorf("%s (proxied %v): asserts %q: %s", lang, proxied, claim, msg)
+				}
+			}
+		}
+	}
+}
+
 // TestMessageHeld: when the shield held a password back, the answer is the
 // diagnosis of the server's last refusal of it (Gmail wants an app
 // password), plus that imapwhy did not send it again; never "the same

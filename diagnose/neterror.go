@@ -23,7 +23,8 @@ import (
 // NetOK when nothing in err's chain is recognised, and for
 // context.Canceled (the caller gave up; that says nothing about the server).
 // The caller adds what only it can know: a handshake failure that is none
-// of these is NetTLSOther, a server breaking the protocol is NetProtocol.
+// of these is NetTLSOther, a server breaking the protocol is NetProtocol,
+// a connection failure of no known kind is NetOther.
 //
 // Certificate verification errors are classified in crypto/x509's order:
 // an expired certificate, then a name mismatch, then an unknown authority.
@@ -33,6 +34,11 @@ func NetErrorOf(err error) NetError {
 	}
 	if errors.Is(err, context.Canceled) {
 		return NetOK
+	}
+	if isLocal(err) {
+		// First: a lookup or handshake that failed for want of a socket
+		// says nothing about DNS or the server.
+		return NetLocal
 	}
 	if dnsErr, ok := errors.AsType[*net.DNSError](err); ok {
 		if dnsErr.IsNotFound {
@@ -129,6 +135,15 @@ func recordHeaderNetError(rh tls.RecordHeaderError) NetError {
 		return NetTLSToPlain
 	}
 	return NetTLSOther
+}
+
+// isLocal reports this computer running out of what a connection needs:
+// file descriptors (EMFILE for the process, ENFILE for the system), socket
+// buffers or memory, or ephemeral ports (EADDRNOTAVAIL on connect).
+func isLocal(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.EADDRNOTAVAIL)
 }
 
 // isTimeout reports a deadline: a connection's, a dial's or a context's.

@@ -96,6 +96,15 @@ func TestNetErrorOf(t *testing.T) {
 		{"http in plaintext", header("HTTP/"), NetTLSToPlain, "http"},
 		{"binary answer", header("\x17\x03\x03\xff\xff"), NetTLSOther, ""},
 		{"something else", errors.New("no"), NetOK, ""},
+		// This computer out of file descriptors, buffers, memory or ports,
+		// as the net package reports it (the socket call fails before any
+		// packet is sent).
+		{"out of file descriptors", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}, NetLocal, ""},
+		{"system out of files", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.ENFILE)}, NetLocal, ""},
+		{"no buffer space", fmt.Errorf("write: %w", &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ENOBUFS)}), NetLocal, ""},
+		{"out of memory", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.ENOMEM)}, NetLocal, ""},
+		{"out of ephemeral ports", dial(syscall.EADDRNOTAVAIL), NetLocal, ""},
+		{"text alone is not a fact", errors.New("socket: too many open files"), NetOK, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,6 +35,14 @@ const (
 	NetCertUntrusted  NetError = "cert_untrusted"  // unknown authority / self-signed
 	NetTLSOther       NetError = "tls_other"       // any other handshake failure (protocol version, alert...)
 	NetProtocol       NetError = "protocol"        // the server broke IMAP (garbage, over-long line)
+	// NetLocal: this computer could not open or use the connection for
+	// want of its own resources (EMFILE, ENFILE, ENOBUFS, ENOMEM,
+	// EADDRNOTAVAIL: out of file descriptors, buffers, memory or
+	// ephemeral ports). The server was not asked.
+	NetLocal NetError = "local"
+	// NetOther: the connection failed in a way nothing above recognises.
+	// It says nothing about the credentials.
+	NetOther NetError = "other"
 )
 
 // Response is one IMAP status response as seen on the wire.

@@ -8,12 +8,15 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -313,6 +316,69 @@ limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
 			testkit.WaitFor(t, func() bool { return len(logs.Events("auth_failure")) > 0 })
 			if c := logs.Events("auth_failure")[0]["cause"]; c != string(diagnose.CauseUpstreamRefused) {
 				t.Errorf("cause %v", c)
+			}
+		})
+	}
+}
+
+// TestUpstreamLocalFailure: when imapwhy itself cannot open the upstream
+// connection (the process is out of file descriptors: socket() fails with
+// EMFILE), the mail app is not told that its password was refused, nor that
+// the mail server has a problem: it gets a temporary failure in words that
+// assert neither; the admin gets an error naming the cause.
+func TestUpstreamLocalFailure(t *testing.T) {
+	testkit.CheckNoLeaks(t)
+	for _, lang := range []string{"en", "ja"} {
+		t.Run(lang, func(t *testing.T) {
+			var dials atomic.Int32
+			emfile := func(context.Context, string, string) (net.Conn, error) {
+				dials.Add(1)
+				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}
+			}
+			srv, logs := startProxy(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+    tls: none
+    language: %s
+    upstream: {address: %q, tls: none}
+limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
+`, lang, testkit.ClosedPort(t)), Options{Dial: emfile})
+			tc := dialTestClient(t, srv.Addrs()[0])
+			defer tc.Conn.Close()
+			if lang == "ja" {
+				tc.Send("e LANGUAGE JA\r\n")
+				tc.Until("e ")
+			}
+			pass := testSecret("emfile")
+			tc.Send("a LOGIN alice@example.com " + pass + "\r\n")
+			lines := tc.Until("a ")
+			no := lines[len(lines)-1]
+			t.Logf("answer: %q", lines)
+			want := map[string]string{
+				"en": "a NO [UNAVAILABLE] No normal answer came from the mail server; it did not say the password was wrong.",
+				"ja": "a NO [UNAVAILABLE] メールサーバーから正常な応答が得られませんでした(パスワードが違うとは言っていません)。",
+			}[lang]
+			if !strings.HasPrefix(no, want) {
+				t.Errorf("NO %q, want it to start %q", no, want)
+			}
+			if strings.Contains(strings.Join(lines, "\n"), "AUTHENTICATIONFAILED") {
+				t.Errorf("answer %q: a refusal of the credentials nobody checked", lines)
+			}
+			if dials.Load() == 0 {
+				t.Fatal("the upstream dial seam was not used")
+			}
+			testkit.WaitFor(t, func() bool { return len(logs.Events("auth_failure")) > 0 })
+			ev := logs.Events("auth_failure")[0]
+			if ev["cause"] != string(diagnose.CauseServerTemporaryFailure) || ev["confidence"] != string(diagnose.Low) ||
+				ev["net_error"] != string(diagnose.NetLocal) || ev["temporary"] != true {
+				t.Errorf("auth_failure %v, want server.temporary_failure, low, net_error local, temporary", ev)
+			}
+			local := logs.Events("upstream_dial_local_error")
+			if len(local) != 1 || local[0]["level"] != "error" || !strings.Contains(fmt.Sprint(local[0]["error"]), "socket: too many open files") {
+				t.Errorf("upstream_dial_local_error events %v, want one at error level with the error text", local)
+			}
+			if strings.Contains(logs.String(), pass) {
+				t.Error("the password is in the log")
 			}
 		})
 	}

@@ -105,6 +105,7 @@ func (ss *session) refuse(f *front, g *guard, d diagnose.Diagnosis, obs *diagnos
 	if ans.Handoff != nil && (!r.PasswordWorkedLast || !ss.beginHandoff()) {
 		ans.Handoff = nil // an unchecked password, or shutting down: a NO
 	}
+	logLocalFailure(obs, redactPassword(loginErr.Error(), req, g.user), log)
 	// The event is written before the answer, so that whoever reads the
 	// NO can rely on the log already holding its cause.
 	ev := log.Info().Str("event", "auth_failure").
@@ -195,6 +196,20 @@ func (ss *session) beginHandoff() bool {
 	}
 	ss.handedOff = true
 	return true
+}
+
+// logLocalFailure tells the admin, at error level, that the proxy itself
+// could not open or use the upstream connection (out of file descriptors,
+// memory or ephemeral ports): the mail app only hears of a temporary
+// failure, and the fix is on this computer. errText is the login error
+// without the secret.
+func logLocalFailure(obs *diagnose.Observation, errText string, log *zerolog.Logger) {
+	if obs.NetError != diagnose.NetLocal {
+		return
+	}
+	log.Error().Str("event", "upstream_dial_local_error").
+		Str("upstream", upstreamName(obs)).Str("phase", string(obs.Phase)).Str("error", errText).
+		Msg("imapwhy could not open the upstream connection: this computer is short of file descriptors, memory or ephemeral ports (see error); the mail app was told of a temporary failure")
 }
 
 // upstreamName is host:port of the upstream as observed, "" if none was chosen.

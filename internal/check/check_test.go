@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -598,5 +599,31 @@ func TestDiscoveredPrivateRefused(t *testing.T) {
 	}
 	if dns == nil || dns.Status != StatusFailed || !strings.Contains(dns.Summary, "private") {
 		t.Errorf("dns step: %+v", dns)
+	}
+}
+
+// TestConnectLocalFailure: when this computer cannot open the connection
+// (out of file descriptors), check says so in the connect step and
+// diagnoses a temporary failure at low confidence: not the password, which
+// was never sent, and not a server that does not answer.
+func TestConnectLocalFailure(t *testing.T) {
+	opts := Options{
+		Server: "127.0.0.1:993",
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: os.NewSyscallError("socket", syscall.EMFILE)}
+		},
+		Timeout: 10 * time.Second,
+	}
+	r := Run(context.Background(), "taro@example.com", "pw", opts)
+	connect := r.step("tcp")
+	if r.OK || connect.Status != StatusFailed || !strings.Contains(connect.Summary, "too many open files") {
+		t.Fatalf("connect step %+v\n%s", connect, stepsText(r))
+	}
+	d := r.Diagnosis
+	if d == nil || d.Cause != diagnose.CauseServerTemporaryFailure || d.Confidence != diagnose.Low || d.Code != "UNAVAILABLE" {
+		t.Fatalf("diagnosis %+v, want server.temporary_failure at low confidence", d)
+	}
+	if strings.Contains(d.Message, "refused") || strings.Contains(d.Message, "did not answer") {
+		t.Errorf("message %q asserts what was not seen", d.Message)
 	}
 }

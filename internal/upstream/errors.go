@@ -7,6 +7,9 @@ package upstream
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
+	"syscall"
 
 	"github.com/imapwhy/imapwhy/diagnose"
 )
@@ -55,7 +58,8 @@ var (
 // NetErrorOf derives the connection fact from err, the error of the
 // given phase: diagnose.NetErrorOf for the typed errors it knows (shared with
 // `imapwhy check`), then what only the upstream client knows: its own
-// protocol errors, and a handshake failure of no known kind. Facts from the
+// protocol errors, a handshake failure of no known kind, and any other
+// connection failure of no known kind (NetOther). Facts from the
 // Observation's own checks (NetPlainToTLS, STARTTLS injection...) are set
 // where they are seen, not here.
 func NetErrorOf(err error, phase diagnose.Phase) diagnose.NetError {
@@ -68,5 +72,23 @@ func NetErrorOf(err error, phase diagnose.Phase) diagnose.NetError {
 	if phase == diagnose.PhaseTLS {
 		return diagnose.NetTLSOther
 	}
+	if connectionFailure(err) {
+		return diagnose.NetOther
+	}
 	return diagnose.NetOK
+}
+
+// connectionFailure: err is the operating system's or the net package's
+// (a system call's errno, a net.Error), not a reply of the server nor one
+// of this package's own findings. Such a failure of no known kind says
+// nothing about the credentials.
+func connectionFailure(err error) bool {
+	if _, ok := errors.AsType[syscall.Errno](err); ok {
+		return true
+	}
+	if _, ok := errors.AsType[*os.SyscallError](err); ok {
+		return true
+	}
+	_, ok := errors.AsType[net.Error](err)
+	return ok
 }

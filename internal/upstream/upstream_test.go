@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -755,6 +757,31 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetTimeout},
 		},
 		{
+			// The process is out of file descriptors: the socket call
+			// fails, as the net package reports it. Nothing was sent.
+			name: "out of file descriptors",
+			setup: func(t *testing.T) Config {
+				return Config{Address: "imap.example.com:993", TLS: "implicit", Dial: dialFails(os.NewSyscallError("socket", syscall.EMFILE))}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetLocal},
+		},
+		{
+			name: "out of ephemeral ports",
+			setup: func(t *testing.T) Config {
+				return Config{Address: "imap.example.com:993", TLS: "implicit", Dial: dialFails(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetLocal},
+		},
+		{
+			// A local firewall rule, say: no fact names it, and it says
+			// nothing about the credentials.
+			name: "dial failure of no known kind",
+			setup: func(t *testing.T) Config {
+				return Config{Address: "imap.example.com:993", TLS: "implicit", Dial: dialFails(os.NewSyscallError("connect", syscall.EPERM))}
+			},
+			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetOther},
+		},
+		{
 			name: "tls handshake timeout",
 			setup: func(t *testing.T) Config {
 				addr := testkit.Serve(t, nil, func(c *testkit.Conn) { c.WaitClose() })
@@ -852,6 +879,13 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			}
 			upstreamWantObs(t, obs, tc.want)
 		})
+	}
+}
+
+// dialFails is a DialFunc that fails with err as net.Dialer does.
+func dialFails(err error) DialFunc {
+	return func(_ context.Context, network, _ string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
 }
 
