@@ -276,6 +276,28 @@ func TestUpstreamDropsMidFetch(t *testing.T) {
 	}
 }
 
+// startClosedUpstream runs the proxy with a listener in lang in front of a
+// closed loopback port, with no failure delay to speak of, and a client
+// on it that has asked for lang.
+func startClosedUpstream(t *testing.T, lang string, opts Options) (*testkit.Client, *serverLog) {
+	t.Helper()
+	srv, logs := startProxy(t, fmt.Sprintf(`
+listeners:
+  - address: 127.0.0.1:0
+    tls: none
+    language: %s
+    upstream: {address: %q, tls: none}
+limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
+`, lang, testkit.ClosedPort(t)), opts)
+	tc := dialTestClient(t, srv.Addrs()[0])
+	t.Cleanup(func() { tc.Conn.Close() })
+	if lang == "ja" {
+		tc.Send("e LANGUAGE JA\r\n")
+		tc.Until("e ")
+	}
+	return tc, logs
+}
+
 // TestUpstreamDownNotTheApp: when imapwhy's own upstream does not answer,
 // the mail app is told that imapwhy cannot reach the mail server, that its
 // settings and password are fine, and which setting the person running
@@ -284,20 +306,7 @@ func TestUpstreamDownNotTheApp(t *testing.T) {
 	testkit.CheckNoLeaks(t)
 	for _, lang := range []string{"en", "ja"} {
 		t.Run(lang, func(t *testing.T) {
-			srv, logs := startProxy(t, fmt.Sprintf(`
-listeners:
-  - address: 127.0.0.1:0
-    tls: none
-    language: %s
-    upstream: {address: %q, tls: none}
-limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
-`, lang, testkit.ClosedPort(t)), Options{})
-			tc := dialTestClient(t, srv.Addrs()[0])
-			defer tc.Conn.Close()
-			if lang == "ja" {
-				tc.Send("e LANGUAGE JA\r\n")
-				tc.Until("e ")
-			}
+			tc, logs := startClosedUpstream(t, lang, Options{})
 			tc.Send("a LOGIN alice " + testSecret("down") + "\r\n")
 			lines := tc.Until("a ")
 			no := lines[len(lines)-1]
@@ -335,20 +344,7 @@ func TestUpstreamLocalFailure(t *testing.T) {
 				dials.Add(1)
 				return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}
 			}
-			srv, logs := startProxy(t, fmt.Sprintf(`
-listeners:
-  - address: 127.0.0.1:0
-    tls: none
-    language: %s
-    upstream: {address: %q, tls: none}
-limits: {failure_delay_base: 1ms, failure_delay_max: 1ms}
-`, lang, testkit.ClosedPort(t)), Options{Dial: emfile})
-			tc := dialTestClient(t, srv.Addrs()[0])
-			defer tc.Conn.Close()
-			if lang == "ja" {
-				tc.Send("e LANGUAGE JA\r\n")
-				tc.Until("e ")
-			}
+			tc, logs := startClosedUpstream(t, lang, Options{Dial: emfile})
 			pass := testSecret("emfile")
 			tc.Send("a LOGIN alice@example.com " + pass + "\r\n")
 			lines := tc.Until("a ")
