@@ -108,9 +108,17 @@ var predialUpstreams = []string{config.TLSNone, config.TLSImplicit, config.TLSSt
 
 func startPredialRig(t *testing.T, sh *shield.Shield) *predialRig {
 	t.Helper()
+	return startPredialRigWith(t, sh, dovecottest.Options{}, "", "")
+}
+
+// startPredialRigWith is startPredialRig with Dovecot's options, and more
+// settings for each listener and each listener's upstream (YAML flow
+// mapping entries, each starting with a comma).
+func startPredialRigWith(t *testing.T, sh *shield.Shield, dco dovecottest.Options, listener, upstream string) *predialRig {
+	t.Helper()
 	proxy.RegisterTestSecrets(secrets...)
 	r := &predialRig{
-		dc:    dovecottest.Start(t, dovecottest.Options{}),
+		dc:    dovecottest.Start(t, dco),
 		tap:   &tap{},
 		addrs: map[string]string{},
 		logs:  &lockedBuffer{},
@@ -121,8 +129,8 @@ func startPredialRig(t *testing.T, sh *shield.Shield) *predialRig {
 	b.WriteString("limits: {failure_delay_base: 10ms, failure_delay_max: 10ms}\nlisteners:\n")
 	for i, mode := range predialUpstreams {
 		up := map[string]string{config.TLSNone: r.dc.IMAP, config.TLSImplicit: r.dc.IMAPS, config.TLSStartTLS: r.dc.Insecure}[mode]
-		fmt.Fprintf(&b, "  - {address: %q, tls: none, upstream: {address: %q, tls: %s}}\n",
-			listenHosts[i]+":0", up, mode)
+		fmt.Fprintf(&b, "  - {address: %q, tls: none%s, upstream: {address: %q, tls: %s%s}}\n",
+			listenHosts[i]+":0", listener, up, mode, upstream)
 	}
 	cfg, err := config.Parse(strings.NewReader(b.String()))
 	if err != nil {
@@ -142,6 +150,12 @@ func startPredialRig(t *testing.T, sh *shield.Shield) *predialRig {
 // client has not said a word yet.
 func (r *predialRig) greeted(t *testing.T, mode string) (*testkit.Client, *tapped) {
 	t.Helper()
+	return r.greetedAfter(t, mode, "")
+}
+
+// greetedAfter is greeted for a client that first sends head.
+func (r *predialRig) greetedAfter(t *testing.T, mode, head string) (*testkit.Client, *tapped) {
+	t.Helper()
 	ready, dialled := len(r.logs.events("predial_ready")), r.tap.count()
 	conn, err := net.DialTimeout("tcp", r.addrs[mode], e2eTimeout)
 	if err != nil {
@@ -149,6 +163,9 @@ func (r *predialRig) greeted(t *testing.T, mode string) (*testkit.Client, *tappe
 	}
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(e2eTimeout))
+	if _, err := conn.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
 	c := &testkit.Client{T: t, Conn: conn, Reader: bufio.NewReader(conn)}
 	c.Greeting()
 	testkit.WaitFor(t, func() bool { return len(r.logs.events("predial_ready")) > ready })
@@ -186,6 +203,25 @@ func TestPredialUsedForLogin(t *testing.T) {
 	if m != float64(len(predialUpstreams)) {
 		t.Errorf("upstream_predials_total{outcome=used} = %v, want %d", m, len(predialUpstreams))
 	}
+}
+
+// TestPredialSendsClientAddress: behind a trusted balancer, with send_id,
+// the connection made before the login tells Dovecot the client's address
+// from the PROXY header (ID's x-originating-ip), and the login on it shows
+// that address in Dovecot's log.
+func TestPredialSendsClientAddress(t *testing.T) {
+	r := startPredialRigWith(t, nil, dovecottest.Options{TrustedNetworks: []string{"127.0.0.0/8"}},
+		", proxy_protocol: {trusted: [127.0.0.0/8]}", ", send_id: true")
+	c, _ := r.greetedAfter(t, config.TLSNone, "PROXY TCP4 192.0.2.7 127.0.0.1 40711 143\r\n")
+	if got := c.Command("a LOGIN alice alicepass"); !strings.HasPrefix(got[len(got)-1], "a OK ") {
+		t.Fatalf("LOGIN: %q", got)
+	}
+	if n := r.tap.count(); n != 1 {
+		t.Errorf("%d upstream connections, want the one made before the login", n)
+	}
+	testkit.WaitFor(t, func() bool {
+		return strings.Contains(r.dc.LogTail(20), "Login: user=<alice>") && strings.Contains(r.dc.LogTail(20), "rip=192.0.2.7")
+	})
 }
 
 // TestPredialAbandoned: a client that connects and leaves without a login
