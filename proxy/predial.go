@@ -11,9 +11,12 @@ package proxy
 //	        saying anything makes it stale (closed, the login dials anew)
 //	login   -> the first login to that upstream takes it (waiting at most
 //	        predialClaimWait for a dial under way), past the shield, the
-//	        rate limits and routing; any other outcome of the first login
-//	        attempt, the client leaving, Shutdown, or predialIdle without a
-//	        login closes it with LOGOUT. A retry dials.
+//	        rate limits and routing; should the upstream close it at the
+//	        login without a word, the login dials anew (it had closed it
+//	        between its last check and the login). Any other outcome of
+//	        the first login attempt, the client leaving, Shutdown, or
+//	        predialIdle without a login closes it with LOGOUT. A retry
+//	        after a failed login dials.
 //
 // It starts at admission, not after the client's TLS handshake nor at its
 // first command: the benchmark's client (like a mail app that knows the
@@ -29,6 +32,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -36,6 +40,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/imapwhy/imapwhy/diagnose"
 	"github.com/imapwhy/imapwhy/internal/metrics"
 	"github.com/imapwhy/imapwhy/internal/upstream"
 )
@@ -150,6 +155,31 @@ func (p *predial) letGo(r *upstream.Ready, werr error, m *metrics.Metrics, log *
 	m.Predial(metrics.PredialUnused)
 }
 
+// upstreamLogin logs in to uc with cred: on the connection made before the
+// login when uc is the listener's upstream and that connection is fit for
+// it, else, or when the upstream closed that one before answering the
+// login, on a new one.
+func (g *guard) upstreamLogin(ctx context.Context, uc *upstream.Config, cred upstream.Credentials, obs *diagnose.Observation) (*upstream.Session, error) {
+	var r *upstream.Ready
+	if uc == g.ss.st.upstream {
+		r = g.ss.claimPredial(ctx)
+	}
+	if r != nil {
+		before := *obs
+		up, err := r.Login(ctx, cred, obs)
+		m := g.ss.srv.opts.Metrics
+		if !errors.Is(err, upstream.ErrDropped) {
+			m.Predial(metrics.PredialUsed)
+			return up, err
+		}
+		// Closed between its last check and the login: as if it had been
+		// found closed.
+		*obs = before
+		m.Predial(metrics.PredialStale)
+	}
+	return upstream.Login(ctx, g.ss.srv.timedUpstream(*uc), cred, g.ss.remoteAddr(), obs)
+}
+
 // claimPredial is the pre-dialled connection for the session's login, nil
 // if there is none fit for it (the login then dials). It waits at most
 // predialClaimWait for a dial under way. Whatever it returns, the
@@ -175,9 +205,7 @@ func (ss *session) claimPredial(ctx context.Context) *upstream.Ready {
 	p.mu.Unlock()
 	if r == nil {
 		p.cancel()
-		return nil
 	}
-	ss.srv.opts.Metrics.Predial(metrics.PredialUsed)
 	return r
 }
 

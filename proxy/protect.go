@@ -182,27 +182,12 @@ func (g *guard) try(ctx context.Context, stopping bool, obs *diagnose.Observatio
 		req.bridged = tok.Access
 		cred.Password, cred.Mechanism = tok.Access, tok.Mechanism
 	}
-	var up *upstream.Session
-	var err error
-	if r := g.predialled(ctx, uc); r != nil {
-		up, err = r.Login(ctx, cred, obs)
-	} else {
-		up, err = upstream.Login(ctx, g.ss.srv.timedUpstream(*uc), cred, g.ss.remoteAddr(), obs)
-	}
+	up, err := g.upstreamLogin(ctx, uc, cred, obs)
 	if uc == st.upstream {
 		st.noteCapabilities(obs.Capabilities)
 	}
 	g.ss.srv.opts.Metrics.UpstreamLogin(time.Since(start), err == nil)
 	return up, err
-}
-
-// predialled is the connection made to uc before the login, if uc is the
-// listener's upstream and that connection is fit for the login; nil: dial.
-func (g *guard) predialled(ctx context.Context, uc *upstream.Config) *upstream.Ready {
-	if uc != g.ss.st.upstream {
-		return nil
-	}
-	return g.ss.claimPredial(ctx)
 }
 
 // rateLimited is the refusal of a login over a rate limit.

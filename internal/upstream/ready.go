@@ -7,8 +7,11 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/imapwhy/imapwhy/diagnose"
@@ -25,6 +28,12 @@ type Ready struct {
 
 // errSpoke: the server sent something while nothing was asked.
 var errSpoke = errors.New("the server spoke before the login")
+
+// ErrDropped is the error of a Ready.Login whose connection the server
+// closed without answering a word of the login: it was closed between
+// the last Wait and the login. The caller may log in again on a new
+// connection; the Observation holds nothing from this one worth keeping.
+var ErrDropped = errors.New("the prepared connection was closed before the login was answered")
 
 // Prepare connects to the server of cfg and takes the connection up to
 // the login, as Login does before it sends the credentials; client is
@@ -86,11 +95,22 @@ func (r *Ready) Login(ctx context.Context, cred Credentials, obs *diagnose.Obser
 	}
 	s.start = time.Now()
 	s.SetDeadline(s.start.Add(s.cfg.LoginTimeout))
+	reads := s.reads
 	up, err := s.login(ctx, cred)
 	if err != nil {
+		if s.reads == reads && ctx.Err() == nil && closedByPeer(err) {
+			return nil, fmt.Errorf("%w: %w", ErrDropped, err)
+		}
 		return nil, s.failed(ctx, err)
 	}
 	return up, nil
+}
+
+// closedByPeer reports whether err says the other side closed the
+// connection (FIN or RST), as opposed to a timeout or a protocol error.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // Logout says LOGOUT, waits for the server's goodbye for at most within,

@@ -106,6 +106,45 @@ func TestReadyWait(t *testing.T) {
 	}
 }
 
+// TestReadyDropped: a server that closes the prepared connection when the
+// login arrives, without a word, gives ErrDropped (the caller may dial
+// anew); one that answers, even with BYE, gives its answer.
+func TestReadyDropped(t *testing.T) {
+	const greeting = "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready"
+	for _, c := range []struct {
+		name    string
+		answer  []string
+		dropped bool
+	}{
+		{"closed unanswered", nil, true},
+		{"BYE", []string{"* BYE shutting down"}, false},
+		{"NO", []string{"a1 NO [AUTHENTICATIONFAILED] Authentication failed."}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr := testkit.Serve(t, nil, func(conn *testkit.Conn) {
+				conn.Send(greeting)
+				conn.Line()
+				if c.answer != nil {
+					conn.Send(c.answer...)
+				}
+				conn.Conn.Close()
+			})
+			r, err := Prepare(context.Background(), readyConfig(addr), nil)
+			if err != nil {
+				t.Fatalf("Prepare: %v", err)
+			}
+			r.Interrupt()
+			if err := r.Wait(); err != nil {
+				t.Fatalf("Wait: %v", err)
+			}
+			_, err = r.Login(context.Background(), Credentials{User: "alice", Password: "s3cret-pass"}, &diagnose.Observation{})
+			if dropped := errors.Is(err, ErrDropped); dropped != c.dropped || err == nil {
+				t.Errorf("Login: %v, want dropped %v", err, c.dropped)
+			}
+		})
+	}
+}
+
 // TestPrepareFails: a server that is not there, or refuses at the
 // greeting, gives an error and no connection.
 func TestPrepareFails(t *testing.T) {

@@ -222,6 +222,7 @@ type Client struct {
 	secure bool          // conn is TLS
 	caps   []string      // current pre-login capabilities
 	tags   int
+	reads  int // responses read
 }
 
 // NewClient prepares a Client for the server of cfg, recording into obs.
@@ -861,6 +862,9 @@ func (s *Client) read() (imapwire.Response, error) {
 	r, err := imapwire.ReadResponse(s.br, responseLimits)
 	if tl, ok := errors.AsType[*imapwire.TooLongError](err); ok {
 		return imapwire.Response{}, &ProtocolError{what: "response " + tl.Error()}
+	}
+	if err == nil {
+		s.reads++
 	}
 	return r, err
 }
