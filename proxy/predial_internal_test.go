@@ -90,3 +90,40 @@ func TestPredialIdleClient(t *testing.T) {
 		t.Errorf("upstream dials: %v, want 2 (the expired one and the login's)", n)
 	}
 }
+
+// TestPredialReload: upstream.predial follows a reload for the connections
+// accepted after it.
+func TestPredialReload(t *testing.T) {
+	testkit.CheckNoLeaks(t)
+	pass := testSecret("predial-reload")
+	up := rigMemUpstream(t, testkit.MemUser{Name: "alice", Password: pass})
+	m := metrics.New()
+	cfg := rigConfig(t, config.TLSNone, up, config.TLSNone)
+	p := startRig(t, cfg, Options{Metrics: m})
+	login := func(when string) {
+		tc := rigGreeted(t, p.addr)
+		tc.Send("a LOGIN alice " + pass + "\r\n")
+		if reply := tc.Until("a "); !strings.HasPrefix(reply[len(reply)-1], "a OK ") {
+			t.Fatalf("%s: %q", when, reply)
+		}
+		tc.Conn.Close()
+	}
+	used := func() float64 { return predialMetrics(t, m)[`imapwhy_upstream_predials_total{outcome="used"}`] }
+
+	login("predial on")
+	if n := used(); n != 1 {
+		t.Fatalf("predial on: %v logins on a connection made before them, want 1", n)
+	}
+	off := false
+	cfg.Listeners[0].Upstream.Predial = &off
+	if err := p.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	login("predial off")
+	if n := used(); n != 1 {
+		t.Errorf("after the reload to predial: false: %v logins on a connection made before them, want still 1", n)
+	}
+	if n := predialMetrics(t, m)["imapwhy_upstream_dial_seconds_count"]; n != 2 {
+		t.Errorf("%v upstream dials for two logins, want 2", n)
+	}
+}
