@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -327,7 +326,11 @@ func killPeer(t *testing.T, c net.Conn) {
 	remote := c.RemoteAddr().(*net.TCPAddr)
 	inode := socketInode(t, remote.Port, local.Port)
 	pid := socketOwner(t, inode)
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	p, err := os.FindProcess(pid)
+	if err == nil {
+		err = p.Kill()
+	}
+	if err != nil {
 		t.Fatalf("kill %d: %v", pid, err)
 	}
 }
