@@ -759,27 +759,21 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 		{
 			// The process is out of file descriptors: the socket call
 			// fails, as the net package reports it. Nothing was sent.
-			name: "out of file descriptors",
-			setup: func(t *testing.T) Config {
-				return Config{Address: "imap.example.com:993", TLS: "implicit", Dial: dialFails(os.NewSyscallError("socket", syscall.EMFILE))}
-			},
-			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetLocal},
+			name:  "out of file descriptors",
+			setup: dialFailing(os.NewSyscallError("socket", syscall.EMFILE)),
+			want:  diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetLocal},
 		},
 		{
-			name: "out of ephemeral ports",
-			setup: func(t *testing.T) Config {
-				return Config{Address: "imap.example.com:993", TLS: "implicit", Dial: dialFails(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))}
-			},
-			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetLocal},
+			name:  "out of ephemeral ports",
+			setup: dialFailing(os.NewSyscallError("connect", syscall.EADDRNOTAVAIL)),
+			want:  diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetLocal},
 		},
 		{
 			// A local firewall rule, say: no fact names it, and it says
 			// nothing about the credentials.
-			name: "dial failure of no known kind",
-			setup: func(t *testing.T) Config {
-				return Config{Address: "imap.example.com:993", TLS: "implicit", Dial: dialFails(os.NewSyscallError("connect", syscall.EPERM))}
-			},
-			want: diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetOther},
+			name:  "dial failure of no known kind",
+			setup: dialFailing(os.NewSyscallError("connect", syscall.EPERM)),
+			want:  diagnose.Observation{Phase: diagnose.PhaseDial, NetError: diagnose.NetOther},
 		},
 		{
 			name: "tls handshake timeout",
@@ -879,6 +873,13 @@ func TestUpstreamConnectionFacts(t *testing.T) {
 			}
 			upstreamWantObs(t, obs, tc.want)
 		})
+	}
+}
+
+// dialFailing is a case's setup whose dial fails with err.
+func dialFailing(err error) func(*testing.T) Config {
+	return func(*testing.T) Config {
+		return Config{Address: "imap.example.com:993", TLS: "implicit", Dial: dialFails(err)}
 	}
 }
 
