@@ -3,7 +3,9 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -212,4 +214,23 @@ func TestParkerGivesMemoryBack(t *testing.T) {
 		defer p.mu.Unlock()
 		return p.released.After(before)
 	})
+}
+
+// TestShutdownClosesParkedSession: at the drain deadline a session whose
+// directions are parked is closed like any other, and Shutdown returns.
+func TestShutdownClosesParkedSession(t *testing.T) {
+	t.Cleanup(ParkQuickly(parkTestAfter))
+	s, tc := startWithSession(t, "LOGIN alice alicepass")
+	testkit.WaitFor(t, func() bool { return ParkedDirections(s) == 2 })
+	done := testkit.ShutdownAsync(s.Shutdown, 300*time.Millisecond)
+	if err := testkit.Receive(t, done, spliceWait, "Shutdown to return"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want the deadline", err)
+	}
+	tc.Conn.SetReadDeadline(time.Now().Add(spliceWait))
+	if _, err := tc.Reader.ReadString('\n'); err == nil {
+		t.Error("parked session still open after the drain deadline")
+	}
+	if n := parkedDirections.Load(); n != 0 {
+		t.Errorf("%d directions still parked", n)
+	}
 }

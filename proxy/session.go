@@ -76,15 +76,16 @@ func (ss *session) interruptPreAuth() {
 	ss.raw.SetReadDeadline(time.Now())
 }
 
-// closeAll closes both sides of the session.
+// closeAll closes both sides of the session. A forwarding closes its own
+// first: it takes its sockets back from the parker before they close.
 func (ss *session) closeAll() {
 	ss.mu.Lock()
 	fw := ss.fw
 	ss.mu.Unlock()
-	ss.raw.Close()
 	if fw != nil {
 		fw.closeBoth()
 	}
+	ss.raw.Close()
 }
 
 func (ss *session) isStopping() bool {
