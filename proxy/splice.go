@@ -122,15 +122,6 @@ func startForwarding(client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.R
 	return f
 }
 
-// splice forwards as startForwarding does and returns once both
-// directions have ended.
-func splice(client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.Reader) (toUp, toClient int64) {
-	ended := make(chan [2]int64, 1)
-	startForwarding(client, cr, up, ur, func(u, c int64) { ended <- [2]int64{u, c} }, nil)
-	n := <-ended
-	return n[0], n[1]
-}
-
 // socketOf is the TCP connection under c, nil if there is none to wait on
 // (c is neither TCP nor TLS over TCP).
 func socketOf(c net.Conn) *net.TCPConn {

@@ -104,6 +104,15 @@ func handshakePair(tb testing.TB, s, c *tls.Conn) (*tls.Conn, *tls.Conn) {
 	return s, c
 }
 
+// splice forwards as the proxy does (startForwarding) and returns once
+// both directions have ended.
+func splice(client net.Conn, cr *bufio.Reader, up net.Conn, ur *bufio.Reader) (toUp, toClient int64) {
+	ended := make(chan [2]int64, 1)
+	startForwarding(client, cr, up, ur, func(u, c int64) { ended <- [2]int64{u, c} }, nil)
+	n := <-ended
+	return n[0], n[1]
+}
+
 // spliceResult is what splice returned.
 type spliceResult struct{ toUp, toClient int64 }
 

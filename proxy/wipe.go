@@ -7,7 +7,7 @@ import (
 
 // wipeBuffered overwrites br's whole buffer, which held the login command
 // and so the password, and returns a reader with only what br still had
-// buffered (commands the client sent behind its login), for splice. A
+// buffered (commands the client sent behind its login), for forwarding. A
 // forwarded session may last for days; its memory should not hold the
 // password that long.
 func wipeBuffered(br *bufio.Reader) *bufio.Reader {
