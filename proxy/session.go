@@ -44,12 +44,11 @@ type session struct {
 
 	admitted bool // counted in the per-address connection limit
 
-	mu         sync.Mutex
-	forwarding bool               // logged in: bytes are spliced, no more IMAP
-	handedOff  bool               // the connection went to an Answer.Handoff
-	stopping   bool               // Shutdown asked a pre-auth session to end
-	cancel     context.CancelFunc // cancels an upstream login in progress
-	fw         *forwarding        // the forwarding, once logged in
+	mu        sync.Mutex
+	handedOff bool               // the connection went to an Answer.Handoff
+	stopping  bool               // Shutdown asked a pre-auth session to end
+	cancel    context.CancelFunc // cancels an upstream login in progress
+	fw        *forwarding        // logged in: bytes are forwarded, no more IMAP
 }
 
 // interruptPreAuth makes a session that has not logged in yet stop waiting:
@@ -58,7 +57,7 @@ type session struct {
 func (ss *session) interruptPreAuth() {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if ss.forwarding {
+	if ss.fw != nil {
 		return
 	}
 	if ss.handedOff {
@@ -112,6 +111,13 @@ func (ss *session) logger() zerolog.Logger {
 	return ss.logProxySource(ss.srv.log.With().Str("conn", ss.id).Str("client", ss.remoteAddr().String())).Logger()
 }
 
+// logPanic logs a recovered panic with the stack of the goroutine that
+// recovered it.
+func (ss *session) logPanic(r any, msg string) {
+	log := ss.logger()
+	log.Error().Str("event", "panic").Interface("panic", r).Bytes("stack", debug.Stack()).Msg(msg)
+}
+
 // serve runs the session until it ends, or until it is logged in: the
 // forwarding (splice.go) then carries it on without this goroutine.
 func (ss *session) serve() {
@@ -127,7 +133,7 @@ func (ss *session) serve() {
 	log := ss.logger()
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error().Str("event", "panic").Interface("panic", r).Bytes("stack", debug.Stack()).Msg("session panicked")
+			ss.logPanic(r, "session panicked")
 		}
 	}()
 
@@ -294,13 +300,9 @@ func (ss *session) forward(f *front, req *loginRequest, up *upstream.Session, su
 			Int64("duration_ms", time.Since(start).Milliseconds()).Msg("session ended")
 		ss.end()
 	}
-	panicked := func(r any) {
-		log := ss.logger()
-		log.Error().Str("event", "panic").Interface("panic", r).Bytes("stack", debug.Stack()).Msg("forwarding panicked")
-	}
+	panicked := func(r any) { ss.logPanic(r, "forwarding panicked") }
 	// Under ss.mu, so that closeAll finds the forwarding from the start.
 	ss.mu.Lock()
-	ss.forwarding = true
 	ss.fw = startForwarding(client, wipeBuffered(f.reader()), up.Conn, up.Reader, ended, panicked)
 	ss.mu.Unlock()
 	return true
